@@ -1,0 +1,79 @@
+"""The `datagen` command (SPEC §6)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from datagen.errors import UserError, cli_entry
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit 2) rather than usage + message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="datagen", description="Make corpora from real emulators and converters.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    cpu = sub.add_parser("cpu", help="CPU traces from Unicorn runs of random programs")
+    cpu.add_argument("--profile", default="rv32e", help="rv32e (default), rv32e-mini, x86")
+    cpu.add_argument("-n", type=int, required=True, help="number of traces")
+    cpu.add_argument("--seed", type=int, default=0)
+    cpu.add_argument("--out", required=True, help="corpus folder (created; resumed if present)")
+    cpu.add_argument("--workers", type=int, default=1)
+    cpu.add_argument("--min-len", type=int, default=1, help="fewest instructions per program")
+    cpu.add_argument("--max-len", type=int, default=16, help="most instructions per program")
+    cpu.add_argument("--max-steps", type=int, default=None,
+                     help="stop a trace after this many executed instructions")
+    cpu.add_argument("--mix", default=None,
+                     help="instruction-class weights, e.g. alu=4,alu_imm=4,mul=1 (see README)")
+    cpu.add_argument("--shard", default=None, help="make only shard K of N (K from 0), e.g. 0/4")
+    cpu.add_argument("--quiet", action="store_true", help="no progress output")
+
+    music = sub.add_parser("music", help="ABC <-> MIDI pairs from real converters")
+    music.add_argument("--source", nargs="+", default=["synthetic"],
+                       help="music21, synthetic, or .abc files")
+    music.add_argument("-n", type=int, required=True, help="number of tunes")
+    music.add_argument("--seed", type=int, default=0)
+    music.add_argument("--out", required=True)
+    music.add_argument("--converter", default=None, choices=["abc2midi", "music21"],
+                       help="reference converter (default: abc2midi where installed)")
+    music.add_argument("--workers", type=int, default=1)
+    music.add_argument("--shard", default=None, help="make only shard K of N (K from 0), e.g. 0/4")
+    music.add_argument("--quiet", action="store_true", help="no progress output")
+
+    exp = sub.add_parser("export-bgpt", help="write a corpus in bGPT's file layout")
+    exp.add_argument("corpus")
+    exp.add_argument("out")
+
+    show = sub.add_parser("show", help="print a few rows of a corpus readably")
+    show.add_argument("corpus")
+    show.add_argument("-n", type=int, default=3, help="how many rows")
+    show.add_argument("--split", default=None)
+    return p
+
+
+@cli_entry("datagen")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "cpu":
+        from datagen.cpu.build import build_cpu_corpus
+
+        build_cpu_corpus(args)
+    elif args.command == "music":
+        from datagen.music.build import build_music_corpus
+
+        build_music_corpus(args)
+    elif args.command == "export-bgpt":
+        from datagen.export_bgpt import export_bgpt
+
+        export_bgpt(args.corpus, args.out)
+    elif args.command == "show":
+        from datagen.show import show
+
+        show(args.corpus, args.n, args.split, out=sys.stdout)
+    return 0
