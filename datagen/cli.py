@@ -28,9 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     cpu.add_argument("--min-len", type=int, default=1, help="fewest instructions per program")
     cpu.add_argument("--max-len", type=int, default=16, help="most instructions per program")
     cpu.add_argument("--max-steps", type=int, default=None,
-                     help="stop a trace after this many executed instructions")
+                     help="stop a trace after this many executed instructions (default: max-len)")
     cpu.add_argument("--mix", default=None,
-                     help="instruction-class weights, e.g. alu=4,alu_imm=4,mul=1 (see README)")
+                     help="instruction-class weights (classes: alu, alu_imm, upper, muldiv, load, "
+                     "store, branch), e.g. alu=4,alu_imm=4,muldiv=1; left out = 0")
     cpu.add_argument("--shard", default=None, help="make only shard K of N (K from 0), e.g. 0/4")
     cpu.add_argument("--quiet", action="store_true", help="no progress output")
 
@@ -44,6 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="reference converter (default: abc2midi where installed)")
     music.add_argument("--workers", type=int, default=1)
     music.add_argument("--shard", default=None, help="make only shard K of N (K from 0), e.g. 0/4")
+    music.add_argument("--max-bytes", type=int, default=8192,
+                       help="count pairs whose bGPT encoding is longer as too_long (0: no limit)")
+    music.add_argument("--keep-text", action="store_true",
+                       help="keep the MIDI's text meta events (titles, notes); see docs/music.md")
+    music.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds a conversion may take before it counts as a timeout")
+    music.add_argument("--synth-mix", default=None,
+                       help="synthetic feature probabilities, e.g. chords=0.2,triplets=0.1")
     music.add_argument("--quiet", action="store_true", help="no progress output")
 
     exp = sub.add_parser("export-bgpt", help="write a corpus in bGPT's file layout")

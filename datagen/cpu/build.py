@@ -1,0 +1,83 @@
+"""`datagen cpu`: a corpus of Unicorn traces of random programs (SPEC §5, §6)."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import random
+from functools import partial
+
+import pyarrow as pa
+
+from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
+from datagen.cpu.harness import emulator
+from datagen.cpu.isa import disassemble
+from datagen.cpu.profiles import get_profile
+from datagen.cpu.programs import encode_program, parse_mix, random_initial_state, random_program
+from datagen.errors import UserError
+
+MAX_LEN = 1024  # branch offsets and the code page hold programs of up to this many instructions
+
+SCHEMA = pa.schema([
+    ("profile", pa.string()),
+    ("seed", pa.int64()),  # the row's own seed: `make_row(profile, seed, ...)` rebuilds the row
+    ("program", pa.binary()),
+    ("states", pa.binary()),  # (n_steps + 1) * state_size bytes
+    ("n_steps", pa.int32()),
+    ("stop", pa.string()),
+    ("asm", pa.string()),  # capstone text, one instruction per line
+    ("split", pa.string()),
+])
+
+
+def row_seed(seed: int, index: int) -> int:
+    """The seed of row `index` of a corpus made with `seed` (63 bits, from sha256)."""
+    digest = hashlib.sha256(f"datagen-cpu:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def make_row(profile_name: str, seed: int, min_len: int, max_len: int, max_steps: int,
+             mix: dict[str, float]) -> dict:
+    """One corpus row, a pure function of its arguments."""
+    profile = get_profile(profile_name)
+    rng = random.Random(seed)
+    program = encode_program(profile, random_program(profile, rng, min_len, max_len, mix))
+    trace = emulator(profile_name).run(program, random_initial_state(profile, rng), max_steps)
+    return {"profile": profile_name, "seed": seed, "program": program, "states": trace.states,
+            "n_steps": trace.n_steps, "stop": trace.stop,
+            "asm": "\n".join(text for _, _, text in disassemble(profile_name, program)),
+            "split": split_of(program)}
+
+
+def make_rows(start: int, stop: int, profile: str, seed: int, min_len: int, max_len: int,
+              max_steps: int, mix: dict[str, float]) -> RowBatch:
+    return RowBatch([make_row(profile, row_seed(seed, i), min_len, max_len, max_steps, mix)
+                     for i in range(start, stop)])
+
+
+def cpu_job(profile: str, n: int, seed: int = 0, min_len: int = 1, max_len: int = 16,
+            max_steps: int | None = None, mix: str | None = None) -> CorpusJob:
+    """The corpus job for `datagen cpu`, with its arguments checked."""
+    get_profile(profile)
+    if n <= 0:
+        raise UserError(f"-n must be a positive number of traces; got {n}")
+    if not 1 <= min_len <= max_len <= MAX_LEN:
+        raise UserError(f"--min-len and --max-len need 1 <= min-len <= max-len <= {MAX_LEN}; "
+                        f"got {min_len} and {max_len}")
+    if max_steps is None:
+        max_steps = max_len  # forward branches only: no generated program runs longer
+    if max_steps < 1:
+        raise UserError(f"--max-steps must be at least 1; got {max_steps}")
+    weights = parse_mix(mix)
+    args = {"profile": profile, "seed": seed, "min_len": min_len, "max_len": max_len,
+            "max_steps": max_steps, "mix": weights}
+    return CorpusJob(kind="cpu", args=args, n_rows=n, schema=SCHEMA,
+                     make_rows=partial(make_rows, **args), tally=("split", "stop"))
+
+
+def build_cpu_corpus(args: argparse.Namespace) -> dict:
+    """Make (or resume) the corpus that `datagen cpu` was asked for; return its manifest."""
+    job = cpu_job(args.profile, args.n, args.seed, args.min_len, args.max_len, args.max_steps,
+                  args.mix)
+    return write_corpus(args.out, job, workers=args.workers, shard=parse_shard(args.shard),
+                        show_progress=not args.quiet)

@@ -1,0 +1,48 @@
+"""Per-profile front door to the instruction sets: assemble, disassemble, classify."""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+import capstone
+
+from datagen.cpu import rv32, x86
+from datagen.cpu.profiles import Profile, get_profile
+
+
+def isa_module(profile: Profile) -> ModuleType:
+    """The encoder module of a profile's instruction set (rv32 or x86)."""
+    return {"rv32": rv32, "x86": x86}[profile.isa]
+
+
+def assemble(profile_name: str, text: str) -> bytes:
+    """Machine code for assembly `text` (RISC-V: the generator's instructions, ABI names and
+    capstone's aliases; x86: the generator's subset in Intel syntax, loaded at code_base)."""
+    profile = get_profile(profile_name)
+    if profile.isa == "rv32":
+        return rv32.assemble(text, n_registers=len(profile.program_registers))
+    return x86.assemble(text, base=profile.code_base)
+
+
+def classify(profile_name: str, insn: bytes) -> str:
+    """The class (alu, alu_imm, upper, muldiv, load, store, branch; "other" outside them) of the
+    instruction at the start of `insn` (bytes after it are ignored, so `program[pc - base:]`
+    works for both fixed and variable-length instruction sets)."""
+    return isa_module(get_profile(profile_name)).classify(insn)
+
+
+@functools.cache
+def _capstone(profile_name: str) -> capstone.Cs:
+    profile = get_profile(profile_name)
+    md = capstone.Cs(profile.cs_arch, profile.cs_mode)
+    md.skipdata = True  # bytes that decode to no instruction show as `.byte`, never vanish
+    return md
+
+
+def disassemble(profile_name: str, code: bytes) -> list[tuple[int, bytes, str]]:
+    """(address, bytes, capstone text) of each instruction of `code` loaded at code_base."""
+    md = _capstone(profile_name)
+    base = get_profile(profile_name).code_base
+    return [(a, code[a - base:a - base + size], f"{m} {ops}".strip())
+            for a, size, m, ops in md.disasm_lite(code, base)]

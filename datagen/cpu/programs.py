@@ -1,0 +1,206 @@
+"""Seeded random programs and initial states (SPEC §3), valid by construction.
+
+A program is a list of groups of instructions; each group is one instruction except where an
+instruction needs a set-up to be valid:
+
+- RISC-V loads and stores come as `lui rb, data_base >> 12` + the access `offset(rb)`, so the
+  base register always holds the data page's address (no register is reserved; any register may
+  be the base, and the program may overwrite it afterwards);
+- x86 `div r` comes as `or r, 1` + `xor edx, edx` + `div r`: a nonzero divisor and a quotient
+  that fits, so it cannot fault. (RISC-V division by zero does not trap and is drawn as is.)
+
+Branches go forward only, to the start of a later group or to the end of the program, so every
+program ends and a trace has at most as many steps as the program has instructions.
+"""
+
+from __future__ import annotations
+
+import random
+
+from datagen.cpu import rv32, x86
+from datagen.cpu.isa import isa_module
+from datagen.cpu.profiles import CLASSES, Profile
+from datagen.errors import UserError
+
+Insn = tuple
+DEFAULT_MIX = {"alu": 3, "alu_imm": 3, "upper": 1, "muldiv": 2, "load": 2, "store": 2, "branch": 2}
+EDGE_WORDS = (0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x7FFFFFFE, 0x80000001, 0xFFFFFFFE,
+              0x7FFF, 0x8000, 0xFFFF, 0xFFFF8000, 0x7F, 0x80, 0xFF, 0xFFFFFF80)
+X86_ARITH_FLAGS = (0x1, 0x4, 0x10, 0x40, 0x80, 0x800)  # CF PF AF ZF SF OF
+NEAR_WINDOW = 32  # most memory accesses fall in the page's first bytes, so loads see stores
+
+
+def parse_mix(text: str | None) -> dict[str, float]:
+    """`alu=4,load=1,...` -> class weights (classes left out get weight 0); None -> the default."""
+    if text is None:
+        return {c: float(DEFAULT_MIX[c]) for c in CLASSES}
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in CLASSES:
+            raise UserError(f"--mix: unknown instruction class {name!r}; "
+                            f"classes: {', '.join(CLASSES)}")
+        try:
+            mix[name] = float(value)
+        except ValueError:
+            raise UserError(f"--mix: weight of {name} must be a number, got {value!r}") from None
+        if mix[name] < 0:
+            raise UserError(f"--mix: weight of {name} must be >= 0, got {value}")
+    if not any(w > 0 for c, w in mix.items() if c not in ("load", "store")):
+        raise UserError("--mix needs a positive weight on a class other than load and store")
+    return {c: mix.get(c, 0.0) for c in CLASSES}
+
+
+def random_word(rng: random.Random) -> int:
+    """A 32-bit value: uniform, small (-16..16), or one of the sign edges, each a third."""
+    kind = rng.randrange(3)
+    if kind == 0:
+        return rng.getrandbits(32)
+    if kind == 1:
+        return rng.randint(-16, 16) & 0xFFFFFFFF
+    return rng.choice(EDGE_WORDS)
+
+
+def random_initial_state(profile: Profile, rng: random.Random) -> bytes:
+    """state_0: pc = code_base; registers from `random_word` (x86 eflags: random arithmetic
+    flags, plus the always-set bit 1)."""
+    values = []
+    for name in profile.registers:
+        if name == profile.pc_register:
+            values.append(profile.code_base)
+        elif name == "eflags":
+            values.append(0x2 | sum(f for f in X86_ARITH_FLAGS if rng.random() < 0.5))
+        else:
+            values.append(random_word(rng))
+    state = b"".join(v.to_bytes(w, "little") for v, w in zip(values, profile.register_bytes))
+    return state.ljust(profile.state_size, b"\0")
+
+
+def _offset(rng: random.Random, width: int, limit: int) -> int:
+    """A data-page offset, aligned to the access width, usually within the first bytes."""
+    top = NEAR_WINDOW if rng.random() < 0.8 else limit
+    return rng.randrange(0, top - width + 1, width)
+
+
+# ---------------------------------------------------------------------------------------------
+# Groups per class. A group generator returns a list of instructions; branches carry the
+# placeholder target None, resolved once the whole program is laid out.
+
+
+def _rv32_imm12(rng: random.Random) -> int:
+    kind = rng.randrange(3)
+    if kind == 0:
+        return rng.randint(-2048, 2047)
+    if kind == 1:
+        return rng.randint(-16, 16)
+    return rng.choice((-2048, 2047, -1, 0, 1))
+
+
+def _rv32_group(profile: Profile, cls: str, rng: random.Random, room: int) -> list[Insn]:
+    n = len(profile.program_registers)
+    rd, rs1, rs2 = rng.randrange(1, n), rng.randrange(n), rng.randrange(n)
+    m = rng.choice(rv32.CLASS_MNEMONICS[cls])
+    if cls in ("alu", "muldiv"):
+        return [(m, rd, rs1, rs2)]
+    if cls == "alu_imm":
+        imm = rng.randrange(32) if m in ("slli", "srli", "srai") else _rv32_imm12(rng)
+        return [(m, rd, rs1, imm)]
+    if cls == "upper":
+        return [(m, rd, rng.getrandbits(20) if rng.random() < 0.5 else rng.randrange(16))]
+    if cls in ("load", "store"):
+        base = rng.randrange(1, n)
+        offset = _offset(rng, rv32.ACCESS_BYTES[m], min(2048, profile.data_size))
+        value = rd if cls == "load" else rs2
+        return [("lui", base, profile.data_base >> 12), (m, value, offset, base)]
+    return [(m, rs1, rs2, None)]  # branch
+
+
+def _x86_group(profile: Profile, cls: str, rng: random.Random, room: int) -> list[Insn]:
+    regs = profile.program_registers
+    dst, src = rng.choice(regs), rng.choice(regs)
+    if cls == "alu":
+        kind = rng.randrange(4)
+        if kind < 2:
+            return [(rng.choice((*x86.ALU, "test", "mov")), dst, src)]
+        if kind == 2:
+            return [(rng.choice(("not", "neg", "inc", "dec")), dst)]
+        return [(rng.choice(tuple(x86.SHIFTS)), dst, "cl")]
+    if cls == "alu_imm":
+        kind = rng.randrange(3)
+        if kind == 0:
+            return [(rng.choice(tuple(x86.SHIFTS)), dst, rng.randrange(32))]
+        imm = rng.randint(-128, 127) if kind == 1 else random_word(rng)
+        return [(rng.choice((*x86.ALU, "test")), dst, imm)]
+    if cls == "upper":
+        return [("mov", dst, random_word(rng))]
+    if cls == "muldiv":
+        kind = rng.randrange(4 if room >= 3 else 3)
+        if kind == 0:
+            return [("mul", src)]
+        if kind == 1:
+            return [("imul", src)]
+        if kind == 2:
+            return [("imul", dst, src)]
+        divisor = rng.choice([r for r in regs if r not in ("eax", "edx")])
+        return [("or", divisor, 1), ("xor", "edx", "edx"), ("div", divisor)]
+    if cls in ("load", "store"):
+        size = rng.choice(("byte", "word", "dword"))
+        address = profile.data_base + _offset(rng, x86.SIZE_BYTES[size], profile.data_size)
+        if cls == "load":
+            m = "mov" if size == "dword" else rng.choice(("movzx", "movsx"))
+            return [(m, dst, x86.Mem(size, address))]
+        if size == "byte":
+            reg = rng.choice(tuple(x86.REG8))
+        else:
+            reg = src if size == "dword" else dict(zip(x86.REG32, x86.REG16))[src]
+        return [("mov", x86.Mem(size, address), reg)]
+    return [(rng.choice(x86.BRANCHES), None)]  # branch
+
+
+_GROUPS = {"rv32": _rv32_group, "x86": _x86_group}
+
+
+def _min_group(profile: Profile, cls: str) -> int:
+    return 2 if profile.isa == "rv32" and cls in ("load", "store") else 1
+
+
+def random_program(profile: Profile, rng: random.Random, min_len: int = 1, max_len: int = 16,
+                   mix: dict[str, float] | None = None) -> list[Insn]:
+    """A random program of min_len..max_len instructions, branches resolved, ready to encode."""
+    mix = DEFAULT_MIX if mix is None else mix
+    length = rng.randint(min_len, max_len)
+    insns: list[Insn] = []
+    starts: list[int] = []  # index of each group's first instruction
+    while len(insns) < length:
+        room = length - len(insns)
+        fits = [c for c in CLASSES if mix.get(c, 0) > 0 and _min_group(profile, c) <= room]
+        cls = rng.choices(fits, weights=[mix[c] for c in fits])[0]
+        starts.append(len(insns))
+        insns += _GROUPS[profile.isa](profile, cls, rng, room)
+    targets = {i: rng.choice([s for s in starts if s > i] + [len(insns)])
+               for i, insn in enumerate(insns) if insn[-1] is None}
+    return _lay_out(profile, insns, targets)
+
+
+def _lay_out(profile: Profile, insns: list[Insn], targets: dict[int, int]) -> list[Insn]:
+    """Fix branch sizes (from the last branch back: each covers only later instructions)
+    and aim every branch at its target instruction's address."""
+    isa = isa_module(profile)
+    sizes = [0 if i in targets else len(isa.encode(insn)) for i, insn in enumerate(insns)]
+    for i in sorted(targets, reverse=True):
+        sizes[i] = isa.branch_size(insns[i][0], sum(sizes[i + 1:targets[i]]))
+    addresses = [profile.code_base]
+    for size in sizes:
+        addresses.append(addresses[-1] + size)
+    return [isa.set_target(insn, addresses[targets[i]], addresses[i]) if i in targets else insn
+            for i, insn in enumerate(insns)]
+
+
+def encode_program(profile: Profile, insns: list[Insn]) -> bytes:
+    """The machine code of a laid-out program, loaded at `profile.code_base`."""
+    isa = isa_module(profile)
+    code = bytearray()
+    for insn in insns:
+        code += isa.encode(insn, profile.code_base + len(code))
+    return bytes(code)

@@ -1,0 +1,95 @@
+"""`datagen cpu`: rows are a pure function of (seed, row), resumable, with one-line user errors."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from datagen.cli import main
+from datagen.corpus import read_table, split_of, write_corpus
+from datagen.cpu import assemble
+from datagen.cpu.build import SCHEMA, cpu_job
+from datagen.cpu.profiles import PROFILES
+
+
+def files(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
+
+
+def datagen(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "datagen", *args], capture_output=True,
+                          text=True, check=False)
+
+
+def test_same_corpus_in_other_processes_and_with_two_workers(tmp_path):
+    base = ["cpu", "--profile", "rv32e", "-n", "120", "--seed", "5", "--quiet"]
+    one = datagen(*base, "--out", str(tmp_path / "one"))
+    two = datagen(*base, "--out", str(tmp_path / "two"), "--workers", "2")
+    assert one.returncode == two.returncode == 0, one.stderr + two.stderr
+    main_process = tmp_path / "here"
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--out", str(main_process)])
+    assert e.value.code == 0
+    assert files(tmp_path / "one") == files(tmp_path / "two") == files(main_process)
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_rows_follow_the_schema(tmp_path, profile):
+    write_corpus(tmp_path, cpu_job(profile, 40, seed=2), show_progress=False)
+    table = read_table(tmp_path, kind="cpu")
+    assert table.schema.equals(SCHEMA) and table.num_rows == 40
+    size = PROFILES[profile].state_size
+    for row in table.to_pylist():
+        assert len(row["states"]) == (row["n_steps"] + 1) * size
+        assert row["stop"] == "end" and 1 <= row["n_steps"] <= 16
+        assert row["states"][:4] == PROFILES[profile].code_base.to_bytes(4, "little")
+        assert assemble(profile, row["asm"]) == row["program"]  # capstone text of the program
+        assert row["split"] == split_of(row["program"])
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["counts"]["stop"] == {"end": 40}
+    assert sum(manifest["counts"]["split"].values()) == 40
+
+
+def test_shards_and_resume_give_the_identical_corpus(tmp_path):
+    job = dataclasses.replace(cpu_job("rv32e-mini", 70, seed=9), rows_per_shard=20, chunk_rows=7)
+    write_corpus(tmp_path / "ref", job, show_progress=False)
+    for k in (1, 0):
+        write_corpus(tmp_path / "sharded", job, shard=(k, 2), show_progress=False)
+    assert files(tmp_path / "sharded") == files(tmp_path / "ref")
+    part = tmp_path / "part"
+    write_corpus(part, job, shard=(0, 2), show_progress=False)  # an interrupted run
+    (part / "shard-00000.parquet").write_bytes(b"torn")
+    write_corpus(part, job, show_progress=False)
+    assert files(part) == files(tmp_path / "ref")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "arm"], "unknown CPU profile 'arm'"),
+    (["-n", "0"], "-n must be a positive"),
+    (["--min-len", "5", "--max-len", "2"], "--min-len and --max-len"),
+    (["--max-steps", "0"], "--max-steps must be at least 1"),
+    (["--mix", "alu=1,jump=2"], "unknown instruction class 'jump'"),
+    (["--mix", "load=1"], "other than load and store"),
+    (["--shard", "2/2"], "--shard"),
+])
+def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
+    argv = ["cpu", "-n", "5", "--out", str(tmp_path / "c"), "--quiet", *args]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_unwritable_folder_and_other_profile_exit_2(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    bad = datagen("cpu", "-n", "5", "--out", str(tmp_path / "file" / "corpus"), "--quiet")
+    assert bad.returncode == 2 and "cannot write" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+    out = str(tmp_path / "c")
+    assert datagen("cpu", "--profile", "rv32e-mini", "-n", "5", "--out", out,
+                   "--quiet").returncode == 0
+    other = datagen("cpu", "--profile", "rv32e", "-n", "5", "--out", out, "--quiet")
+    assert other.returncode == 2 and "profile: 'rv32e-mini' there, 'rv32e' asked" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
