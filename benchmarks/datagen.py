@@ -99,10 +99,13 @@ def music_part(quick: bool) -> dict:
         make_pair(spec, 0)  # warm-up: index the corpus, import the converter (once a process)
         rates[converter] = {}
         for workers in (1, 2):
-            with tempfile.TemporaryDirectory() as out:
-                start = time.perf_counter()
-                write_corpus(out, music_job(spec, n), workers=workers, show_progress=False)
-                rates[converter][str(workers)] = n / (time.perf_counter() - start)
+            best = float("inf")
+            for _ in range(2 if converter == "abc2midi" else 1):  # best of 2 where affordable
+                with tempfile.TemporaryDirectory() as out:
+                    start = time.perf_counter()
+                    write_corpus(out, music_job(spec, n), workers=workers, show_progress=False)
+                    best = min(best, time.perf_counter() - start)
+            rates[converter][str(workers)] = n / best
     return {"music_pairs_per_s": rates, "music_source": "music21 corpus tunes"}
 
 

@@ -1,0 +1,195 @@
+"""`datagen music`: ABC -> MIDI pairs from a reference converter, as a `CorpusJob` (SPEC §4-§6).
+
+Rows are a pure function of (arguments, row index). The sources given are interleaved round
+robin; a source that runs out (music21's ~13,000 tunes, the user's files) drops out of the
+rotation, synthetic tunes never run out. Corpus tunes are taken in a seeded order; synthetic
+tune j of a corpus is `synthetic_tune(seed, j)`. Without an endless source, -n is capped at the
+number of tunes there are.
+
+A row whose conversion fails, or whose pair does not fit `max_bytes` once encoded as bGPT
+encodes it, is counted in the manifest by kind (`rejected`, `timeout`, `bad_midi`, `too_long`)
+with examples; the row index then holds no row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import functools
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
+from datagen.errors import UserError
+from datagen.music import convert as conv
+from datagen.music.normalize import BadMidi, normalize_midi
+from datagen.music.sources import (
+    Tune,
+    file_tunes,
+    files_digest,
+    music21_tunes,
+    seeded_order,
+    split_key,
+)
+from datagen.music.synthetic import SynthOptions, synthetic_tune
+
+PATCH = 16
+DEFAULT_MAX_BYTES = 8192  # bGPT's context: 512 patches of 16 bytes
+
+SCHEMA = pa.schema([
+    ("id", pa.string()),  # music21:<path>#<k> | file:<path>#<k> | synthetic:<seed>:<j>
+    ("source", pa.string()),  # music21 | file | synthetic
+    ("tune", pa.string()),  # the tune's X: number
+    ("abc", pa.string()),
+    ("midi", pa.binary()),  # normalised (datagen.music.normalize)
+    ("converter", pa.string()),  # abc2midi | music21
+    ("converter_version", pa.string()),
+    ("converter_errors", pa.int32()),  # error messages printed while still writing a file
+    ("split", pa.string()),
+])
+
+
+def encoded_length(abc: bytes, midi: bytes) -> int:
+    """Bytes of bGPT's sequence: [header patch][abc, padded][header patch][midi, padded][end]."""
+    return 3 * PATCH + -(-len(abc) // PATCH) * PATCH + -(-len(midi) // PATCH) * PATCH
+
+
+@dataclass(frozen=True)
+class MusicSpec:
+    """Everything that decides the rows (small and picklable: sent with every chunk)."""
+
+    sources: tuple[str, ...]  # "music21", "files", "synthetic", in rotation order
+    files: tuple[str, ...]
+    seed: int
+    converter: str
+    max_bytes: int
+    keep_text: bool
+    timeout: float
+    synth: SynthOptions
+
+
+def _source_tunes(spec: MusicSpec, source: str) -> tuple[Tune, ...]:
+    return music21_tunes() if source == "music21" else file_tunes(spec.files)
+
+
+def source_sizes(spec: MusicSpec) -> tuple[float, ...]:
+    return tuple(float("inf") if s == "synthetic" else len(_source_tunes(spec, s))
+                 for s in spec.sources)
+
+
+def locate(sizes: tuple[float, ...], i: int) -> tuple[int, int]:
+    """Row i of a round robin over sources of these sizes -> (source number, its j-th tune).
+
+    After t full rounds R(t) = sum(min(size, t)) rows are out; row i is in round t, the largest
+    t with R(t) <= i, at position i - R(t) among the sources still running in that round."""
+    def rows_before(t: int) -> float:
+        return sum(min(s, t) for s in sizes)
+
+    t = bisect.bisect_right(range(i + 2), i, key=rows_before) - 1
+    alive = [m for m, s in enumerate(sizes) if s > t]
+    return alive[int(i - rows_before(t))], t
+
+
+def _tune_of(spec: MusicSpec, i: int) -> tuple[str, str, str, str]:
+    """Row i's (id, source, tune number, abc)."""
+    m, j = locate(source_sizes(spec), i)
+    source = spec.sources[m]
+    if source == "synthetic":
+        return f"synthetic:{spec.seed}:{j}", "synthetic", str(j + 1), \
+            synthetic_tune(spec.seed, j, spec.synth)
+    tunes = _source_tunes(spec, source)
+    tune = tunes[seeded_order(len(tunes), spec.seed)[j]]
+    name = "music21" if source == "music21" else "file"
+    return f"{name}:{tune.path}#{tune.index}", name, tune.number, tune.abc
+
+
+def make_pair(spec: MusicSpec, i: int, workdir: str | None = None) -> dict[str, Any]:
+    """Row i as a dict of SCHEMA, or a failure {"kind", "row", "id", "detail"}."""
+    rid, source, number, abc = _tune_of(spec, i)
+    done = conv.convert(abc, spec.converter, spec.timeout, workdir)
+
+    def failure(kind: str, detail: str) -> dict[str, Any]:
+        return {"kind": kind, "row": i, "id": rid, "detail": detail}
+
+    if done.failure:
+        return failure(done.failure, done.detail)
+    try:
+        midi = normalize_midi(done.midi or b"", spec.keep_text)
+    except BadMidi as e:
+        return failure("bad_midi", str(e))
+    length = encoded_length(abc.encode("utf-8"), midi)
+    if spec.max_bytes and length > spec.max_bytes:
+        return failure("too_long", f"{length} bytes encoded > {spec.max_bytes}")
+    return {"id": rid, "source": source, "tune": number, "abc": abc, "midi": midi,
+            "converter": spec.converter, "converter_version": conv.converter_version(spec.converter),
+            "converter_errors": done.errors, "split": split_of(split_key(abc))}
+
+
+def make_rows(spec: MusicSpec, start: int, stop: int) -> RowBatch:
+    batch = RowBatch([])
+    with tempfile.TemporaryDirectory(prefix="datagen-music-") as workdir:
+        for i in range(start, stop):
+            out = make_pair(spec, i, workdir)
+            (batch.failures if "kind" in out else batch.rows).append(out)
+    return batch
+
+
+def music_spec(sources: list[str], seed: int, converter: str | None = None,
+               max_bytes: int = DEFAULT_MAX_BYTES, keep_text: bool = False,
+               timeout: float = conv.DEFAULT_TIMEOUT_S, synth_mix: str | None = None) -> MusicSpec:
+    """Check the arguments and resolve them into a MusicSpec."""
+    names, files = [], []
+    for s in sources:
+        if s in ("music21", "synthetic"):
+            if s not in names:
+                names.append(s)
+        else:
+            files.append(s)
+            if "files" not in names:
+                names.append("files")
+    if not names:
+        raise UserError("--source needs music21, synthetic, or .abc files")
+    if max_bytes < 0:
+        raise UserError(f"--max-bytes must be 0 (no limit) or positive; got {max_bytes}")
+    if timeout <= 0:
+        raise UserError(f"--timeout must be positive; got {timeout}")
+    return MusicSpec(tuple(names), tuple(files), seed, conv.choose_converter(converter),
+                     max_bytes, keep_text, timeout, SynthOptions.parse(synth_mix))
+
+
+def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
+    """The CorpusJob for n rows of `spec` (n capped when every source is finite)."""
+    total = sum(source_sizes(spec))
+    if n > total:
+        print(f"datagen music: the sources hold {int(total)} tunes; making {int(total)} rows, "
+              f"not {n}", file=sys.stderr)
+        n = int(total)
+    args = {"sources": list(spec.sources), "files": list(spec.files),
+            "files_sha256": files_digest(spec.files) if spec.files else None,
+            "seed": spec.seed, "converter": spec.converter,
+            "converter_version": conv.converter_version(spec.converter),
+            "max_bytes": spec.max_bytes, "keep_text": spec.keep_text, "timeout": spec.timeout,
+            "synth_mix": asdict(spec.synth) if "synthetic" in spec.sources else None}
+    return CorpusJob(kind="music", args=args, n_rows=n, schema=SCHEMA,
+                     make_rows=functools.partial(make_rows, spec), tally=("split", "source"),
+                     rows_per_shard=rows_per_shard)
+
+
+def build_music_corpus(args: argparse.Namespace) -> dict:
+    """`datagen music ...`: make (or resume) the corpus; return its manifest."""
+    spec = music_spec(args.source, args.seed, args.converter, args.max_bytes, args.keep_text,
+                      args.timeout, args.synth_mix)
+    job = music_job(spec, args.n)
+    manifest = write_corpus(args.out, job, workers=args.workers, shard=parse_shard(args.shard),
+                            show_progress=not args.quiet)
+    if not args.quiet:
+        c, f = manifest["counts"], manifest["failures"]
+        splits = ", ".join(f"{k} {v}" for k, v in c.get("split", {}).items())
+        fails = ", ".join(f"{k} {v}" for k, v in f["by_kind"].items()) or "none"
+        print(f"datagen music: {c['rows']} pairs in {args.out} ({splits}); "
+              f"failures: {fails}", file=sys.stderr)
+    return manifest

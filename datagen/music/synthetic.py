@@ -1,0 +1,302 @@
+"""A seeded generator of valid, musically plausible ABC tunes (SPEC §4).
+
+Each tune is a pure function of `(seed, index, options)`. It covers every key (tonic x mode with
+at most 7 sharps or flats), common and compound meters (2/4 3/4 4/4 6/8 9/8 12/8 3/8 C C|),
+unit note lengths 1/4 1/8 1/16, tempo, note-length multipliers and fractions, broken rhythm,
+accidentals, octave marks, rests, ties, slurs, triplets, chords, guitar-chord symbols, repeats
+with first and second endings, parts (P:) and grace notes. Every bar is filled exactly, so
+abc2midi converts the tunes without errors or warnings (tested in tests/test_music_synthetic.py).
+
+The melody is a random walk on the scale of the key (mostly steps, some leaps) that favours
+chord tones on downbeats and ends each part on the tonic; guitar chords follow a plain
+I-IV-V-vi vocabulary built from the key's own scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass, fields
+from fractions import Fraction as F
+
+from datagen.errors import UserError
+
+LETTERS = "CDEFGAB"
+LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+SHARP_ORDER, FLAT_ORDER = "FCGDAEB", "BEADGCF"
+# Sharps (+) or flats (-) of the major key on each tonic spelling.
+MAJOR_SHARPS = {"C": 0, "G": 1, "D": 2, "A": 3, "E": 4, "B": 5, "F#": 6, "C#": 7, "F": -1,
+                "Bb": -2, "Eb": -3, "Ab": -4, "Db": -5, "Gb": -6, "Cb": -7, "G#": 8, "D#": 9,
+                "A#": 10, "E#": 11, "B#": 12, "Fb": -8}
+# Mode -> (offset of its signature from the major key's on the same tonic, spellings used).
+MODES = {"maj": (0, ["", "maj"]), "min": (-3, ["m", "min"]), "dor": (-2, ["dor", "Dor"]),
+         "phr": (-4, ["phr"]), "lyd": (1, ["lyd"]), "mix": (-1, ["mix", "Mix"]),
+         "loc": (-5, ["loc"]), "aeo": (-3, ["aeo"]), "ion": (0, ["ion"])}
+# Every (tonic, mode) whose signature has at most 7 sharps or flats.
+KEYS = [(t, m) for t in MAJOR_SHARPS for m in MODES if abs(MAJOR_SHARPS[t] + MODES[m][0]) <= 7]
+
+# Meter text -> (beats per bar, beat length as a fraction of a whole note, compound?).
+METERS = {"2/4": (2, F(1, 4), False), "3/4": (3, F(1, 4), False), "4/4": (4, F(1, 4), False),
+          "C": (4, F(1, 4), False), "C|": (2, F(1, 2), False), "3/8": (1, F(3, 8), True),
+          "6/8": (2, F(3, 8), True), "9/8": (3, F(3, 8), True), "12/8": (4, F(3, 8), True)}
+UNIT_LENGTHS = [F(1, 4), F(1, 8), F(1, 16)]
+
+# One beat's rhythms, as fractions of the beat (plain notes; triplets/broken rhythm apart).
+SIMPLE_BEATS = [[F(1)], [F(1, 2), F(1, 2)], [F(1, 4)] * 4, [F(1, 2), F(1, 4), F(1, 4)],
+                [F(1, 4), F(1, 4), F(1, 2)], [F(3, 4), F(1, 4)]]
+COMPOUND_BEATS = [[F(1, 3)] * 3, [F(2, 3), F(1, 3)], [F(1)], [F(1, 6), F(1, 6), F(1, 3), F(1, 3)],
+                  [F(1, 2), F(1, 6), F(1, 3)], [F(1, 3), F(2, 3)]]
+# Scale degrees of the guitar chords of a four-bar phrase (ending on V; a part ends on I).
+PROGRESSIONS = [[0, 3, 4, 4], [0, 5, 3, 4], [0, 4, 5, 4], [0, 3, 0, 4], [0, 1, 4, 4]]
+
+
+@dataclass(frozen=True)
+class SynthOptions:
+    """The mix of features: per-tune or per-event probabilities (`--synth-mix name=p,...`)."""
+
+    gchords: float = 0.5  # tune has guitar-chord symbols
+    tempo: float = 0.6  # tune has a Q: field
+    repeats: float = 0.6  # a part is repeated (|: ... :|)
+    endings: float = 0.5  # a repeated part has first and second endings
+    parts: float = 0.25  # tune has two parts with P: fields
+    long_notes: float = 0.15  # a note held over two or more beats
+    triplets: float = 0.08  # a beat is a triplet (simple meters)
+    broken: float = 0.1  # a beat is a broken-rhythm pair (> or <)
+    accidentals: float = 0.06  # a note carries ^, _ or =
+    rests: float = 0.05  # a note is a rest
+    chords: float = 0.05  # a note is a chord [ceg]
+    ties: float = 0.05  # a note is tied to the next
+    slurs: float = 0.08  # a beat's notes are slurred
+    grace: float = 0.04  # a note has a grace note
+
+    @classmethod
+    def parse(cls, text: str | None) -> SynthOptions:
+        """Options from `name=p,name=p` (each p in [0, 1]); None gives the defaults."""
+        if not text:
+            return cls()
+        names = {f.name for f in fields(cls)}
+        values = {}
+        for item in text.split(","):
+            name, _, value = item.partition("=")
+            name = name.strip()
+            if name not in names:
+                raise UserError(f"--synth-mix: unknown feature {name!r}; "
+                                f"known: {', '.join(sorted(names))}")
+            try:
+                p = float(value)
+            except ValueError:
+                raise UserError(f"--synth-mix: {name}={value!r} is not a number") from None
+            if not 0.0 <= p <= 1.0:
+                raise UserError(f"--synth-mix: {name}={p} must be between 0 and 1")
+            values[name] = p
+        return cls(**values)
+
+
+def row_rng(seed: int, index: int, salt: str) -> random.Random:
+    """A generator seeded from (seed, index) alone: the same in every process."""
+    digest = hashlib.sha256(f"{salt}:{seed}:{index}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "little"))
+
+
+def synthetic_tune(seed: int, index: int, options: SynthOptions = SynthOptions()) -> str:
+    """The ABC text of synthetic tune `index` of `seed`."""
+    return _Tune(row_rng(seed, index, "synthetic-abc"), options, index).text()
+
+
+def length_text(x: F, rng: random.Random) -> str:
+    """ABC length suffix for `x` unit lengths: '' 2 3/2 / /2 /4 // 3/4 ..."""
+    if x == 1:
+        return ""
+    if x.denominator == 1:
+        return str(x.numerator)
+    if x.numerator == 1:
+        if x.denominator == 2:
+            return rng.choice(["/", "/2"])
+        if x.denominator == 4:
+            return rng.choice(["/4", "//"])
+        return f"/{x.denominator}"
+    return f"{x.numerator}/{x.denominator}"
+
+
+class _Tune:
+    """Builds one tune; `rng` is its only source of randomness."""
+
+    def __init__(self, rng: random.Random, opt: SynthOptions, index: int):
+        self.rng, self.opt, self.index = rng, opt, index
+        self.tonic, self.mode = rng.choice(KEYS)
+        self.meter = rng.choice(list(METERS))
+        self.beats, self.beat, self.compound = METERS[self.meter]
+        self.unit = rng.choice(UNIT_LENGTHS[:2] if self.beat == F(1, 2) else UNIT_LENGTHS)
+        sharps = MAJOR_SHARPS[self.tonic] + MODES[self.mode][0]
+        letters = SHARP_ORDER[:sharps] if sharps > 0 else FLAT_ORDER[:-sharps]
+        self.key_acc = {c: (1 if sharps > 0 else -1) if c in letters else 0 for c in LETTERS}
+        # Diatonic pitch index: 7 * octave + letter; 28 = middle C ("C"), 35 = "c".
+        self.home = 28 + LETTERS.index(self.tonic[0])
+        self.home += 7 * rng.choice([-1, 0, 0, 0]) if self.home > 31 else 7 * rng.choice([0, 0, 1])
+        self.lo, self.hi = self.home - rng.randint(2, 5), self.home + rng.randint(7, 11)
+        self.pitch = self.home
+        self.gchords = rng.random() < opt.gchords
+        self.tie_text: str | None = None  # pitch text of the last note, for a tie
+
+    # -- pitches and chords -----------------------------------------------------------------
+
+    def note_name(self, d: int) -> str:
+        octave, letter = divmod(d, 7)
+        name = LETTERS[letter]
+        if octave >= 5:
+            return name.lower() + "'" * (octave - 5)
+        return name + "," * (4 - octave)
+
+    def chord_symbol(self, degree: int) -> str:
+        letter = (LETTERS.index(self.tonic[0]) + degree) % 7
+
+        def pc(step: int) -> int:
+            c = LETTERS[(letter + step) % 7]
+            return LETTER_PC[c] + self.key_acc[c]
+
+        root = LETTERS[letter]
+        quality = {(4, 7): "", (3, 7): "m", (3, 6): "dim", (4, 8): "aug"}[
+            ((pc(2) - pc(0)) % 12, (pc(4) - pc(0)) % 12)]
+        if degree == 4 and quality == "" and self.rng.random() < 0.4:
+            quality = "7"
+        return root + {1: "#", -1: "b", 0: ""}[self.key_acc[root]] + quality
+
+    def step(self, chord_root: int | None) -> int:
+        """Move the melody; on a downbeat under a chord, prefer the chord's tones."""
+        rng = self.rng
+        if chord_root is not None and rng.random() < 0.6:
+            tones = [d for d in range(self.lo, self.hi + 1)
+                     if (d - self.home - chord_root) % 7 in (0, 2, 4)]
+            self.pitch = min(tones, key=lambda d: (abs(d - self.pitch), d))
+            return self.pitch
+        move = rng.choice([-2, -1, -1, -1, 0, 1, 1, 1, 2, -3, 3, -4, 4, 5, -5])
+        self.pitch += move
+        if not self.lo <= self.pitch <= self.hi:
+            self.pitch -= 2 * move
+        self.pitch = min(max(self.pitch, self.lo), self.hi)
+        return self.pitch
+
+    # -- notes --------------------------------------------------------------------------------
+
+    def note(self, length: F, chord_root: int | None = None, plain: bool = False) -> str:
+        """One note (or rest, or chord) of `length` whole notes, with its decorations.
+        `self.tie_text` is set to the note's pitch text when a tie may follow it."""
+        rng, opt = self.rng, self.opt
+        lt = length_text(length / self.unit, rng)
+        self.tie_text = None
+        if not plain and rng.random() < opt.rests:
+            return "z" + lt
+        d = self.step(chord_root)
+        if not plain and length >= self.beat / 2 and rng.random() < opt.chords:
+            top = min(d, self.hi - 4)
+            return "[" + "".join(self.note_name(top + k) for k in (0, 2, 4)) + "]" + lt
+        acc = ""
+        if not plain and rng.random() < opt.accidentals:
+            acc = rng.choice(["^", "_", "=", "^", "_", "=", "^^", "__"])
+        self.tie_text = acc + self.note_name(d)
+        grace = ""
+        if not plain and length >= self.beat / 2 and rng.random() < opt.grace:
+            grace = "{" + self.note_name(d + rng.choice([1, 2, -1])) + "}"
+        return grace + self.tie_text + lt
+
+    def tied(self, length: F) -> str:
+        """A note tied from the previous one: same pitch, `length` whole notes."""
+        return str(self.tie_text) + length_text(length / self.unit, self.rng)
+
+    def beat_group(self, chord_root: int | None) -> str:
+        """One beat of music: plain notes, a triplet or a broken-rhythm pair."""
+        rng, opt, beat = self.rng, self.opt, self.beat
+        if not self.compound and rng.random() < opt.triplets:
+            return "(3" + "".join(self.note(beat / 2, chord_root if k == 0 else None, True)
+                                  for k in range(3))
+        if not self.compound and rng.random() < opt.broken:
+            a = self.note(beat / 2, chord_root, True)
+            return a + rng.choice([">", "<"]) + self.note(beat / 2, None, True)
+        pattern = rng.choice(COMPOUND_BEATS if self.compound else SIMPLE_BEATS)
+        notes: list[str] = []
+        for k, f in enumerate(pattern):
+            if k and self.tie_text and rng.random() < opt.ties:
+                notes[-1] += "-"
+                notes.append(self.tied(beat * f))
+            else:
+                notes.append(self.note(beat * f, chord_root if k == 0 else None))
+        if len(notes) >= 2 and not any(n.startswith("z") for n in notes) \
+                and rng.random() < opt.slurs:
+            notes[0], notes[-1] = "(" + notes[0], notes[-1] + ")"
+        return "".join(notes)
+
+    def held(self, k: int, chord_root: int | None) -> str:
+        """A note held for `k` beats; sometimes written as two tied notes."""
+        beat = self.beat
+        if self.rng.random() < self.opt.ties:
+            first = self.note(beat, chord_root)
+            if self.tie_text:
+                return first + "-" + self.tied(beat * (k - 1))
+            return first + " " + self.note(beat * (k - 1))
+        return self.note(beat * k, chord_root)
+
+    def bar(self, chord_root: int | None, last: bool) -> str:
+        """One bar, filled exactly; the last bar of a part ends on a held tonic."""
+        beats, rng = self.beats, self.rng
+        end_beats = 0 if not last else (beats if beats <= 2 or rng.random() < 0.5 else beats - 1)
+        groups, b = [], 0
+        while b < beats - end_beats:
+            root = chord_root if b == 0 else None
+            left = beats - end_beats - b
+            if left >= 2 and rng.random() < self.opt.long_notes:
+                k = rng.choice([2, 3]) if left >= 3 and not self.compound else 2
+                groups.append(self.held(k, root))
+                b += k
+            else:
+                groups.append(self.beat_group(root))
+                b += 1
+        if end_beats:
+            self.pitch = self.home
+            groups.append(self.note_name(self.home)
+                          + length_text(self.beat * end_beats / self.unit, rng))
+        return " ".join(groups)
+
+    # -- structure ----------------------------------------------------------------------------
+
+    def part(self, n_bars: int) -> str:
+        rng = self.rng
+        progression = rng.choice(PROGRESSIONS)
+        repeat = rng.random() < self.opt.repeats
+        endings = repeat and rng.random() < self.opt.endings
+        bars = []
+        for b in range(n_bars + (1 if endings else 0)):
+            last = b >= n_bars - 1
+            degree = 0 if last else progression[b % 4]
+            root = degree if self.gchords else None
+            text = self.bar(root, last)
+            if self.gchords:
+                text = f'"{self.chord_symbol(degree)}"' + text
+            bars.append(text)
+        out = "|:" if repeat else ""
+        for b, text in enumerate(bars):
+            if endings and b == n_bars - 1:
+                out += " |1 "
+            elif endings and b == n_bars:
+                out += " :|2 "
+            elif b:
+                out += " |\n" if b % 4 == 0 else " | "
+            out += text
+        return out + (" :|" if repeat and not endings else " |]")
+
+    def text(self) -> str:
+        rng = self.rng
+        head = [f"X:{self.index + 1}", f"T:Synthetic tune {self.index + 1}", f"M:{self.meter}",
+                f"L:{self.unit.numerator}/{self.unit.denominator}"]
+        if rng.random() < self.opt.tempo:
+            q = self.beat
+            head.append(f"Q:{q.numerator}/{q.denominator}={rng.randrange(60, 181, 4)}")
+        n_parts = 2 if rng.random() < self.opt.parts else 1
+        if n_parts == 2:
+            head.append("P:" + rng.choice(["AB", "ABA", "AAB", "ABB"]))
+        head.append(f"K:{self.tonic}{rng.choice(MODES[self.mode][1])}")
+        body = []
+        for p in range(n_parts):
+            if n_parts == 2:
+                body.append("P:" + "AB"[p])
+            body.append(self.part(rng.choice([4, 8, 8])))
+        return "\n".join(head + body) + "\n"

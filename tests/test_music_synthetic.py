@@ -1,0 +1,76 @@
+"""The synthetic ABC generator: valid for abc2midi, deterministic, covering the features."""
+
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datagen.errors import UserError
+from datagen.music.convert import abc2midi
+from datagen.music.synthetic import KEYS, METERS, SynthOptions, synthetic_tune
+
+needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None,
+                                    reason="abc2midi is not installed (apt-get install abcmidi)")
+
+
+@needs_abc2midi
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32), index=st.integers(0, 10**6))
+def test_abc2midi_converts_synthetic_tunes_without_errors_or_warnings(tmp_path_factory, seed,
+                                                                       index):
+    abc = synthetic_tune(seed, index)
+    d = tmp_path_factory.mktemp("abc")
+    (d / "t.abc").write_text(abc)
+    run = subprocess.run(["abc2midi", "t.abc", "-o", "t.mid"], cwd=d, capture_output=True,
+                         text=True, check=False)
+    complaints = [m for m in run.stdout.splitlines() if m.startswith(("Error", "Warning"))]
+    assert complaints == [], abc
+    assert (d / "t.mid").stat().st_size > 0
+
+
+@needs_abc2midi
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_every_feature_at_full_probability_still_converts(tmp_path_factory, seed):
+    everything = SynthOptions(**{name: 1.0 for name in SynthOptions.__dataclass_fields__})
+    done = abc2midi(synthetic_tune(seed, 0, everything), str(tmp_path_factory.mktemp("abc")))
+    assert done.failure is None and done.errors == 0
+
+
+def test_same_tunes_in_another_process():
+    here = [synthetic_tune(5, i) for i in range(20)]
+    code = ("from datagen.music.synthetic import synthetic_tune; import sys; "
+            "sys.stdout.write('\\x00'.join(synthetic_tune(5, i) for i in range(20)))")
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True, env={"PYTHONHASHSEED": "123", "PATH": ""}).stdout
+    assert there.split("\x00") == here
+    assert synthetic_tune(5, 0) != synthetic_tune(6, 0) != synthetic_tune(5, 1)
+
+
+def test_tunes_cover_the_features():
+    text = "\n".join(synthetic_tune(11, i) for i in range(400))
+    meters = set(re.findall(r"^M:(.+)$", text, re.MULTILINE))
+    keys = set(re.findall(r"^K:(.+)$", text, re.MULTILINE))
+    assert meters == set(METERS)
+    assert len(keys) > 60 and len(KEYS) > 100
+    for mode in ("m", "dor", "phr", "lyd", "mix", "loc"):
+        assert any(k.endswith(mode) for k in keys), mode
+    assert {"L:1/4", "L:1/8", "L:1/16"} <= set(re.findall(r"^L:\S+", text, re.MULTILINE))
+    for feature in ("Q:", "P:A", "|:", ":|", "|1", ":|2", "(3", ">", "<", "^", "_", "=", ",",
+                    "'", "z", "-", "(", "[", '"', "{", "/"):
+        assert feature in text, feature
+
+
+def test_mix_option_parsing():
+    assert SynthOptions.parse("chords=0.5, triplets=0").chords == 0.5
+    assert SynthOptions.parse(None) == SynthOptions()
+    for bad in ("nosuch=1", "chords=x", "chords=2"):
+        with pytest.raises(UserError):
+            SynthOptions.parse(bad)
+    none = SynthOptions(**{name: 0.0 for name in SynthOptions.__dataclass_fields__})
+    plain = "\n".join(synthetic_tune(1, i, none) for i in range(50))
+    assert not re.search(r'\[[A-Ga-g]|[{}"]|\(3|\|:', plain)
