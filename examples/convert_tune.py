@@ -1,0 +1,46 @@
+"""Convert an ABC tune to MIDI with a byte model, beside the reference converter (abc2midi).
+
+    python examples/convert_tune.py [tune.abc] [--model trained/abc2midi] [-o out.mid]
+"""
+
+import argparse
+from pathlib import Path
+
+from simulator.facade import ModelOutputError, MusicConverter, midi_summary
+
+TUNE = """\
+X:1
+T:Example
+M:4/4
+L:1/8
+K:G
+GABc dedB | d2 g2 B2 d2 |]
+"""
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("tune", nargs="?", default=None, help="an .abc file (default: a built-in tune)")
+    p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
+    p.add_argument("-o", "--output", default=None, help="write the model's MIDI file here")
+    p.add_argument("--fast", action="store_true", help="accepted for the tests; nothing to skip")
+    args = p.parse_args()
+
+    abc = Path(args.tune).read_text() if args.tune else TUNE
+    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
+    reference = conv.reference_abc_to_midi(abc)
+    print(f"reference MIDI ({len(reference)} bytes):\n{midi_summary(reference)}")
+    try:
+        midi = conv.abc_to_midi(abc)
+    except ModelOutputError as e:
+        print(f"model: {e} (first bytes: {e.raw[:32].hex()})")
+        return
+    print(f"model MIDI ({len(midi)} bytes, "
+          f"{'identical' if midi == reference else 'differs'}):\n{midi_summary(midi)}")
+    if args.output:
+        Path(args.output).write_bytes(midi)
+        print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Block registry: the layers a decoder level of the byte model is built from.
+
+A block maps x (B, L, D) -> (B, L, D) causally. Its attention pattern is fixed at construction by
+`BlockSpec.group` and `BlockSpec.window`:
+
+    group None       full causal attention over the whole sequence (the top level)
+    group G, window W   the sequence is cut into groups of G positions (the units of the level
+                     above); a position sees the earlier positions of its own group and the W
+                     positions just before its group (W = 0: inside the group only, bGPT's way)
+
+Incremental decoding: `cache = block.new_cache()`; `block(x, pos, cache)` with a fresh cache runs a
+whole prefix and fills the cache; after that, each call with L == 1 runs one new position. A cache
+keeps only what later positions can still see, and supports `select(rows)` and
+`type(cache).stack([...])` (caches made one prompt at a time, batched; shorter ones are padded on
+the left and masked). Positions `pos` (B or 1, L) are absolute indices at the block's level.
+
+New block types (e.g. Mamba): decorate an nn.Module class taking `__init__(spec: BlockSpec)` with
+`@register_block("name")` and give it the same `forward(x, pos, cache=None)` and `new_cache()`
+contract; the model builds each level from `BLOCKS[config.block_types[k]]`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+BLOCKS: dict[str, type[nn.Module]] = {}
+
+
+def register_block(name: str):
+    """Class decorator: make a block type available to `ModelConfig.block_types` under `name`."""
+
+    def add(cls: type[nn.Module]) -> type[nn.Module]:
+        if name in BLOCKS:
+            raise ValueError(f"block type {name!r} is already registered")
+        BLOCKS[name] = cls
+        return cls
+
+    return add
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    d_model: int
+    n_heads: int
+    group: int | None  # None: full causal attention; else groups of this many positions
+    window: int = 0  # positions before the group that are visible too (needs a group)
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    rope_base: float = 10000.0
+
+
+@dataclass
+class KVCache:
+    """Rotated keys and values of the positions later queries can still see."""
+
+    k: Tensor  # (B, H, S, dh)
+    v: Tensor  # (B, H, S, dh)
+    valid: Tensor | None = None  # (B, S) bool, False on left padding; None: all valid
+    seen: int = 0  # positions run so far (rows may differ by whole top patches; not by a group)
+
+    def append(self, k: Tensor, v: Tensor) -> None:
+        if self.k.shape[2] == 0:  # a fresh cache takes the batch size of its first keys
+            self.k, self.v = k, v
+            return
+        self.k, self.v = torch.cat([self.k, k], 2), torch.cat([self.v, v], 2)
+        if self.valid is not None:
+            new = self.valid.new_ones(k.shape[0], k.shape[2])
+            self.valid = torch.cat([self.valid, new], 1)
+
+    def keep_last(self, n: int) -> None:
+        if self.k.shape[2] > n:
+            s = self.k.shape[2] - n
+            self.k, self.v = self.k[:, :, s:], self.v[:, :, s:]
+            if self.valid is not None:
+                self.valid = self.valid[:, s:]
+                if bool(self.valid.all()):
+                    self.valid = None
+
+    def select(self, rows: Tensor) -> None:
+        self.k, self.v = self.k[rows], self.v[rows]
+        if self.valid is not None:
+            self.valid = self.valid[rows]
+
+    def attn_mask(self) -> Tensor | None:  # (B, 1, 1, S) for scaled_dot_product_attention
+        return None if self.valid is None else self.valid[:, None, None, :]
+
+    @classmethod
+    def stack(cls, caches: list[KVCache]) -> KVCache:
+        """One batch from per-prompt caches; shorter ones are left-padded with masked zeros."""
+        S = max(c.k.shape[2] for c in caches)
+        ks, vs, valids = [], [], []
+        for c in caches:
+            pad = S - c.k.shape[2]
+            ks.append(F.pad(c.k, (0, 0, pad, 0)))
+            vs.append(F.pad(c.v, (0, 0, pad, 0)))
+            valid = c.k.new_ones(c.k.shape[0], c.k.shape[2], dtype=torch.bool)
+            if c.valid is not None:
+                valid = c.valid
+            valids.append(F.pad(valid, (pad, 0), value=False))
+        valid = torch.cat(valids)
+        valid = None if bool(valid.all()) else valid
+        return cls(torch.cat(ks), torch.cat(vs), valid, caches[0].seen)
+
+
+def rotary(pos: Tensor, inv_freq: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """RoPE tables for positions pos (B or 1, L): cos, sin (B or 1, 1, L, dh/2) in `dtype`."""
+    angles = pos[:, None, :, None].to(inv_freq.dtype) * inv_freq
+    return angles.cos().to(dtype), angles.sin().to(dtype)
+
+
+def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate x (..., B, H, L, dh) by its positions' angles, computing in cos's dtype."""
+    x1, x2 = x.to(cos.dtype).chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).to(x.dtype)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal self-attention with RoPE, full or grouped (+ window), with a KV cache."""
+
+    def __init__(self, spec: BlockSpec):
+        super().__init__()
+        if spec.window and spec.group is None:
+            raise ValueError("an attention window needs a group (full attention sees everything)")
+        self.n_heads, self.group, self.window = spec.n_heads, spec.group, spec.window
+        self.dropout = spec.dropout
+        self.qkv = nn.Linear(spec.d_model, 3 * spec.d_model, bias=False)
+        self.out = nn.Linear(spec.d_model, spec.d_model, bias=False)
+        half = spec.d_model // spec.n_heads // 2
+        inv_freq = spec.rope_base ** (-torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x: Tensor, pos: Tensor, cache: KVCache | None = None) -> Tensor:
+        B, L, D = x.shape
+        qkv = self.qkv(x).view(B, L, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, H, L, dh)
+        cos, sin = rotary(pos, self.inv_freq, torch.promote_types(x.dtype, torch.float32))
+        q, k = rotate(qkv[:2], cos, sin)  # (B, H, L, dh) each
+        v = qkv[2]
+        if cache is None or cache.seen == 0 and L > 1:
+            y = self._attend_sequence(q, k, v)
+            if cache is not None:
+                cache.append(k, v)
+        else:
+            if L != 1:
+                raise ValueError("a filled KV cache takes one new position per call")
+            cache.append(k, v)
+            y = F.scaled_dot_product_attention(q, cache.k, cache.v, attn_mask=cache.attn_mask())
+        if cache is not None:
+            cache.seen += L
+            if self.group is not None:  # the next position sees its group so far and the window
+                cache.keep_last(cache.seen % self.group + self.window)
+        return self.out(y.transpose(1, 2).reshape(B, L, D))
+
+    def _attend_sequence(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Attention over a whole sequence. q, k, v (B, H, L, dh) -> (B, H, L, dh)."""
+        p = self.dropout if self.training else 0.0
+        G, W = self.group, self.window
+        if G is None:
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=p)
+        B, H, L, dh = q.shape
+        pad = -L % G  # only a prefix ending inside a group (generation's prefill) needs this
+        if pad:
+            q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        n = (L + pad) // G  # groups
+
+        def by_group(t: Tensor) -> Tensor:  # (B, H, n*G, dh) -> (B*n, H, G, dh)
+            return t.view(B, H, n, G, dh).transpose(1, 2).reshape(B * n, H, G, dh)
+
+        if W == 0:
+            y = F.scaled_dot_product_attention(
+                by_group(q), by_group(k), by_group(v), is_causal=True, dropout_p=p
+            )
+        else:
+            # keys of group g: the W positions before it and its own G: unfold W+G wide, step G
+            def windows(t: Tensor) -> Tensor:  # (B, H, n*G, dh) -> (B*n, H, W+G, dh)
+                t = F.pad(t, (0, 0, W, 0)).unfold(2, W + G, G)  # (B, H, n, dh, W+G)
+                return t.permute(0, 2, 1, 4, 3).reshape(B * n, H, W + G, dh)
+
+            mask = self._window_mask(n, q.device).repeat(B, 1, 1, 1)  # (B*n, 1, G, W+G)
+            y = F.scaled_dot_product_attention(
+                by_group(q), windows(k), windows(v), attn_mask=mask, dropout_p=p
+            )
+        y = y.view(B, n, H, G, dh).transpose(1, 2).reshape(B, H, n * G, dh)
+        return y[:, :, :L]
+
+    def _window_mask(self, n: int, device: torch.device) -> Tensor:
+        """(n, 1, G, W+G) bool: query i of group g sees window key j (position g*G - W + j)."""
+        G, W = self.group, self.window
+        i = torch.arange(G, device=device)[:, None]
+        j = torch.arange(W + G, device=device)[None, :]
+        start = torch.arange(n, device=device)[:, None, None] * G - W
+        return ((j <= W + i) & (start + j >= 0))[:, None]
+
+
+class MLP(nn.Module):
+    def __init__(self, spec: BlockSpec):
+        super().__init__()
+        self.up = nn.Linear(spec.d_model, spec.mlp_ratio * spec.d_model, bias=False)
+        self.out = nn.Linear(spec.mlp_ratio * spec.d_model, spec.d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.out(F.gelu(self.up(x), approximate="tanh"))
+
+
+@register_block("transformer")
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, spec: BlockSpec):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(spec.d_model)
+        self.attn = CausalSelfAttention(spec)
+        self.norm2 = nn.LayerNorm(spec.d_model)
+        self.mlp = MLP(spec)
+        self.drop = nn.Dropout(spec.dropout)
+
+    def new_cache(self) -> KVCache:
+        empty = self.attn.qkv.weight.new_zeros(
+            1, self.attn.n_heads, 0, self.attn.out.in_features // self.attn.n_heads
+        )
+        return KVCache(empty, empty.clone())
+
+    def forward(self, x: Tensor, pos: Tensor, cache: KVCache | None = None) -> Tensor:
+        x = x + self.drop(self.attn(self.norm1(x), pos, cache))
+        return x + self.drop(self.mlp(self.norm2(x)))

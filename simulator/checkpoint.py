@@ -1,0 +1,346 @@
+"""Checkpoints (SPEC §8): `config.json` + safetensors weights (no pickle), and run-folder state.
+
+A checkpoint folder holds `config.json` (model config, codec options, format and bytesim version,
+the sha256 of every weights file) and either `model.safetensors` or, when the weights exceed
+`max_shard_bytes`, HF-style shards `model-0000i-of-0000n.safetensors` listed in
+`model.safetensors.index.json`. Loading checks everything and fails with one line.
+
+A run folder (`simulator train --out RUN`) keeps its latest resumable state in
+`RUN/checkpoints/step-XXXXXXX/` (a checkpoint folder + `state.pt`: optimizer, RNG, step), made
+in a temporary folder and renamed into place; `RUN/latest` names it (rewritten atomically).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from datagen.corpus import atomic_write, atomic_write_json
+from datagen.errors import UserError
+from simulator import __version__
+from simulator.codec import codec_from_options
+
+FORMAT = 1  # bumped whenever the layout of a checkpoint changes
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+INDEX = "model.safetensors.index.json"
+STATE = "state.pt"
+LATEST = "latest"
+MAX_SHARD_BYTES = 15 * 2**20  # files over 16 MB cannot travel back from a remote GPU machine
+CONFIG_KEYS = {"format", "bytesim_version", "model", "codec", "files", "preset"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights
+
+
+def _tied_groups(model: torch.nn.Module) -> list[list[str]]:
+    """Names of state-dict entries that share storage (tied weights), first name first."""
+    groups: dict[tuple, list[str]] = {}
+    for name, t in model.state_dict().items():
+        groups.setdefault((t.data_ptr(), t.shape, t.stride()), []).append(name)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _unique_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict without the aliases of tied weights, as contiguous CPU tensors."""
+    aliases = {n for g in _tied_groups(model) for n in g[1:]}
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()
+            if k not in aliases}
+
+
+def _shards(tensors: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for name, t in tensors.items():
+        n = t.numel() * t.element_size()
+        if shards[-1] and size + n > limit:
+            shards.append({})
+            size = 0
+        shards[-1][name] = t
+        size += n
+    return shards
+
+
+def save_pretrained(model: torch.nn.Module, codec_info: dict[str, Any], path: Path | str,
+                    preset: str | None = None, max_shard_bytes: int = MAX_SHARD_BYTES) -> None:
+    """Write `config.json` and the weights of `model` (a `ByteModel`) to the folder `path`."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    shards = _shards(_unique_tensors(model), max_shard_bytes)
+    n = len(shards)
+    names = [WEIGHTS] if n == 1 else [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+    files = {}
+    for name, shard in zip(names, shards):
+        data = st_save(shard, metadata={"format": "pt"})
+        atomic_write(path / name, data)
+        files[name] = hashlib.sha256(data).hexdigest()
+    if n > 1:
+        atomic_write_json(path / INDEX, {
+            "metadata": {"total_size": sum(t.numel() * t.element_size()
+                                           for s in shards for t in s.values())},
+            "weight_map": {k: name for name, s in zip(names, shards) for k in s}})
+    for stale in path.glob("model*.safetensors*"):
+        if stale.name not in files and stale.name != (INDEX if n > 1 else None):
+            stale.unlink()
+    atomic_write_json(path / CONFIG, {
+        "format": FORMAT, "bytesim_version": __version__, "preset": preset,
+        "model": model.config.to_dict(), "codec": dict(codec_info), "files": files})
+
+
+def read_config(path: Path | str) -> dict[str, Any]:
+    """`config.json` of a checkpoint folder, checked for format and unknown fields."""
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"no checkpoint folder {path}")
+    cfg_path = path / CONFIG
+    if not cfg_path.exists():
+        raise UserError(f"{path} is not a checkpoint: no {CONFIG}")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{cfg_path} is not valid JSON: {e}") from None
+    if not isinstance(cfg, dict):
+        raise UserError(f"{cfg_path} is not a JSON object")
+    if cfg.get("format") != FORMAT:
+        raise UserError(f"{path} was saved by bytesim {cfg.get('bytesim_version', '?')} in "
+                        f"checkpoint format {cfg.get('format')!r}; this bytesim ({__version__}) "
+                        f"reads format {FORMAT}")
+    unknown = sorted(set(cfg) - CONFIG_KEYS)
+    missing = sorted(CONFIG_KEYS - set(cfg))
+    if unknown or missing:
+        what = (f"unknown field(s) {', '.join(unknown)}" if unknown
+                else f"missing field(s) {', '.join(missing)}")
+        raise UserError(f"{cfg_path} has {what}")
+    return cfg
+
+
+def model_config_from_dict(fields: dict[str, Any], where: str):
+    """A `ModelConfig` from its JSON form, refusing unknown fields."""
+    from simulator.model import ModelConfig
+
+    try:
+        return ModelConfig.from_dict(fields)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"{where}: invalid model config: {e}") from None
+
+
+def _read_weights(path: Path, files: dict[str, str]) -> dict[str, torch.Tensor]:
+    if not isinstance(files, dict) or not files:
+        raise UserError(f"{path / CONFIG} lists no weights files")
+    tensors: dict[str, torch.Tensor] = {}
+    for name, sha in sorted(files.items()):
+        f = path / name
+        if not f.exists():
+            raise UserError(f"{path} is incomplete: {name} is missing")
+        data = f.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise UserError(f"{f} does not match the sha256 in {CONFIG} (truncated or tampered)")
+        try:
+            tensors.update(st_load(data))
+        except (SafetensorError, ValueError) as e:
+            raise UserError(f"{f} is not a readable safetensors file: {e}") from None
+    return tensors
+
+
+def _check_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    want = model.state_dict()
+    aliases = {n for g in _tied_groups(model) for n in g[1:]}
+    missing = sorted(set(want) - set(tensors) - aliases)
+    unexpected = sorted(set(tensors) - set(want))
+    if missing or unexpected:
+        what = (f"lacks tensor {missing[0]}" if missing else f"has unknown tensor {unexpected[0]}")
+        n = len(missing) + len(unexpected)
+        more = f" (and {n - 1} more)" if n > 1 else ""
+        raise UserError(f"{where} {what}{more}: the weights are not those of the model its "
+                        f"{CONFIG} describes (weights from another preset?)")
+    for name, t in tensors.items():
+        if tuple(t.shape) != tuple(want[name].shape):
+            raise UserError(f"{where}: tensor {name} has shape {tuple(t.shape)} but the config "
+                            f"makes {tuple(want[name].shape)} (weights from another preset?)")
+
+
+def load_pretrained(path: Path | str, device: str | torch.device = "cpu"):
+    """(model, meta): the `ByteModel` saved in `path` (in eval mode) and its `config.json`."""
+    from simulator.model import ByteModel
+
+    path = Path(path)
+    meta = read_config(path)
+    config = model_config_from_dict(meta["model"], str(path / CONFIG))
+    try:
+        codec_from_options(meta["codec"])
+    except (TypeError, ValueError, KeyError) as e:
+        raise UserError(f"{path / CONFIG}: invalid codec options {meta['codec']!r}: {e}") from None
+    tensors = _read_weights(path, meta["files"])
+    model = ByteModel(config)
+    _check_tensors(model, tensors, str(path))
+    model.load_state_dict(tensors, strict=False)
+    return model.to(device).eval(), meta
+
+
+# ---------------------------------------------------------------------------------------------
+# Run folders
+
+
+def save_run_state(run: Path | str, model: torch.nn.Module, codec_info: dict[str, Any],
+                   preset: str | None, state: dict[str, Any]) -> Path:
+    """Atomically store a resumable checkpoint of a run; return its folder."""
+    run = Path(run)
+    root = run / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    name = f"step-{state['step']:07d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        save_pretrained(model, codec_info, tmp, preset)
+        torch.save(state, tmp / STATE)
+        final = root / name
+        if final.exists():  # left by an earlier, interrupted attempt; `latest` names another
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    atomic_write(run / LATEST, (name + "\n").encode())
+    for old in root.iterdir():
+        if old.name != name:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(run: Path | str) -> Path | None:
+    """The folder of a run's latest checkpoint, or None when it has none yet."""
+    run = Path(run)
+    pointer = run / LATEST
+    if not pointer.exists():
+        return None
+    folder = run / "checkpoints" / pointer.read_text().strip()
+    if not folder.is_dir():
+        raise UserError(f"{pointer} names {folder.name}, which is missing")
+    return folder
+
+
+def load_run_state(folder: Path | str) -> dict[str, Any]:
+    """The optimizer/RNG/step state saved beside a run checkpoint (no pickle)."""
+    path = Path(folder) / STATE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{path} is missing; the run cannot be resumed") from None
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as e:
+        raise UserError(f"{path} is unreadable ({type(e).__name__}); the run cannot be "
+                        "resumed") from None
+
+
+def resolve_model_path(path: Path | str) -> Path:
+    """A checkpoint folder from `RUN` (its latest checkpoint) or `trained/NAME`."""
+    path = Path(path)
+    if (path / CONFIG).exists():
+        return path
+    if (path / LATEST).exists():
+        return latest_checkpoint(path)
+    if not path.exists():
+        raise UserError(f"no model at {path}")
+    raise UserError(f"{path} is neither a checkpoint (no {CONFIG}) nor a run folder "
+                    f"(no {LATEST}; has it saved a checkpoint yet?)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Export: run folder -> trained/NAME
+
+
+def _licence_note(manifest: dict[str, Any] | None) -> str:
+    if manifest is None:
+        return "unknown (the corpus was not found at export time)"
+    if manifest.get("kind") == "cpu":
+        return "CPU traces made by bytesim's `datagen cpu` (ours; MIT, like the code)."
+    sources = manifest.get("args", {}).get("source") or []
+    notes = []
+    if "music21" in sources:
+        notes.append("tunes from music21's bundled corpus, which is not uniformly free (its "
+                     "license.txt files: Essen is for non-commercial use, the Josquin files are "
+                     "GPL, other collections state no terms)")
+    if "synthetic" in sources:
+        notes.append("synthetic tunes from bytesim's generator (ours; MIT)")
+    others = [s for s in sources if s not in ("music21", "synthetic")]
+    if others:
+        notes.append(f"user files ({', '.join(others)}): their owners' terms")
+    return "; ".join(notes) + "." if notes else "see the corpus manifest."
+
+
+def _sequences_note(summary: dict[str, Any], info: dict[str, Any]) -> str:
+    seqs = summary.get("sequences")
+    if not seqs:
+        return "?"
+    return (f"train {seqs['train']}, valid {seqs['valid']}; "
+            f"{seqs['left_out_longer_than_max_len']} left out as longer than --max-len "
+            f"{info.get('args', {}).get('max_len', '?')}")
+
+
+def export_run(run: Path | str, dest: Path | str, eval_json: Path | str | None = None) -> Path:
+    """Write `dest/` = config.json + weights + README.md (model card) from a run's checkpoint."""
+    from datagen.corpus import read_manifest
+
+    run, dest = Path(run), Path(dest)
+    folder = latest_checkpoint(run) if (run / LATEST).exists() else None
+    if folder is None:
+        raise UserError(f"{run} is not a run folder with a checkpoint (no {LATEST})")
+    model, meta = load_pretrained(folder)
+    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
+    summary = json.loads((run / "summary.json").read_text()) \
+        if (run / "summary.json").exists() else {}
+    step = load_run_state(folder)["step"]
+    data = info.get("args", {}).get("data")
+    try:
+        manifest = read_manifest(data) if data else None
+    except UserError:
+        manifest = None
+    table = ""
+    if eval_json is not None:
+        from simulator.evaluate import format_table
+
+        try:
+            lines = Path(eval_json).read_text().strip().splitlines()
+            table = format_table(json.loads(lines[-1]))
+        except (OSError, IndexError, json.JSONDecodeError, KeyError) as e:
+            raise UserError(f"--eval-json {eval_json}: not `simulator eval --json` output "
+                            f"({e})") from None
+    if dest.exists() and any(p.name != CONFIG and not p.name.startswith("model")
+                             and p.name != "README.md" for p in dest.iterdir()):
+        raise UserError(f"{dest} holds other files than a checkpoint; use another folder")
+    save_pretrained(model, meta["codec"], dest, meta.get("preset"))
+    counts = manifest.get("counts", {}) if manifest else {}
+    n_params = sum(p.numel() for p in model.parameters())
+    card = [
+        f"# {dest.name}", "",
+        (f"A bytesim byte model for the `{meta['codec']['task']}` task "
+         f"(preset `{meta.get('preset')}`, {n_params / 1e6:.2f}M parameters), "
+         f"exported from `{run}` at step {step}."), "",
+        "| | |", "| --- | --- |",
+        (f"| data | `{data}` ({counts.get('rows', '?')} rows; "
+         f"{manifest.get('generator', '?') if manifest else '?'}, "
+         f"args `{json.dumps(manifest.get('args')) if manifest else '?'}`) |"),
+        f"| data licence | {_licence_note(manifest)} |",
+        f"| sequences | {_sequences_note(summary, info)} |",
+        f"| command | `{info.get('command', '?')}` |",
+        f"| steps | {step} of {info.get('args', {}).get('steps', '?')} |",
+        f"| wall time | {summary.get('wall_s', '?')} s |",
+        f"| hardware | {info.get('hardware', '?')} x {info.get('processes', 1)} process(es) |",
+        f"| codec | `{json.dumps(meta['codec'], sort_keys=True)}` |",
+        f"| bytesim | {meta['bytesim_version']} (checkpoint format {meta['format']}) |", "",
+        "## Metrics", "",
+        table or "Not measured yet: run `simulator eval --model THIS --data CORPUS --json` and "
+        "export again with `--eval-json`.", "",
+    ]
+    atomic_write(dest / "README.md", "\n".join(card).encode())
+    return dest

@@ -1,0 +1,197 @@
+"""The `simulator` command (SPEC §6): train, eval, export, cpu, abc2midi, midi2abc.
+
+Each subcommand is an `add_<name>(sub)` that builds its parser and a `run_<name>(args)` that
+does the work; `COMMANDS` maps the name to the runner. A new subcommand (e.g. `cpu`) is one
+more pair plus one line in `build_parser` and `COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from datagen.cli import _Parser
+from datagen.errors import UserError, cli_entry
+
+
+def add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a corpus (resumable)")
+    p.add_argument("--task", required=True, choices=["cpu", "abc2midi", "midi2abc"])
+    p.add_argument("--data", required=True, help="corpus folder (made by `datagen`)")
+    p.add_argument("--out", required=True, help="run folder (checkpoints, metrics, loss curve)")
+    p.add_argument("--preset", default="tiny", help="model preset (see simulator.model.PRESETS)")
+    p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--save-every", type=int, default=200, help="checkpoint every K steps")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="sequences per step, over all processes and --grad-accum micro-steps")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
+    p.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                   help="constant with a linear decay over the last --decay-frac of the steps "
+                   "(default), or cosine")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="linear warmup steps (default: 5%% of --steps, at most 200)")
+    p.add_argument("--decay-frac", type=float, default=0.2)
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step")
+    p.add_argument("--eval-every", type=int, default=100, help="validation loss every K steps")
+    p.add_argument("--max-len", type=int, default=None,
+                   help="longest sequence in bytes (default: the preset's context); longer "
+                   "sequences are left out and counted")
+    p.add_argument("--weight-decay", type=float, default=0.1)
+    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
+    p.add_argument("--interleave-ir", action="store_true",
+                   help="cpu: also give the instruction word at each state's pc")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from simulator.train import TrainArgs, train
+
+    summary = train(TrainArgs.from_namespace(args))
+    final = summary["final"]
+    if final and os.environ.get("RANK", "0") == "0":
+        valid = f", valid bpb {final['valid_bpb']:.4f}" if "valid_bpb" in final else ""
+        print(f"trained {summary['steps']} steps in {summary['wall_s']:.0f} s: "
+              f"train bpb {final['bpb']:.4f}{valid} -> {args.out}")
+    return 0
+
+
+def add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="SPEC §7 metrics of a model on a corpus split")
+    p.add_argument("--model", required=True, help="a run folder or trained/NAME")
+    p.add_argument("--data", required=True, help="corpus folder")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N rows only")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--plot", default=None,
+                   help="cpu: write the accuracy-by-instruction-class PNG here")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from simulator.evaluate import evaluate, format_table, plot_result
+    from simulator.train import pick_device
+
+    result = evaluate(args.model, args.data, args.split, args.limit, pick_device(args.device),
+                      args.batch_size, show_progress=not args.quiet)
+    print(format_table(result))
+    if args.plot and result["task"] == "cpu":
+        plot_result(result, args.plot)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def add_export(sub) -> None:
+    p = sub.add_parser("export", help="turn a run folder into a trained/NAME checkpoint")
+    p.add_argument("run", help="run folder")
+    p.add_argument("dest", help="checkpoint folder to write, e.g. trained/rv32e")
+    p.add_argument("--eval-json", default=None,
+                   help="a file holding `simulator eval --json` output, for the model card")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from simulator.checkpoint import export_run
+
+    export_run(args.run, args.dest, args.eval_json)
+    print(f"exported {args.run} -> {args.dest}")
+    return 0
+
+
+def add_cpu(sub) -> None:
+    p = sub.add_parser("cpu", help="predict a program's register trace beside Unicorn's")
+    p.add_argument("program", help="assembly text (a .s file or a string), machine code (.bin), "
+                   "or - for stdin (text: assembly; other bytes: machine code)")
+    p.add_argument("--init", default=None,
+                   help="initial state: REG=VAL,... (others zero, pc = code base) or a file "
+                   "holding such pairs or the raw state bytes (default: drawn with --seed)")
+    p.add_argument("--model", default=None, help="checkpoint (default: trained/cpu-rv32e)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (SPEC §6)")
+    p.add_argument("--max-steps", type=int, default=None,
+                   help="states to run at most (default: Unicorn 1024; the model: what fits "
+                   "its context)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the drawn initial state")
+    p.add_argument("--profile", default=None,
+                   help="the model's CPU profile, where its checkpoint does not record it")
+    p.add_argument("--device", default="cpu")
+
+
+def run_cpu(args: argparse.Namespace) -> int:
+    from simulator.facade import CPUSimulator, read_init_arg, read_stdin_program
+
+    program = read_stdin_program() if args.program == "-" else args.program
+    sim = CPUSimulator.from_pretrained(args.model, args.device, args.profile)
+    report = sim.compare(program, read_init_arg(args.init), args.max_steps, args.seed)
+    print(json.dumps(report.summary()) if args.json else report.format())
+    return 0
+
+
+def _add_music(sub, task: str, source: str, target: str) -> None:
+    p = sub.add_parser(task, help=f"convert {source} to {target} with a byte model")
+    p.add_argument("input", help=f"the {source} file")
+    p.add_argument("-o", "--output", required=True, help=f"the {target} file to write")
+    p.add_argument("--model", default=None, help=f"checkpoint (default: trained/{task})")
+    p.add_argument("--device", default="cpu")
+
+
+def run_music(args: argparse.Namespace) -> int:
+    from datagen.corpus import atomic_write
+    from simulator.facade import ModelOutputError, MusicConverter
+
+    src, dst = Path(args.input), Path(args.output)
+    if not dst.parent.is_dir():
+        raise UserError(f"cannot write {dst}: no folder {dst.parent}")
+    try:
+        data = src.read_bytes()
+    except OSError as e:
+        raise UserError(f"cannot read {src}: {e.strerror}") from None
+    conv = MusicConverter.from_pretrained(args.model, args.command, args.device)
+    try:
+        if args.command == "abc2midi":
+            try:
+                out = conv.abc_to_midi(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise UserError(f"{src} is not UTF-8 ABC text") from None
+        else:
+            out = conv.midi_to_abc(data).encode("utf-8")
+    except ModelOutputError as e:  # the model failed, not the user: exit 1, nothing written
+        print(f"simulator: {e}; {dst} not written", file=sys.stderr)
+        return 1
+    atomic_write(dst, out)
+    print(f"wrote {dst} ({len(out)} bytes)")
+    return 0
+
+
+COMMANDS = {"train": run_train, "eval": run_eval, "export": run_export, "cpu": run_cpu,
+            "abc2midi": run_music, "midi2abc": run_music}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="simulator", description="Train, evaluate and use bytesim byte models.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_train(sub)
+    add_eval(sub)
+    add_export(sub)
+    add_cpu(sub)
+    _add_music(sub, "abc2midi", "ABC", "MIDI")
+    _add_music(sub, "midi2abc", "MIDI", "ABC")
+    return p
+
+
+@cli_entry("simulator")
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command not in COMMANDS:
+        raise UserError(f"unknown command {args.command!r}")
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,398 @@
+"""Task codecs (SPEC §2-4): a sample <-> token ids + loss mask, byte-exact both ways.
+
+Ids 0..255 are bytes, PAD = 256, END = 257. A sequence is a list of segments; each segment starts
+on a patch boundary (`align` = the model's top-level patch size) with a header patch (short ASCII,
+PAD-padded), then its content, and the sequence ends with an end patch (END, then PAD).
+
+Content of variable length (a program, ABC text, MIDI bytes) is PAD-terminated: it is followed
+by 1..align PADs up to the next patch boundary, so its end is always visible (a content whose
+length is a multiple of `align` takes one extra, all-PAD patch). The trace segment is a run of
+fixed-stride blocks, one per state, each PAD-padded to a whole number of patches.
+
+The loss mask marks the target tokens that carry information: content bytes, the first PAD after
+variable content, and the END; the remaining PADs are forced (see `Constraint`) and not scored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+PAD = 256
+END = 257
+VOCAB_SIZE = 258
+IR_BYTES = 4  # width of the instruction word interleaved by `interleave_ir` (bGPT's IR register)
+
+TASKS = ("cpu", "abc2midi", "midi2abc")
+
+
+class DecodeError(ValueError):
+    """Ids that no sample encodes to (e.g. a malformed model output)."""
+
+
+@dataclass(frozen=True)
+class CpuTrace:
+    profile: str
+    program: bytes
+    states: bytes  # (n + 1) * state_size: state_0 .. state_n
+
+
+@dataclass(frozen=True)
+class MusicPair:
+    abc: str
+    midi: bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments
+
+
+def _round_up(n: int, align: int) -> int:
+    return -(-n // align) * align
+
+
+def header_patch(text: str, align: int) -> np.ndarray:
+    raw = text.encode("ascii")
+    if len(raw) >= align:
+        raise ValueError(f"header {text!r} does not fit a {align}-byte patch with its padding")
+    return _padded(raw, align)
+
+
+def _padded(raw: bytes, length: int) -> np.ndarray:
+    out = np.full(length, PAD, dtype=np.int16)
+    out[: len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+    return out
+
+
+def _terminated(raw: bytes, align: int) -> np.ndarray:
+    """Variable content: the bytes, then 1..align PADs up to a patch boundary."""
+    return _padded(raw, _round_up(len(raw) + 1, align))
+
+
+def end_patch(align: int) -> np.ndarray:
+    out = np.full(align, PAD, dtype=np.int16)
+    out[0] = END
+    return out
+
+
+class _Reader:
+    """Walks a decoded id sequence patch by patch."""
+
+    def __init__(self, ids: np.ndarray, align: int):
+        self.ids = np.asarray(ids).astype(np.int64)
+        self.align, self.pos = align, 0
+
+    def header(self) -> str:
+        patch = self.ids[self.pos: self.pos + self.align]
+        if len(patch) < self.align:
+            raise DecodeError(f"sequence ends at {self.pos} where a header patch was expected")
+        n = int(np.argmax(patch >= 256)) if (patch >= 256).any() else self.align
+        if n == 0 or (patch[n:] != PAD).any() or (patch[:n] < 32).any() or (patch[:n] > 126).any():
+            raise DecodeError(f"no header patch at position {self.pos}")
+        self.pos += self.align
+        return bytes(patch[:n].astype(np.uint8)).decode("ascii")
+
+    def expect_header(self, text: str) -> None:
+        at = self.pos
+        got = self.header()
+        if got != text:
+            raise DecodeError(f"header {got!r} at position {at}, expected {text!r}")
+
+    def terminated(self) -> bytes:
+        rest = self.ids[self.pos:]
+        special = np.flatnonzero(rest >= 256)
+        if len(special) == 0 or rest[special[0]] != PAD:
+            raise DecodeError(f"content at position {self.pos} is not PAD-terminated")
+        n = int(special[0])
+        stop = _round_up(n + 1, self.align)
+        if len(rest) < stop or (rest[n:stop] != PAD).any():
+            raise DecodeError(f"content at position {self.pos} is not padded to a patch boundary")
+        self.pos += stop
+        return bytes(rest[:n].astype(np.uint8))
+
+    def at_end_patch(self) -> bool:
+        return self.pos < len(self.ids) and self.ids[self.pos] == END
+
+    def end(self) -> None:
+        patch = self.ids[self.pos: self.pos + self.align]
+        if len(patch) < self.align or not (patch == end_patch(self.align)).all():
+            raise DecodeError(f"no end patch at position {self.pos}")
+        if self.pos + self.align != len(self.ids):
+            raise DecodeError(f"{len(self.ids) - self.pos - self.align} ids after the end patch")
+
+
+# ---------------------------------------------------------------------------------------------
+# Constraint for generation
+
+
+def _id_mask(*groups: str) -> torch.Tensor:
+    """(V,) bool: the ids of the named groups ("bytes", "pad", "end")."""
+    mask = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+    for g in groups:
+        if g == "bytes":
+            mask[:256] = True
+        else:
+            mask[{"pad": PAD, "end": END}[g]] = True
+    return mask
+
+
+_MASKS = {key: _id_mask(*key.split("|")) for key in ("bytes", "pad", "end", "bytes|end",
+                                                     "bytes|pad")}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """Which ids may come next in a target, by position: the shape of valid output.
+
+    A target is blocks of `block` bytes each padded to `stride` (CPU states), or, when `block`
+    is None, one PAD-terminated content; then the end patch. `allowed(target)` takes the target
+    ids generated so far and returns the allowed next ids as a bool mask (V,).
+    """
+
+    align: int
+    stride: int  # CPU: the state block's padded length; music: the patch size
+    block: int | None  # CPU: bytes per block; None: PAD-terminated content
+
+    def allowed(self, target: Sequence[int]) -> torch.Tensor:
+        t = len(target)
+        if END in target:
+            return _MASKS["pad"]
+        if self.block is not None:
+            r = t % self.stride
+            return _MASKS["bytes|end"] if r == 0 else _MASKS["bytes" if r < self.block else "pad"]
+        if PAD in target:
+            return _MASKS["end" if t % self.align == 0 else "pad"]
+        return _MASKS["bytes|pad"]
+
+    def for_generate(self, prompt_len: int) -> Callable[[Sequence[int]], torch.Tensor]:
+        """`allowed` on a whole sequence (prompt + generated), as `ByteModel.generate` calls it."""
+        return lambda seq: self.allowed(seq[prompt_len:])
+
+
+def generation_constraint(constraints: Sequence[Constraint], prompt_lens: Sequence[int]):
+    """The `allowed(b, seq)` callback of `ByteModel.generate` for a batch of prompts."""
+    per_row = [c.for_generate(n) for c, n in zip(constraints, prompt_lens)]
+    return lambda b, seq: per_row[b](seq)
+
+
+# ---------------------------------------------------------------------------------------------
+# Codecs
+
+
+class Codec:
+    """Base: a task's byte layout. Subclasses set `task` and implement the layout."""
+
+    task: str
+    stop_id = END
+
+    def __init__(self, align: int = 16):
+        if align < 16 or align % 16:
+            raise ValueError(f"align must be a multiple of 16; got {align}")
+        self.align = align
+
+    def options(self) -> dict[str, Any]:
+        """What a checkpoint stores so that a loaded model encodes the same way."""
+        return {"task": self.task, "align": self.align}
+
+    def sample_from_row(self, row: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def segments(self, sample: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """(prompt parts, target parts) as id arrays; the target excludes the end patch."""
+        raise NotImplementedError
+
+    def target_mask(self, target: np.ndarray) -> np.ndarray:
+        """The informative positions of the target (without the end patch)."""
+        raise NotImplementedError
+
+    def encode(self, sample: Any) -> tuple[np.ndarray, np.ndarray]:
+        """ids (T,) int16 and loss mask (T,) bool; T is a multiple of `align`."""
+        prompt, target = self.segments(sample)
+        p, t = np.concatenate(prompt), np.concatenate(target or [np.zeros(0, np.int16)])
+        ids = np.concatenate([p, t, end_patch(self.align)])
+        mask = np.zeros(len(ids), dtype=bool)
+        mask[len(p): len(p) + len(t)] = self.target_mask(t)
+        mask[len(p) + len(t)] = True  # the END
+        return ids, mask
+
+    def prompt(self, sample: Any) -> np.ndarray:
+        return np.concatenate(self.segments(sample)[0])
+
+    def decode(self, ids: np.ndarray) -> Any:
+        raise NotImplementedError
+
+    def constraint(self, sample: Any) -> Constraint:
+        """The shape of a valid target for `sample` (for constrained generation)."""
+        raise NotImplementedError
+
+
+def _profile(name: str):
+    from datagen.cpu import PROFILES
+
+    if name not in PROFILES:
+        raise DecodeError(f"unknown CPU profile {name!r} (known: {', '.join(PROFILES)})")
+    return PROFILES[name]
+
+
+class CpuCodec(Codec):
+    """`[cpu:<profile>] [program] [trace] [state_0] ... [state_n] [end]` (SPEC §3).
+
+    With `interleave_ir`, each state block also carries the 4-byte instruction word found at
+    that state's pc (zeros outside the program), as bGPT's IR register; decode drops it.
+    """
+
+    task = "cpu"
+
+    def __init__(self, align: int = 16, interleave_ir: bool = False):
+        super().__init__(align)
+        self.interleave_ir = interleave_ir
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "interleave_ir": self.interleave_ir}
+
+    def sample_from_row(self, row: dict[str, Any]) -> CpuTrace:
+        return CpuTrace(row["profile"], bytes(row["program"]), bytes(row["states"]))
+
+    def block(self, profile: str) -> int:
+        return _profile(profile).state_size + (IR_BYTES if self.interleave_ir else 0)
+
+    def stride(self, profile: str) -> int:
+        return _round_up(self.block(profile), self.align)
+
+    def ir_words(self, trace: CpuTrace) -> np.ndarray:
+        """(n+1, 4) uint8: the instruction word at each state's pc (zeros outside the program)."""
+        prof = _profile(trace.profile)
+        states = np.frombuffer(trace.states, np.uint8).reshape(-1, prof.state_size)
+        width = prof.register_bytes[0]
+        pc = states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64) - prof.code_base
+        code = np.zeros(len(trace.program) + IR_BYTES, np.uint8)
+        code[: len(trace.program)] = np.frombuffer(trace.program, np.uint8)
+        inside = (pc >= 0) & (pc < len(trace.program))
+        at = np.where(inside, pc, len(trace.program))  # the zero tail
+        return code[at[:, None] + np.arange(IR_BYTES)]
+
+    def _blocks(self, trace: CpuTrace) -> np.ndarray:
+        """(n+1, stride) int16: each state (+ IR word), PAD-padded."""
+        prof = _profile(trace.profile)
+        if len(trace.states) == 0 or len(trace.states) % prof.state_size:
+            raise ValueError(f"states of {len(trace.states)} bytes are not whole "
+                             f"{prof.state_size}-byte {trace.profile} states")
+        states = np.frombuffer(trace.states, np.uint8).reshape(-1, prof.state_size)
+        parts = [states, self.ir_words(trace)] if self.interleave_ir else [states]
+        body = np.concatenate(parts, axis=1).astype(np.int16)
+        out = np.full((len(states), self.stride(trace.profile)), PAD, np.int16)
+        out[:, : body.shape[1]] = body
+        return out
+
+    def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        blocks = self._blocks(sample)
+        prompt = [header_patch(f"cpu:{sample.profile}", self.align),
+                  _terminated(sample.program, self.align),
+                  header_patch("trace", self.align), blocks[0]]
+        return prompt, list(blocks[1:])
+
+    def target_mask(self, target: np.ndarray) -> np.ndarray:
+        return target != PAD
+
+    def state_positions(self, sample: CpuTrace) -> np.ndarray:
+        """(n, state_size) indices into `encode(sample)[0]` of the bytes of states 1..n."""
+        prompt_len = len(self.prompt(sample))
+        n = len(sample.states) // _profile(sample.profile).state_size - 1
+        stride, size = self.stride(sample.profile), _profile(sample.profile).state_size
+        return prompt_len + np.arange(n)[:, None] * stride + np.arange(size)[None, :]
+
+    def decode(self, ids: np.ndarray) -> CpuTrace:
+        r = _Reader(ids, self.align)
+        head = r.header()
+        if not head.startswith("cpu:"):
+            raise DecodeError(f"header {head!r} is not a CPU header")
+        profile = head[4:]
+        program = r.terminated()
+        r.expect_header("trace")
+        stride, block = self.stride(profile), self.block(profile)
+        size = _profile(profile).state_size
+        blocks = []
+        while not r.at_end_patch():
+            blk = r.ids[r.pos: r.pos + stride]
+            if len(blk) < stride or (blk[:block] >= 256).any() or (blk[block:] != PAD).any():
+                raise DecodeError(f"no {profile} state block at position {r.pos}")
+            blocks.append(blk[:block].astype(np.uint8))
+            r.pos += stride
+        r.end()
+        if not blocks:
+            raise DecodeError("a trace needs at least state_0")
+        body = np.stack(blocks)  # (n+1, block)
+        trace = CpuTrace(profile, program, body[:, :size].tobytes())
+        if self.interleave_ir and (body[:, size:] != self.ir_words(trace)).any():
+            raise DecodeError("an interleaved instruction word does not match the program")
+        return trace
+
+    def constraint(self, sample: CpuTrace) -> Constraint:
+        return Constraint(self.align, self.stride(sample.profile), self.block(sample.profile))
+
+
+class MusicCodec(Codec):
+    """`[abc] [abc bytes] [mid] [midi bytes] [end]` (abc2midi) or its mirror (midi2abc)."""
+
+    def __init__(self, task: str, align: int = 16):
+        super().__init__(align)
+        if task not in ("abc2midi", "midi2abc"):
+            raise ValueError(f"unknown music task {task!r}")
+        self.task = task
+
+    def sample_from_row(self, row: dict[str, Any]) -> MusicPair:
+        return MusicPair(row["abc"], bytes(row["midi"]))
+
+    def _parts(self, sample: MusicPair) -> list[tuple[str, bytes]]:
+        abc = ("abc", sample.abc.encode("utf-8", "surrogateescape"))
+        mid = ("mid", sample.midi)
+        return [abc, mid] if self.task == "abc2midi" else [mid, abc]
+
+    def segments(self, sample: MusicPair) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        (h1, c1), (h2, c2) = self._parts(sample)
+        prompt = [header_patch(h1, self.align), _terminated(c1, self.align),
+                  header_patch(h2, self.align)]
+        return prompt, [_terminated(c2, self.align)]
+
+    def target_mask(self, target: np.ndarray) -> np.ndarray:
+        mask = target != PAD
+        first_pad = np.flatnonzero(target == PAD)[:1]
+        mask[first_pad] = True
+        return mask
+
+    def decode(self, ids: np.ndarray) -> MusicPair:
+        r = _Reader(ids, self.align)
+        got = {}
+        for head, _ in self._parts(MusicPair("", b"")):
+            r.expect_header(head)
+            got[head] = r.terminated()
+        r.end()
+        return MusicPair(got["abc"].decode("utf-8", "surrogateescape"), got["mid"])
+
+    def target_bytes(self, ids: np.ndarray) -> bytes:
+        """The content of a generated target (ids after the prompt), up to its first special."""
+        ids = np.asarray(ids).astype(np.int64)
+        special = np.flatnonzero(ids >= 256)
+        return bytes(ids[: special[0] if len(special) else len(ids)].astype(np.uint8))
+
+    def constraint(self, sample: MusicPair) -> Constraint:
+        return Constraint(self.align, self.align, None)
+
+
+def make_codec(task: str, align: int = 16, interleave_ir: bool = False) -> Codec:
+    if task == "cpu":
+        return CpuCodec(align, interleave_ir)
+    if task in ("abc2midi", "midi2abc"):
+        return MusicCodec(task, align)
+    raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
+
+
+def codec_from_options(options: dict[str, Any]) -> Codec:
+    """The codec a checkpoint's `codec` options describe (inverse of `Codec.options`)."""
+    opts = dict(options)
+    task = opts.pop("task")
+    return make_codec(task, **opts)

@@ -1,0 +1,120 @@
+"""Corpus -> encoded sequences -> training batches (no per-sample Python in the hot loop).
+
+A split is encoded once into flat arrays (ids, loss mask, offsets). The rows of the global batch
+at step s are a pure function of (seed, s): epoch e is a seeded permutation of the rows, and
+the batches walk the concatenated epochs. Resuming at step s therefore reads the same batches as
+an uninterrupted run, and each DDP rank can compute the whole global batch and take its slice.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from datagen.corpus import read_table
+from datagen.errors import UserError
+from simulator.codec import PAD, Codec
+
+COLUMNS = {"cpu": ["profile", "program", "states"], "abc2midi": ["abc", "midi"],
+           "midi2abc": ["abc", "midi"]}
+KIND = {"cpu": "cpu", "abc2midi": "music", "midi2abc": "music"}
+
+
+@dataclass
+class EncodedSplit:
+    """Every sequence of one split, end to end: sequence i is ids[offsets[i]:offsets[i+1]]."""
+
+    ids: np.ndarray  # (N,) int16
+    mask: np.ndarray  # (N,) bool: the loss mask
+    offsets: np.ndarray  # (n + 1,) int64
+    rows: np.ndarray  # (n,) int64: the index of each sequence's row in the split's table
+    n_targets: np.ndarray  # (n,) int64: scored tokens per sequence
+    n_too_long: int  # rows refused because their sequence exceeds max_len
+    max_len: int
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def batch(self, seqs: np.ndarray, length: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sequences `seqs` right-padded with PAD to `length` (default: the longest).
+
+        Returns ids (B, length) int64 and the loss mask (B, length) bool.
+        """
+        seqs = np.asarray(seqs, dtype=np.int64)
+        start, n = self.offsets[seqs], self.lengths[seqs]  # (B,)
+        length = int(n.max()) if length is None else length
+        pos = np.arange(length)[None, :]  # (1, L)
+        inside = pos < n[:, None]  # (B, L)
+        flat = np.where(inside, start[:, None] + pos, 0)
+        ids = np.where(inside, self.ids[flat], PAD).astype(np.int64)
+        return ids, inside & self.mask[flat]
+
+
+def load_rows(corpus: Path | str, task: str, split: str) -> list[dict]:
+    """The rows of one split, as dicts of the columns the task needs."""
+    table = read_table(corpus, split=split, columns=COLUMNS[task], kind=KIND[task])
+    return table.to_pylist()
+
+
+def encode_rows(rows: list[dict], codec: Codec, max_len: int) -> EncodedSplit:
+    """Encode rows; refuse (and count) those whose sequence is longer than `max_len`."""
+    ids, masks, keep = [], [], []
+    for i, row in enumerate(rows):
+        x, m = codec.encode(codec.sample_from_row(row))
+        if len(x) > max_len:
+            continue
+        ids.append(x)
+        masks.append(m)
+        keep.append(i)
+    lengths = np.array([len(x) for x in ids], dtype=np.int64)
+    return EncodedSplit(
+        ids=np.concatenate(ids) if ids else np.zeros(0, np.int16),
+        mask=np.concatenate(masks) if masks else np.zeros(0, bool),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        rows=np.array(keep, dtype=np.int64),
+        n_targets=np.array([int(m.sum()) for m in masks], dtype=np.int64), n_too_long=len(rows) - len(keep), max_len=max_len)
+
+
+def load_split(corpus: Path | str, task: str, codec: Codec, split: str, max_len: int,
+               required: bool = True, log: TextIO | None = sys.stderr) -> EncodedSplit:
+    """Read and encode one split of a corpus, saying how many rows were refused and why."""
+    rows = load_rows(corpus, task, split)
+    enc = encode_rows(rows, codec, max_len)
+    if enc.n_too_long and log is not None:
+        print(f"{split}: {enc.n_too_long} of {len(rows)} sequences are longer than the context "
+              f"(--max-len {max_len}) and are left out", file=log)
+    if required and len(enc) == 0:
+        why = (f"all {len(rows)} sequences are longer than --max-len {max_len}" if rows
+               else "it has no rows")
+        raise UserError(f"cannot use the {split} split of {corpus}: {why}")
+    return enc
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def batch_sequences(n: int, seed: int, step: int, batch_size: int) -> np.ndarray:
+    """The sequence indices of the global batch at `step` (B,), a pure function of its args."""
+    k = step * batch_size + np.arange(batch_size, dtype=np.int64)  # position in the epoch walk
+    epochs = k // n
+    out = np.empty(batch_size, dtype=np.int64)
+    for e in np.unique(epochs):
+        sel = epochs == e
+        out[sel] = _permutation(n, seed, int(e))[k[sel] % n]
+    return out
+
+
+def pad_length(lengths: np.ndarray, align: int) -> int:
+    """The padded length of a batch: the longest sequence, rounded up to `align`."""
+    return int(-(-int(lengths.max()) // align) * align)

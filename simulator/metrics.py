@@ -1,0 +1,188 @@
+"""The metrics of SPEC §7, defined once: CPU state accuracies, music file scores, bits per byte.
+
+CPU metrics are computed on target states only (state_1 .. state_n of each trace):
+- byte_accuracy: the fraction of target state bytes right (bGPT's metric);
+- state_exact: the fraction of target states right in every byte;
+- final_exact: the fraction of traces whose last state is right (free-running: also the trace
+  must stop after exactly n states);
+- by_register: byte accuracy per register; by_class: byte accuracy and state exactness of the
+  state after each instruction, by the class of that instruction.
+Music: bpb (bits per target token under teacher forcing), exact_file, valid_midi, note_f1.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+import math
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+LN2 = math.log(2)
+# what mido raises on bytes that are not a well-formed MIDI file
+MIDI_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError)
+
+
+def bits_per_token(loss_nats: float) -> float:
+    """Mean loss in nats per target token -> bits per target token (the `bpb` of SPEC §7)."""
+    return loss_nats / LN2
+
+
+class CpuTally:
+    """Accumulates CPU metrics over traces; `result()` gives the SPEC §7 numbers."""
+
+    def __init__(self, registers: Sequence[str], register_bytes: Sequence[int]):
+        self.registers = list(registers)
+        edges = np.cumsum([0, *register_bytes])
+        self.slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+        self.bytes_right = self.bytes_total = 0
+        self.states_right = self.states_total = 0
+        self.finals_right = self.traces = 0
+        self.reg_right = np.zeros(len(self.registers), np.int64)
+        self.reg_total = np.zeros(len(self.registers), np.int64)
+        self.cls: dict[str, Counter] = defaultdict(Counter)
+
+    def add(self, right: np.ndarray, classes: Sequence[str], final_right: bool) -> None:
+        """One trace: right (n, state_size) bool per target byte; classes (n,) per step."""
+        n, size = right.shape
+        self.bytes_right += int(right.sum())
+        self.bytes_total += right.size
+        exact = right.all(axis=1)  # (n,)
+        self.states_right += int(exact.sum())
+        self.states_total += n
+        self.finals_right += int(final_right)
+        self.traces += 1
+        for i, s in enumerate(self.slices):
+            self.reg_right[i] += int(right[:, s].sum())
+            self.reg_total[i] += right[:, s].size
+        for k, c in enumerate(classes):
+            tally = self.cls[c]
+            tally["steps"] += 1
+            tally["bytes_right"] += int(right[k].sum())
+            tally["bytes"] += size
+            tally["exact"] += int(exact[k])
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "byte_accuracy": _ratio(self.bytes_right, self.bytes_total),
+            "state_exact": _ratio(self.states_right, self.states_total),
+            "final_exact": _ratio(self.finals_right, self.traces),
+            "by_register": {r: _ratio(int(a), int(b)) for r, a, b in
+                            zip(self.registers, self.reg_right, self.reg_total)},
+            "by_class": {c: {"steps": t["steps"],
+                             "byte_accuracy": _ratio(t["bytes_right"], t["bytes"]),
+                             "state_exact": _ratio(t["exact"], t["steps"])}
+                         for c, t in sorted(self.cls.items())},
+        }
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
+
+
+def state_matches(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """predicted (m, S) (m may differ from n; missing states count as wrong), truth (n, S)
+    -> (n, S) bool."""
+    right = np.zeros(truth.shape, dtype=bool)
+    m = min(len(predicted), len(truth))
+    right[:m] = predicted[:m] == truth[:m]
+    return right
+
+
+# ---------------------------------------------------------------------------------------------
+# Music
+
+
+def valid_midi(data: bytes) -> bool:
+    """Whether mido parses `data` as a MIDI file."""
+    import mido
+
+    try:
+        mido.MidiFile(file=io.BytesIO(data))
+    except MIDI_ERRORS:
+        return False
+    return True
+
+
+def midi_notes(data: bytes) -> list[tuple[int, int, float, float]]:
+    """Notes of a MIDI file as (channel, pitch, onset, duration), times in beats (rounded)."""
+    import mido
+
+    mid = mido.MidiFile(file=io.BytesIO(data))
+    tpb = mid.ticks_per_beat or 480
+    notes = []
+    for track in mid.tracks:
+        now, sounding = 0, {}
+        for msg in track:
+            now += msg.time
+            if msg.type == "note_on" and msg.velocity > 0:
+                sounding.setdefault((msg.channel, msg.note), []).append(now)
+            elif msg.type in ("note_off", "note_on") and sounding.get((msg.channel, msg.note)):
+                start = sounding[(msg.channel, msg.note)].pop(0)
+                notes.append((msg.channel, msg.note, round(start / tpb, 3),
+                              round((now - start) / tpb, 3)))
+    return notes
+
+
+def note_f1(predicted: bytes, reference: bytes) -> float:
+    """Note-level F1 (pitch, onset, duration; channel) of a predicted MIDI file; 0 if unreadable."""
+    try:
+        pred = Counter(midi_notes(predicted))
+    except MIDI_ERRORS:  # an unreadable prediction has no notes
+        return 0.0
+    ref = Counter(midi_notes(reference))
+    hits = sum((pred & ref).values())
+    if not pred and not ref:
+        return 1.0
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / sum(pred.values()), hits / sum(ref.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def plot_losses(records: list[dict[str, Any]], path, title: str = "") -> None:
+    """Training (and validation) bits per target token against the step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot([r["step"] for r in records], [r["bpb"] for r in records], label="train", lw=1)
+    valid = [r for r in records if "valid_bpb" in r]
+    if valid:
+        ax.plot([r["step"] for r in valid], [r["valid_bpb"] for r in valid], "o-", label="valid")
+    ax.set(xlabel="step", ylabel="bits per target byte", yscale="log", title=title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_by_class(by_mode: dict[str, dict[str, Any]], path, title: str = "") -> None:
+    """Byte accuracy by instruction class, one bar per mode (teacher-forced, free-running)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = sorted({c for r in by_mode.values() for c in r["by_class"]})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / max(1, len(by_mode))
+    for i, (mode, r) in enumerate(by_mode.items()):
+        acc = [r["by_class"].get(c, {}).get("byte_accuracy") or 0.0 for c in classes]
+        ax.bar(np.arange(len(classes)) + i * width, acc, width, label=mode)
+    ax.set_xticks(np.arange(len(classes)) + width * (len(by_mode) - 1) / 2, classes)
+    ax.set(ylabel="byte accuracy", ylim=(0, 1), title=title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

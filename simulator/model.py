@@ -1,0 +1,488 @@
+"""The hierarchical byte model: bGPT/MEGABYTE-style decoders stacked over patches of bytes.
+
+Levels, top first. Level k works on units of U_k bytes: U_0 = patch_sizes[0] (the top patches),
+U_1 = patch_sizes[1], ..., U_n = 1 (bytes). Level 0 is a causal transformer over the whole sequence
+of top patches. Level k > 0 runs inside each unit of level k-1, over its G_k = U_{k-1} / U_k
+sub-units; at the byte level it also sees the `local_window` bytes before the patch (the copy path,
+as BLT's local models attend across patch boundaries; 0 = inside the patch only, bGPT's way).
+
+The shift is inside the model, the same at every level: the input for unit m is the embedding of
+unit m-1 (a learned start vector for m = 0), plus, for k > 0, a projection of the parent level's
+output for the unit containing m and a learned embedding of m's slot in that parent unit. So every
+output for unit m has seen exactly the bytes before unit m, and logits[:, t] predicts ids[:, t].
+
+Unit embedding: a unit of U bytes is embedded as the sum of U slot-specific byte embeddings (a table
+of U * V rows), which equals bGPT's linear layer over the concatenated one-hot bytes.
+Positions: rotary embeddings (RoPE) at every level, at absolute unit indices. RoPE is relative, so a
+patch's bytes are treated the same wherever the patch is, and sequences longer than those seen in
+training still get well-defined positions.
+
+Shape legend: B batch, T bytes, U_k bytes per unit of level k, L_k = T / U_k units at level k,
+G_k = U_{k-1} / U_k units of level k per unit of level k-1, D_k width of level k, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import Tensor, nn
+
+from simulator.blocks import BLOCKS, BlockSpec
+
+
+@dataclass
+class ModelConfig:
+    """Shape of a ByteModel. Per-level tuples are ordered top level first (len = levels)."""
+
+    vocab_size: int = 258  # 0..255 bytes, 256 PAD, 257 END
+    patch_sizes: tuple[int, ...] = (16,)  # bytes per unit, top level down; (16,) = two levels
+    d_model: tuple[int, ...] = (256, 128)
+    n_layers: tuple[int, ...] = (4, 2)
+    n_heads: tuple[int, ...] = (4, 2)
+    block_types: tuple[str, ...] = ("transformer", "transformer")
+    max_len: int = 2048  # bytes per training sequence (a multiple of patch_sizes[0])
+    local_window: int = 0  # bytes before its patch the byte level sees (the copy path)
+    dropout: float = 0.0
+    mlp_ratio: int = 4
+    rope_base: float = 10000.0
+
+    def __post_init__(self) -> None:
+        for f in ("patch_sizes", "d_model", "n_layers", "n_heads", "block_types"):
+            setattr(self, f, tuple(getattr(self, f)))
+        self._check()
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.patch_sizes) + 1
+
+    def _check(self) -> None:
+        n = self.n_levels
+        for f in ("d_model", "n_layers", "n_heads", "block_types"):
+            if len(getattr(self, f)) != n:
+                raise ValueError(
+                    f"ModelConfig.{f} needs {n} entries (one per level), got {getattr(self, f)}"
+                )
+        sizes = (*self.patch_sizes, 1)
+        if not self.patch_sizes or any(
+            b < 1 or a <= b or a % b for a, b in itertools.pairwise(sizes)
+        ):
+            raise ValueError(
+                f"ModelConfig.patch_sizes must shrink from the top level down, each dividing the one "
+                f"before and > 1, got {self.patch_sizes}"
+            )
+        for k, (d, h) in enumerate(zip(self.d_model, self.n_heads)):
+            if h < 1 or d % h or (d // h) % 2:
+                raise ValueError(f"level {k}: d_model {d} must split into {h} heads of even width")
+        for name in self.block_types:
+            if name not in BLOCKS:
+                raise ValueError(f"unknown block type {name!r}; registered: {sorted(BLOCKS)}")
+        if self.max_len < 1 or self.max_len % self.patch_sizes[0]:
+            raise ValueError(
+                f"ModelConfig.max_len {self.max_len} must be a multiple of {self.patch_sizes[0]}"
+            )
+        if (
+            self.vocab_size < 2
+            or self.local_window < 0
+            or min(self.n_layers) < 0
+            or self.mlp_ratio < 1
+        ):
+            raise ValueError(f"invalid ModelConfig {self}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s): {', '.join(unknown)}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ValueError(f"invalid ModelConfig: {e}") from None
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # tests: ~0.4M parameters
+    "tiny": ModelConfig(
+        patch_sizes=(16,),
+        d_model=(64, 32),
+        n_layers=(2, 1),
+        n_heads=(2, 2),
+        block_types=("transformer",) * 2,
+        max_len=512,
+    ),
+    "tiny3": ModelConfig(
+        patch_sizes=(16, 4),
+        d_model=(64, 48, 32),
+        n_layers=(2, 1, 1),
+        n_heads=(2, 2, 2),
+        block_types=("transformer",) * 3,
+        max_len=512,
+    ),
+    # 2 CPU cores, an hour: ~5M parameters
+    "small": ModelConfig(
+        patch_sizes=(16,),
+        d_model=(256, 128),
+        n_layers=(4, 2),
+        n_heads=(4, 2),
+        block_types=("transformer",) * 2,
+        max_len=2048,
+    ),
+    "small3": ModelConfig(
+        patch_sizes=(64, 16),
+        d_model=(256, 192, 128),
+        n_layers=(4, 2, 2),
+        n_heads=(4, 3, 2),
+        block_types=("transformer",) * 3,
+        max_len=2048,
+    ),
+    # one GPU: ~35M parameters
+    "base": ModelConfig(
+        patch_sizes=(16,),
+        d_model=(512, 384),
+        n_layers=(8, 4),
+        n_heads=(8, 6),
+        block_types=("transformer",) * 2,
+        max_len=8192,
+    ),
+    "base3": ModelConfig(
+        patch_sizes=(64, 16),
+        d_model=(512, 384, 256),
+        n_layers=(8, 3, 3),
+        n_heads=(8, 6, 4),
+        block_types=("transformer",) * 3,
+        max_len=8192,
+    ),
+    # bGPT's shape: 12 patch layers, 3 byte layers, width 768, 16-byte patches, 8 KB context
+    "bgpt": ModelConfig(
+        patch_sizes=(16,),
+        d_model=(768, 768),
+        n_layers=(12, 3),
+        n_heads=(12, 12),
+        block_types=("transformer",) * 2,
+        max_len=8192,
+    ),
+}
+
+
+class Level(nn.Module):
+    """One decoder level: embeds the previous unit, adds the parent's context, runs its blocks."""
+
+    def __init__(self, cfg: ModelConfig, k: int):
+        super().__init__()
+        last = k == cfg.n_levels - 1
+        self.unit = 1 if last else cfg.patch_sizes[k]  # U_k
+        self.group = None if k == 0 else cfg.patch_sizes[k - 1] // self.unit  # G_k
+        self.vocab_size = cfg.vocab_size
+        d = cfg.d_model[k]
+        self.embed = nn.Embedding(self.unit * cfg.vocab_size, d)  # one table per slot in a unit
+        self.register_buffer("offsets", torch.arange(self.unit) * cfg.vocab_size, persistent=False)
+        self.start = nn.Parameter(torch.zeros(d))
+        if k > 0:
+            self.from_parent = nn.Linear(cfg.d_model[k - 1], d, bias=False)
+            self.slot = nn.Embedding(self.group, d)
+        spec = BlockSpec(
+            d_model=d,
+            n_heads=cfg.n_heads[k],
+            group=self.group,
+            window=cfg.local_window if last else 0,
+            mlp_ratio=cfg.mlp_ratio,
+            dropout=cfg.dropout,
+            rope_base=cfg.rope_base,
+        )
+        self.blocks = nn.ModuleList(
+            BLOCKS[cfg.block_types[k]](spec) for _ in range(cfg.n_layers[k])
+        )
+        self.norm = nn.LayerNorm(d)
+
+    def embed_units(self, ids: Tensor) -> Tensor:
+        """(B, L*U) byte ids -> (B, L, D): a unit of U bytes is the sum of its slots' embeddings."""
+        B = ids.shape[0]
+        return self.embed(ids.view(B, -1, self.unit) + self.offsets).sum(2)
+
+    def forward(self, x: Tensor, pos: Tensor, caches: list | None = None) -> Tensor:
+        """(B, L, D) inputs at positions pos (B or 1, L) -> (B, L, D) normalised outputs."""
+        for i, block in enumerate(self.blocks):
+            x = block(x, pos, None if caches is None else caches[i])
+        return self.norm(x)
+
+
+class ByteModel(nn.Module):
+    """Hierarchical byte model; see the module docstring for the levels and the shift."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.levels = nn.ModuleList(Level(config, k) for k in range(config.n_levels))
+        self.head = nn.Linear(config.d_model[-1], config.vocab_size, bias=False)
+        self.apply(self._init_weights)
+        # GPT-2: the projections into the residual stream are scaled down by depth
+        for level, n in zip(self.levels, config.n_layers):
+            for name, p in level.named_parameters():
+                if name.endswith("out.weight"):
+                    nn.init.normal_(p, std=0.02 / math.sqrt(2 * max(n, 1)))
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, ids: Tensor) -> Tensor:
+        """ids (B, T), T a multiple of patch_sizes[0] and <= max_len -> logits (B, T, V);
+        logits[:, t] predicts ids[:, t] from ids[:, :t]."""
+        U = self.config.patch_sizes[0]
+        if ids.dim() != 2 or ids.shape[1] % U or ids.shape[1] > self.config.max_len:
+            raise ValueError(
+                f"ids must be (B, T) with T a multiple of {U} and <= max_len {self.config.max_len}, "
+                f"got shape {tuple(ids.shape)}"
+            )
+        return self._run(ids)[0]
+
+    def _run(
+        self, ids: Tensor, caches: list | None = None, extend: bool = False
+    ) -> tuple[Tensor, list[Tensor]]:
+        """The forward pass over all levels; returns logits and each level's outputs.
+
+        ids (B, T), T a multiple of U_0. extend=False: logits (B, T, V), level k outputs (B, L_k, D_k).
+        extend=True: one more position at every level, the unit right after the prefix, so logits are
+        (B, T+1, V) and logits[:, T] predicts the next byte (generation's prefill).
+        caches: per level, per block, a fresh cache to fill.
+        """
+        B, T = ids.shape
+        hs: list[Tensor] = []  # level k: (B, L_k, D_k)
+        for k, level in enumerate(self.levels):
+            L = T // level.unit + int(extend)  # L_k
+            start = level.start.expand(B, 1, -1)  # (B, 1, D_k)
+            x = torch.cat([start, level.embed_units(ids)], 1)[:, :L]  # (B, L_k, D_k): unit m-1 at m
+            if k > 0:
+                ctx = level.from_parent(hs[-1])  # (B, L_{k-1}, D_k)
+                ctx = ctx.repeat_interleave(level.group, 1)[:, :L]  # (B, L_k, D_k): parent of m
+                slots = torch.arange(L, device=ids.device) % level.group  # (L_k,) m's slot
+                x = x + ctx + level.slot(slots)
+            pos = torch.arange(L, device=ids.device)[None]  # (1, L_k)
+            hs.append(level(x, pos, None if caches is None else caches[k]))
+        return self.head(hs[-1]), hs  # (B, T, V)
+
+    def new_caches(self) -> list[list]:
+        return [[block.new_cache() for block in level.blocks] for level in self.levels]
+
+    @torch.no_grad()
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        max_new: int,
+        *,
+        temperature: float = 0.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        stop_id: int | None = None,
+        allowed: Callable[[int, list[int]], Tensor | None] | None = None,
+        callback: Callable[[int, int], None] | None = None,
+        use_cache: bool = True,
+    ) -> list[list[int]]:
+        """Continue each prompt by up to `max_new` ids; returns the new ids per prompt (not the prompt).
+
+        prompts: a ragged batch; each prompt's length must be a multiple of patch_sizes[0] (it may be
+            empty), so that all prompts stand at the same place in a patch at every step.
+        temperature: 0 = greedy (argmax); otherwise sample from softmax(logits / temperature),
+            restricted to the `top_k` most likely ids and/or the smallest set of probability >= `top_p`,
+            drawing from `generator`, a CPU torch.Generator (same state -> same output).
+        stop_id: a sequence ends (its output includes stop_id) once it emits stop_id as the first byte
+            of a top-level patch (e.g. END); stop_id elsewhere is an ordinary id.
+        allowed: allowed(b, seq) -> bool (V,) mask of the ids permitted next for prompt b, where seq is
+            prompt + generated so far (so len(seq) is the absolute position); None = no constraint.
+        callback: callback(b, new_id) is called once per generated id, in order.
+        use_cache: True keeps a KV cache at every level (the top level over the patches so far, each
+            lower level over its current unit and window) and prefills it one prompt at a time;
+            False recomputes the whole prefix for every byte (bGPT's way; a slow reference).
+        """
+        U = self.config.patch_sizes[0]
+        for b, p in enumerate(prompts):
+            if len(p) % U or any(not 0 <= i < self.config.vocab_size for i in p):
+                raise ValueError(
+                    f"prompt {b}: length {len(p)} must be a multiple of {U} and ids in [0, {self.config.vocab_size})"
+                )
+        if (
+            temperature < 0
+            or (top_k is not None and top_k < 1)
+            or (top_p is not None and not 0 < top_p <= 1)
+        ):
+            raise ValueError("need temperature >= 0, top_k >= 1 and 0 < top_p <= 1")
+        seqs = [list(p) for p in prompts]
+        outs: list[list[int]] = [[] for _ in prompts]
+        active = list(range(len(prompts)))
+        if max_new <= 0 or not active:
+            return outs
+        was_training = self.training
+        self.eval()
+        try:
+            decoder = (
+                _CachedDecoder(self, prompts) if use_cache else _RecomputeDecoder(self, prompts)
+            )
+            for step in range(max_new):
+                logits = decoder.logits()  # (n_active, V)
+                if allowed is not None:
+                    logits = _constrain(logits, [allowed(b, seqs[b]) for b in active])
+                ids = _choose(logits, temperature, top_k, top_p, generator)  # (n_active,)
+                keep = []
+                for i, (b, y) in enumerate(zip(active, ids.tolist())):
+                    at_patch_start = len(seqs[b]) % U == 0
+                    seqs[b].append(y)
+                    outs[b].append(y)
+                    if callback is not None:
+                        callback(b, y)
+                    if not (y == stop_id and at_patch_start):
+                        keep.append(i)
+                if not keep or step == max_new - 1:
+                    break
+                if len(keep) < len(active):
+                    decoder.select(keep)
+                    ids, active = ids[keep], [active[i] for i in keep]
+                decoder.advance(ids)
+        finally:
+            self.train(was_training)
+        return outs
+
+
+def _constrain(logits: Tensor, masks: list[Tensor | None]) -> Tensor:
+    """Set the logits of disallowed ids to -inf. masks: per row a bool (V,) tensor or None."""
+    if all(m is None for m in masks):
+        return logits
+    everything = torch.ones(logits.shape[-1], dtype=torch.bool)
+    mask = torch.stack(
+        [everything if m is None else torch.as_tensor(m, dtype=torch.bool).cpu() for m in masks]
+    )
+    empty = (~mask.any(-1)).nonzero().flatten().tolist()
+    if empty:
+        raise ValueError(f"allowed() permits no id for batch row(s) {empty}")
+    return logits.masked_fill(~mask.to(logits.device), float("-inf"))
+
+
+def _choose(
+    logits: Tensor,
+    temperature: float,
+    top_k: int | None,
+    top_p: float | None,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """(n, V) logits -> (n,) ids: argmax at temperature 0, else a top-k / top-p sample."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        outside = probs.cumsum(-1) - probs >= top_p  # mass before this id already reaches top_p
+        logits = logits.scatter(-1, order, sorted_logits.masked_fill(outside, float("-inf")))
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
+
+
+class _CachedDecoder:
+    """Incremental decoding with a KV cache at every level.
+
+    State for the byte at absolute position t (per row; all rows share t mod U_0): level k has run
+    its positions up to the unit containing t; ctx[k] is the parent's projected output for that unit.
+    """
+
+    def __init__(self, model: ByteModel, prompts: Sequence[Sequence[int]]):
+        self.model = model
+        levels = model.levels
+        device = model.head.weight.device
+        U0 = levels[0].unit
+        caches, ctxs, logits = [], [], []
+        for p in prompts:  # prefill one prompt at a time, then batch the caches
+            ids = torch.tensor([list(p)], dtype=torch.long, device=device)  # (1, T)
+            c = model.new_caches()
+            out, hs = model._run(ids, c, extend=True)
+            caches.append(c)
+            ctxs.append(
+                [None] + [levels[k].from_parent(hs[k - 1][:, -1]) for k in range(1, len(levels))]
+            )
+            logits.append(out[:, -1])
+        self.caches = [
+            [type(c0).stack([c[k][i] for c in caches]) for i, c0 in enumerate(caches[0][k])]
+            for k in range(len(levels))
+        ]
+        # ctx[k] (n, D_k): level k's context from its parent's current unit
+        self.ctx = [None] + [torch.cat([c[k] for c in ctxs]) for k in range(1, len(levels))]
+        self.next_logits = torch.cat(logits)  # (n, V)
+        self.t = torch.tensor([len(p) for p in prompts], device=device)  # (n,) position to predict
+        self.phase = 0  # t mod U_0, the same for every row
+        self.tail = torch.zeros(len(prompts), U0, dtype=torch.long, device=device)  # last U_0 bytes
+        for i, p in enumerate(prompts):
+            if p:
+                self.tail[i] = torch.tensor(list(p[-U0:]), device=device)
+
+    def logits(self) -> Tensor:
+        return self.next_logits
+
+    def select(self, rows: list[int]) -> None:
+        idx = torch.tensor(rows, device=self.t.device)
+        for level_caches in self.caches:
+            for c in level_caches:
+                c.select(idx)
+        self.ctx = [None if c is None else c[idx] for c in self.ctx]
+        self.t, self.tail = self.t[idx], self.tail[idx]
+
+    def advance(self, ids: Tensor) -> None:
+        """Feed the chosen ids (n,) and compute the logits for the next position."""
+        self.tail = torch.cat([self.tail[:, 1:], ids[:, None]], 1)
+        self.t = self.t + 1
+        self.phase = (self.phase + 1) % self.tail.shape[1]
+        levels = self.model.levels
+        for k, level in enumerate(levels):
+            if self.phase % level.unit:
+                continue  # this level's current unit is not finished yet
+            x = level.embed_units(self.tail[:, self.tail.shape[1] - level.unit :])  # (n, 1, D)
+            if k > 0:
+                slot = (self.phase // level.unit) % level.group
+                x = x + self.ctx[k][:, None] + level.slot.weight[slot]
+            h = level(x, (self.t // level.unit)[:, None], self.caches[k])  # (n, 1, D)
+            if k + 1 < len(levels):
+                self.ctx[k + 1] = levels[k + 1].from_parent(h[:, -1])
+        self.next_logits = self.model.head(h[:, -1])
+
+
+class _RecomputeDecoder:
+    """The reference: for each byte, run the full forward over the whole prefix (no cache)."""
+
+    def __init__(self, model: ByteModel, prompts: Sequence[Sequence[int]]):
+        self.model = model
+        self.seqs = [list(p) for p in prompts]
+
+    def logits(self) -> Tensor:
+        U = self.model.config.patch_sizes[0]
+        device = self.model.head.weight.device
+        rows = []
+        for s in self.seqs:
+            t = len(s)
+            filler = [0] * (U - t % U)  # up to the next whole patch; causal, so never seen at t
+            ids = torch.tensor([s + filler], dtype=torch.long, device=device)
+            rows.append(self.model._run(ids)[0][0, t])
+        return torch.stack(rows)
+
+    def select(self, rows: list[int]) -> None:
+        self.seqs = [self.seqs[i] for i in rows]
+
+    def advance(self, ids: Tensor) -> None:
+        for s, y in zip(self.seqs, ids.tolist()):
+            s.append(y)
+
+
+__all__ = ["PRESETS", "ByteModel", "ModelConfig"]

@@ -1,0 +1,396 @@
+"""`simulator train`: AdamW + warmup + schedule, clipping, bf16 autocast on CUDA, DDP, resume.
+
+Batches are a pure function of (seed, step) (see `simulator.data`), the learning rate a pure
+function of the step, and a run folder's checkpoint holds the weights, the optimizer and the RNG
+state, so a killed run resumed with `--resume` ends bit-identical to an uninterrupted one (CPU).
+
+The loss of a step is the sum of the token losses of the whole global batch over its number of
+target tokens. Under DDP (`torchrun --nproc-per-node N -m simulator train ...`) every rank builds
+the same global batch, takes its slice, and scales its sum by world / global tokens, so that the
+averaged gradient is exactly the one of a single process at the same global batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from datagen.corpus import atomic_write, atomic_write_json
+from datagen.errors import UserError
+from datagen.progress import progress_bar
+from simulator import __version__
+from simulator.checkpoint import latest_checkpoint, load_pretrained, load_run_state, save_run_state
+from simulator.codec import TASKS, make_codec
+from simulator.data import EncodedSplit, batch_sequences, load_split
+from simulator.evaluate import split_loss
+from simulator.metrics import bits_per_token
+
+RUN_FILE = "run.json"
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+# Arguments that decide the trained weights; a resumed run must use the same ones.
+IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad_accum",
+            "schedule", "warmup", "max_len", "weight_decay", "clip", "interleave_ir")
+
+
+@dataclass
+class TrainArgs:
+    task: str
+    data: str
+    out: str
+    preset: str = "tiny"
+    steps: int = 1000
+    seed: int = 0
+    save_every: int = 200
+    resume: bool = False
+    batch_size: int = 32  # sequences per optimizer step, over all processes and micro-steps
+    lr: float = 1e-3
+    device: str = "auto"
+    grad_accum: int = 1
+    eval_every: int = 100
+    schedule: str = "constant"  # constant (+ final linear decay) | cosine
+    warmup: int | None = None  # default: 5% of the steps, at most 200
+    decay_frac: float = 0.2  # constant: the last fraction of the steps decays linearly
+    min_lr_ratio: float = 0.1
+    max_len: int | None = None  # default: the preset's context (max_len)
+    weight_decay: float = 0.1
+    clip: float = 1.0
+    interleave_ir: bool = False
+    quiet: bool = False
+
+    @classmethod
+    def from_namespace(cls, ns: Any) -> TrainArgs:
+        return cls(**{f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)})
+
+
+def lr_at(step: int, args: TrainArgs, warmup: int) -> float:
+    """The learning rate of optimizer step `step` (counted from 0)."""
+    base, low = args.lr, args.lr * args.min_lr_ratio
+    if step < warmup:
+        return base * (step + 1) / warmup
+    if args.schedule == "cosine":
+        p = (step - warmup) / max(1, args.steps - warmup)
+        return low + (base - low) * 0.5 * (1 + math.cos(math.pi * p))
+    start = args.steps - max(1, int(args.decay_frac * args.steps))
+    if step < start:
+        return base
+    return low + (base - low) * (args.steps - step) / (args.steps - start)
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-up
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def all_sum(self, x: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            dist.all_reduce(x)
+        return x
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the process group torchrun set up (NCCL on CUDA, gloo on CPU), if any."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def pick_device(name: str, d: Dist | None = None) -> str:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError("--device cuda asked, but torch sees no CUDA device")
+        if d is not None and d.world > 1 and name == "cuda":
+            name = f"cuda:{d.local_rank}"
+    elif name != "cpu":
+        raise UserError(f"--device takes auto, cpu, cuda or cuda:N; got {name!r}")
+    return name
+
+
+def hardware(device: str) -> str:
+    if device.startswith("cuda"):
+        return f"{torch.cuda.get_device_name(torch.device(device))} (CUDA)"
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def check_args(args: TrainArgs, d: Dist) -> None:
+    if args.task not in TASKS:
+        raise UserError(f"--task takes {', '.join(TASKS)}; got {args.task!r}")
+    if args.schedule not in ("constant", "cosine"):
+        raise UserError(f"--schedule takes constant or cosine; got {args.schedule!r}")
+    for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.lr <= 0:
+        raise UserError(f"--lr must be positive; got {args.lr}")
+    if args.batch_size % (d.world * args.grad_accum):
+        raise UserError(f"--batch-size {args.batch_size} must be a multiple of processes x "
+                        f"--grad-accum = {d.world} x {args.grad_accum}")
+
+
+def _identity(args: TrainArgs) -> dict[str, Any]:
+    return {k: getattr(args, k) for k in IDENTITY}
+
+
+def prepare_run(args: TrainArgs, d: Dist, device: str) -> Path | None:
+    """Create RUN (or check it for --resume); return the checkpoint to resume from, if any.
+
+    Rank 0 checks and writes; the other ranks wait for it, then read the same folder.
+    """
+    run = Path(args.out)
+    if d.main:
+        _check_or_create_run(args, run, d.world, device)
+    d.barrier()
+    return latest_checkpoint(run) if args.resume else None
+
+
+def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) -> None:
+    info = run / RUN_FILE
+    if args.resume:
+        if not info.exists():
+            raise UserError(f"--resume: {run} holds no run ({RUN_FILE} is missing)")
+        have = json.loads(info.read_text())["identity"]
+        diff = [f"--{k.replace('_', '-')} {have.get(k)!r} there, {v!r} now"
+                for k, v in _identity(args).items() if have.get(k) != v]
+        if diff:
+            raise UserError(f"--resume with other arguments than {run} was started with: "
+                            f"{'; '.join(diff[:3])}")
+        return
+    if info.exists():
+        raise UserError(f"{run} already holds a run; add --resume to continue it, or use "
+                        "another --out")
+    if run.exists() and any(run.iterdir()):
+        raise UserError(f"{run} is not empty and holds no run; use another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(info, {
+        "identity": _identity(args), "args": asdict(args), "bytesim_version": __version__,
+        "command": command_line(args, world),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "hardware": hardware(device),
+        "processes": world, "torch": torch.__version__})
+
+
+def command_line(args: TrainArgs, world: int = 1) -> str:
+    """The `simulator train` command that makes this run (non-default arguments only)."""
+    defaults = TrainArgs(task=args.task, data=args.data, out=args.out)
+    argv = ["simulator", "train"] if world == 1 else [
+        "torchrun", f"--nproc-per-node={world}", "-m", "simulator", "train"]
+    for f in fields(TrainArgs):
+        value = getattr(args, f.name)
+        if f.name in ("task", "data", "out") or value != getattr(defaults, f.name):
+            flag = "--" + f.name.replace("_", "-")
+            if isinstance(value, bool):
+                argv += [flag] if value else []
+            else:
+                argv += [flag, str(value)]
+    return shlex.join(argv)
+
+
+def make_optimizer(model: torch.nn.Module, args: TrainArgs, device: str) -> torch.optim.AdamW:
+    """AdamW; weight decay on matrices only (not on norms, biases)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": args.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8,
+                             fused=device.startswith("cuda"))
+
+
+def read_metrics(run: Path | str) -> list[dict[str, Any]]:
+    path = Path(run) / METRICS
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")[:-1]  # a torn last line (no newline) is dropped
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _truncate_metrics(run: Path, step: int) -> None:
+    """Drop the records a killed run wrote after its last checkpoint (they will be redone)."""
+    kept = [r for r in read_metrics(run) if r["step"] <= step]
+    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
+    atomic_write(run / METRICS, text.encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+
+def _step_loss(model, train: EncodedSplit, seqs: np.ndarray, args: TrainArgs, d: Dist,
+               device: str) -> float:
+    """Forward + backward of this rank's slice of the global batch `seqs`; the global mean loss."""
+    length = int(train.lengths[seqs].max())
+    n_tokens = int(train.n_targets[seqs].sum())
+    chunks = np.array_split(seqs, d.world * args.grad_accum)[d.rank * args.grad_accum:
+                                                             (d.rank + 1) * args.grad_accum]
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    for i, chunk in enumerate(chunks):
+        ids_np, mask_np = train.batch(chunk, length)
+        ids = torch.from_numpy(ids_np).to(device)  # (b, T)
+        mask = torch.from_numpy(mask_np).to(device)  # (b, T)
+        sync = i == len(chunks) - 1 or d.world == 1
+        ctx = model.no_sync() if not sync else contextlib.nullcontext()
+        with ctx, torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda")):
+            logits = model(ids)  # (b, T, V)
+            loss_sum = F.cross_entropy(logits[mask].float(), ids[mask], reduction="sum")
+            (loss_sum * (d.world / n_tokens)).backward()
+        total += loss_sum.detach().double()
+    return float(d.all_sum(total).item()) / n_tokens
+
+
+def train(args: TrainArgs) -> dict[str, Any]:
+    """Train (or resume) a run; return its summary."""
+    from simulator.model import PRESETS, ByteModel
+
+    d = init_distributed(args.device if args.device != "auto" else
+                         ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(args.device, d)
+    if device.startswith("cuda"):
+        torch.cuda.set_device(torch.device(device))
+        torch.backends.cuda.matmul.allow_tf32 = True
+    check_args(args, d)
+    if args.preset not in PRESETS:
+        raise UserError(f"unknown --preset {args.preset!r}; known: {', '.join(PRESETS)}")
+    args.data = str(Path(args.data).resolve())
+    config = PRESETS[args.preset]
+    if args.max_len is None:
+        args.max_len = config.max_len
+    elif args.max_len != config.max_len:
+        try:
+            config = dataclasses.replace(config, max_len=args.max_len)
+        except ValueError as e:
+            raise UserError(f"--max-len {args.max_len}: {e}") from None
+    codec = make_codec(args.task, align=config.patch_sizes[0], interleave_ir=args.interleave_ir)
+    run = Path(args.out)
+    resume_from = prepare_run(args, d, device)
+    log = sys.stderr if d.main and not args.quiet else None
+    train_split = load_split(args.data, args.task, codec, "train", args.max_len, log=log)
+    valid_split = load_split(args.data, args.task, codec, "valid", args.max_len, required=False,
+                             log=log)
+
+    torch.manual_seed(args.seed)
+    start, elapsed = 0, 0.0
+    if resume_from is None:
+        model = ByteModel(config)
+    else:
+        model, _ = load_pretrained(resume_from)
+        model.train()
+    model.to(device)
+    optimizer = make_optimizer(model, args, device)
+    if resume_from is not None:
+        state = load_run_state(resume_from)
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_torch"])
+        if device.startswith("cuda") and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"])
+        start, elapsed = int(state["step"]), float(state["elapsed"])
+    if args.resume and d.main:
+        _truncate_metrics(run, start)
+    net = model
+    if d.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
+    warmup = args.warmup if args.warmup is not None else min(200, max(1, args.steps // 20))
+    codec_info = codec.options()
+
+    def checkpoint(step: int) -> None:
+        if d.main:
+            state = {"step": step, "elapsed": elapsed, "optimizer": optimizer.state_dict(),
+                     "rng_torch": torch.get_rng_state()}
+            if device.startswith("cuda"):
+                state["rng_cuda"] = torch.cuda.get_rng_state()
+            save_run_state(run, model, codec_info, args.preset, state)
+        d.barrier()
+
+    bar = progress_bar(args.steps, f"train {args.task}", "steps", d.main and not args.quiet,
+                       initial=start)
+    last: dict[str, Any] = (read_metrics(run) or [{}])[-1] if d.main else {}
+    try:
+        for step in range(start, args.steps):
+            t0 = time.perf_counter()
+            lr = lr_at(step, args, warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            seqs = batch_sequences(len(train_split), args.seed, step, args.batch_size)
+            loss = _step_loss(net, train_split, seqs, args, d, device)
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            rec = {"step": step + 1, "loss": loss, "bpb": bits_per_token(loss), "lr": lr,
+                   "grad_norm": grad_norm, "tokens": int(train_split.n_targets[seqs].sum()),
+                   "time_s": round(elapsed, 3),
+                   "bytes_per_s": round(int(train_split.lengths[seqs].sum()) / dt, 1)}
+            done = step + 1
+            if len(valid_split) and (done % args.eval_every == 0 or done == args.steps):
+                vloss = split_loss(model, valid_split, args.batch_size // d.world, device, d)
+                rec.update(valid_loss=vloss, valid_bpb=bits_per_token(vloss))
+            if d.main:
+                with open(run / METRICS, "a") as f:
+                    f.write(json.dumps(rec, sort_keys=True) + "\n")
+            last = rec
+            bar.update(1)
+            bar.set_postfix_str(f"loss {loss:.4f} bpb {rec['bpb']:.3f}")
+            if done % args.save_every == 0 or done == args.steps:
+                checkpoint(done)
+    finally:
+        bar.close()
+    summary = {"steps": args.steps, "wall_s": round(elapsed, 1), "hardware": hardware(device),
+               "processes": d.world, "final": last,
+               "sequences": {"train": len(train_split), "valid": len(valid_split),
+                             "left_out_longer_than_max_len": train_split.n_too_long
+                             + valid_split.n_too_long},
+               "params": sum(p.numel() for p in model.parameters())}
+    if d.main:
+        atomic_write_json(run / SUMMARY, summary)
+        from simulator.metrics import plot_losses
+
+        plot_losses(read_metrics(run), run / "loss.png", title=f"{args.task} {args.preset}")
+        _tensorboard(run, read_metrics(run))
+    d.barrier()
+    return summary
+
+
+def _tensorboard(run: Path, records: list[dict[str, Any]]) -> None:
+    """Mirror metrics.jsonl as TensorBoard scalars when tensorboard is installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return
+    with SummaryWriter(str(run / "tb")) as w:
+        for r in records:
+            for k, v in r.items():
+                if k != "step" and isinstance(v, (int, float)):
+                    w.add_scalar(k, v, r["step"])

@@ -1,0 +1,107 @@
+"""Checkpoints: round trips (single file and sharded), and one-line refusals of bad folders."""
+
+import json
+
+import pytest
+import torch
+
+from datagen.errors import UserError
+from simulator.checkpoint import INDEX, load_pretrained, save_pretrained
+from simulator.cli import main
+from simulator.codec import make_codec
+from simulator.model import PRESETS, ByteModel
+
+CODEC = make_codec("cpu", 16).options()
+
+
+@pytest.fixture
+def saved(tmp_path):
+    torch.manual_seed(0)
+    model = ByteModel(PRESETS["tiny"])
+    save_pretrained(model, CODEC, tmp_path / "ck", preset="tiny")
+    return model, tmp_path / "ck"
+
+
+def _same_outputs(a, b):
+    ids = torch.randint(0, 256, (2, 32))
+    with torch.no_grad():
+        return torch.equal(a.eval()(ids), b.eval()(ids))
+
+
+def test_round_trip(saved):
+    model, path = saved
+    loaded, meta = load_pretrained(path)
+    assert meta["codec"] == CODEC and meta["preset"] == "tiny"
+    assert _same_outputs(model, loaded)
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def test_sharded_round_trip(tmp_path):
+    model = ByteModel(PRESETS["tiny"])
+    save_pretrained(model, CODEC, tmp_path, max_shard_bytes=200_000)
+    shards = sorted(tmp_path.glob("model-*-of-*.safetensors"))
+    assert len(shards) > 1 and (tmp_path / INDEX).exists()
+    assert not (tmp_path / "model.safetensors").exists()
+    index = json.loads((tmp_path / INDEX).read_text())
+    assert set(index["weight_map"].values()) == {p.name for p in shards}
+    assert _same_outputs(model, load_pretrained(tmp_path)[0])
+    save_pretrained(model, CODEC, tmp_path)  # back to one file: the stale shards go
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+
+
+def _refused(path, match):
+    with pytest.raises(UserError, match=match) as e:
+        load_pretrained(path)
+    assert "\n" not in str(e.value)
+
+
+def test_truncated_or_tampered_weights(saved):
+    _, path = saved
+    f = path / "model.safetensors"
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+    _refused(path, "truncated or tampered")
+    f.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    _refused(path, "truncated or tampered")
+    f.unlink()
+    _refused(path, "model.safetensors is missing")
+
+
+def _edit_config(path, **changes):
+    cfg = json.loads((path / "config.json").read_text())
+    cfg.update(changes)
+    (path / "config.json").write_text(json.dumps(cfg))
+    return cfg
+
+
+def test_weights_from_another_preset(saved):
+    _, path = saved
+    _edit_config(path, model=PRESETS["small"].to_dict())
+    _refused(path, "another preset")
+    _edit_config(path, model={**PRESETS["tiny"].to_dict(), "d_model": [64, 48]})
+    _refused(path, "has shape")
+
+
+def test_other_version_and_unknown_fields(saved, tmp_path):
+    _, path = saved
+    cfg = _edit_config(path, format=99)
+    _refused(path, "format 99")
+    _edit_config(path, format=cfg["format"] - 98, surprise=1)
+    _refused(path, "unknown field")
+    _edit_config(path, surprise=None)
+    cfg = json.loads((path / "config.json").read_text())
+    del cfg["surprise"]
+    cfg["model"]["wings"] = 2
+    (path / "config.json").write_text(json.dumps(cfg))
+    _refused(path, "wings")
+    _refused(tmp_path / "nowhere", "no checkpoint folder")
+    (path / "config.json").write_text("{not json")
+    _refused(path, "not valid JSON")
+
+
+def test_cli_error_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--model", str(tmp_path / "missing"), "--data", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("simulator: error:")

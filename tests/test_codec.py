@@ -1,0 +1,128 @@
+"""Codecs: byte-exact round trips, layout, loss masks and the generation constraint."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator.codec import (
+    END,
+    PAD,
+    CpuCodec,
+    CpuTrace,
+    DecodeError,
+    MusicCodec,
+    MusicPair,
+    codec_from_options,
+    make_codec,
+)
+
+STATE_SIZE = {"rv32e": 64, "rv32e-mini": 16, "x86": 32}
+
+
+@st.composite
+def traces(draw):
+    profile = draw(st.sampled_from(sorted(STATE_SIZE)))
+    program = draw(st.binary(min_size=0, max_size=70))
+    n = draw(st.integers(1, 6))
+    states = draw(st.binary(min_size=n * STATE_SIZE[profile], max_size=n * STATE_SIZE[profile]))
+    return CpuTrace(profile, program, states)
+
+
+@settings(max_examples=150, deadline=None)
+@given(traces(), st.sampled_from([16, 64]), st.booleans())
+def test_cpu_round_trip(trace, align, ir):
+    codec = CpuCodec(align, interleave_ir=ir)
+    ids, mask = codec.encode(trace)
+    assert len(ids) % align == 0 and ids.min() >= 0 and ids.max() <= END
+    assert codec.decode(ids) == trace
+    prompt = codec.prompt(trace)
+    assert (ids[: len(prompt)] == prompt).all() and not mask[: len(prompt)].any()
+    # the target is every state after state_0 plus the END; nothing else is scored
+    n = len(trace.states) // STATE_SIZE[trace.profile] - 1
+    assert mask.sum() == n * codec.block(trace.profile) + 1
+    pos = codec.state_positions(trace)
+    assert bytes(ids[pos].astype(np.uint8).ravel()) == trace.states[STATE_SIZE[trace.profile]:]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=80), st.binary(max_size=80), st.sampled_from(["abc2midi", "midi2abc"]),
+       st.sampled_from([16, 64]))
+def test_music_round_trip(abc, midi, task, align):
+    codec = MusicCodec(task, align)
+    pair = MusicPair(abc, midi)
+    ids, mask = codec.encode(pair)
+    assert codec.decode(ids) == pair
+    target = midi if task == "abc2midi" else abc.encode("utf-8", "surrogateescape")
+    assert mask.sum() == len(target) + 2  # the bytes, the terminating PAD, the END
+    assert codec.target_bytes(ids[len(codec.prompt(pair)):]) == target
+
+
+def test_cpu_layout_is_the_spec():
+    trace = CpuTrace("rv32e-mini", bytes(range(16)), bytes(range(100, 148)))
+    ids, mask = CpuCodec(16).encode(trace)
+    patches = ids.reshape(-1, 16)
+    assert bytes(patches[0][:14].astype(np.uint8)) == b"cpu:rv32e-mini"
+    assert (patches[0][14:] == PAD).all()
+    assert list(patches[1]) == list(range(16)) and (patches[2] == PAD).all()  # PAD-terminated
+    assert bytes(patches[3][:5].astype(np.uint8)) == b"trace"
+    assert list(patches[4]) == list(range(100, 116))  # state_0 ends the prompt
+    assert list(patches[7]) == [END] + [PAD] * 15
+    assert len(CpuCodec(16).prompt(trace)) == 5 * 16
+    assert mask.reshape(-1, 16).sum(1).tolist() == [0, 0, 0, 0, 0, 16, 16, 1]
+
+
+def test_interleaved_ir_is_the_word_at_pc():
+    program = bytes.fromhex("93001000" "13012000")  # two rv32 instructions at 0x1000
+    pcs = [0x1000, 0x1004, 0x1008]
+    states = b"".join(pc.to_bytes(4, "little") + bytes(12) for pc in pcs)
+    codec = CpuCodec(16, interleave_ir=True)
+    ids, _ = codec.encode(CpuTrace("rv32e-mini", program, states))
+    blocks = ids[len(codec.prompt(CpuTrace("rv32e-mini", program, states))) - 32:-16]
+    words = blocks.reshape(-1, 32)[:, 16:20].astype(np.uint8)
+    assert [bytes(w).hex() for w in words] == ["93001000", "13012000", "00000000"]
+
+
+def test_malformed_ids_raise_decode_error():
+    codec = CpuCodec(16)
+    ids, _ = codec.encode(CpuTrace("rv32e-mini", b"\x01\x02", bytes(32)))
+    with pytest.raises(DecodeError):
+        codec.decode(ids[:-16])  # no end patch
+    bad = ids.copy()
+    bad[len(codec.prompt(CpuTrace("rv32e-mini", b"\x01\x02", bytes(32)))) + 3] = PAD
+    with pytest.raises(DecodeError):
+        codec.decode(bad)
+
+
+def _walk(constraint, target):
+    """Whether every id of `target` is allowed by `constraint` given the ids before it."""
+    return all(bool(constraint.allowed(target[:i])[target[i]]) for i in range(len(target)))
+
+
+@pytest.mark.parametrize("align", [16, 64])
+def test_constraint_accepts_valid_targets_and_forces_padding(align):
+    trace = CpuTrace("rv32e-mini", b"\x13\x00\x00\x00", bytes(range(48)))
+    codec = CpuCodec(align)
+    ids, _ = codec.encode(trace)
+    c = codec.constraint(trace)
+    target = ids[len(codec.prompt(trace)):].tolist()
+    assert _walk(c, target)
+    first = c.allowed([])
+    assert first[:256].all() and first[END] and not first[PAD]
+    inside = c.allowed([1, 2, 3])
+    assert inside[:256].all() and not inside[END] and not inside[PAD]
+    after = c.allowed([END])
+    assert after.tolist() == [i == PAD for i in range(len(after))]
+
+    music = MusicCodec("abc2midi", align)
+    pair = MusicPair("X:1\nK:C\nCDE|\n", b"MThd" + bytes(range(40)))
+    ids, _ = music.encode(pair)
+    assert _walk(music.constraint(pair), ids[len(music.prompt(pair)):].tolist())
+
+
+def test_options_rebuild_the_same_codec():
+    for codec in (make_codec("cpu", 64, True), make_codec("midi2abc", 16)):
+        again = codec_from_options(codec.options())
+        assert again.options() == codec.options()
+    with pytest.raises(ValueError):
+        make_codec("sort")

@@ -1,0 +1,140 @@
+"""Evaluation: the pipeline can learn (overfit to 100% free-running), metrics, eval/export CLI."""
+
+import io
+import json
+
+import mido
+import numpy as np
+import pytest
+import torch
+
+from datagen.cli import build_parser as datagen_parser
+from datagen.cpu.build import build_cpu_corpus
+from datagen.music.build import build_music_corpus
+from simulator.checkpoint import load_pretrained
+from simulator.cli import main
+from simulator.evaluate import evaluate
+from simulator.metrics import CpuTally, note_f1, state_matches, valid_midi
+from simulator.train import TrainArgs, train
+
+
+def _datagen(*argv):
+    args = datagen_parser().parse_args([*argv, "--quiet"])
+    {"cpu": build_cpu_corpus, "music": build_music_corpus}[args.command](args)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread here and in subprocesses: fast on a busy machine, and float sums
+    (hence bit-identity across processes) depend on the thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def few(tmp_path_factory):
+    out = tmp_path_factory.mktemp("few") / "few"
+    _datagen("cpu", "--profile", "rv32e-mini", "-n", "8", "--seed", "3", "--max-len", "4",
+             "--out", str(out))
+    return out
+
+
+def _overfit(data, out, interleave_ir=False):
+    """A tiny model trained on 7 short rv32e-mini traces until it knows them by heart."""
+    train(TrainArgs(task="cpu", data=str(data), out=str(out), steps=150, batch_size=8, lr=3e-3,
+                    save_every=150, eval_every=150, interleave_ir=interleave_ir, quiet=True))
+    return data, out
+
+
+@pytest.fixture(scope="module")
+def overfit(few, tmp_path_factory):
+    return _overfit(few, tmp_path_factory.mktemp("overfit") / "run")
+
+
+@pytest.mark.parametrize("interleave_ir", [False, True])
+def test_tiny_model_learns_traces_to_full_free_running_accuracy(overfit, interleave_ir, tmp_path):
+    data, run = overfit if not interleave_ir else _overfit(overfit[0], tmp_path / "ir", True)
+    r = evaluate(run, data, split="train", show_progress=False)
+    assert r["n"] == 7 and r["bpb"] < 0.5
+    assert r["byte_accuracy"] == r["state_exact"] == r["final_exact"] == 1.0
+    assert r["byte_accuracy_tf"] == 1.0
+    assert set(r["free_running"]["by_register"]) == {"pc", "x1", "x2", "x3"}
+    steps = sum(v["steps"] for v in r["free_running"]["by_class"].values())
+    assert steps == int(r["state_exact"] * steps) > 0
+    untrained = evaluate(run, data, split="test", show_progress=False)  # an unseen trace
+    assert untrained["n"] == 1 and untrained["bpb"] > r["bpb"]
+
+
+def test_eval_and_export_commands(overfit, tmp_path, capsys):
+    data, run = overfit
+    with pytest.raises(SystemExit) as e:
+        main(["eval", "--model", str(run), "--data", str(data), "--split", "train", "--json",
+              "--quiet", "--plot", str(tmp_path / "cls.png")])
+    assert e.value.code == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert {"loss", "bpb", "byte_accuracy", "state_exact", "final_exact"} <= set(result)
+    assert "| byte_accuracy |" in "\n".join(out)
+    assert (tmp_path / "cls.png").read_bytes()[:4] == b"\x89PNG"
+    (tmp_path / "eval.json").write_text("\n".join(out))
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(run), str(tmp_path / "trained" / "mini"), "--eval-json",
+              str(tmp_path / "eval.json")])
+    assert e.value.code == 0
+    dest = tmp_path / "trained" / "mini"
+    assert sorted(p.name for p in dest.iterdir()) == ["README.md", "config.json",
+                                                      "model.safetensors"]
+    card = (dest / "README.md").read_text()
+    assert "simulator train" in card and "| byte_accuracy |" in card and "ours" in card
+    _, meta = load_pretrained(dest)
+    assert meta["codec"]["task"] == "cpu"
+
+
+def test_music_pipeline_runs(tmp_path):
+    _datagen("music", "--source", "synthetic", "-n", "6", "--seed", "2", "--out",
+             str(tmp_path / "mus"))
+    train(TrainArgs(task="midi2abc", data=str(tmp_path / "mus"), out=str(tmp_path / "run"),
+                    steps=2, batch_size=2, max_len=4096, quiet=True))
+    r = evaluate(tmp_path / "run", tmp_path / "mus", split="train", limit=1,
+                 show_progress=False)
+    assert r["task"] == "midi2abc" and r["n"] == 1 and 4 < r["bpb"] < 12
+    assert r["exact_file"] == 0.0
+
+
+def test_cpu_tally_counts_bytes_states_registers_and_classes():
+    truth = np.array([[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3, 4, 5, 6, 7, 9]], np.uint8)
+    pred = np.array([[1, 2, 3, 4, 5, 6, 7, 8]])  # the second state is missing
+    right = state_matches(pred, truth)
+    assert right.sum() == 8
+    t = CpuTally(["pc", "x1"], [4, 4])
+    t.add(right, ["alu", "load"], final_right=False)
+    t.add(np.ones((1, 8), bool), ["alu"], final_right=True)
+    r = t.result()
+    assert r["byte_accuracy"] == 16 / 24 and r["state_exact"] == 2 / 3 and r["final_exact"] == 0.5
+    assert r["by_register"] == {"pc": 8 / 12, "x1": 8 / 12}
+    assert r["by_class"]["alu"] == {"steps": 2, "byte_accuracy": 1.0, "state_exact": 1.0}
+    assert r["by_class"]["load"]["byte_accuracy"] == 0.0
+
+
+def _midi(notes):
+    mid = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    for pitch, dur in notes:
+        track.append(mido.Message("note_on", note=pitch, velocity=64, time=0))
+        track.append(mido.Message("note_off", note=pitch, velocity=0, time=dur))
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+def test_music_metrics():
+    ref = _midi([(60, 480), (62, 480), (64, 960)])
+    assert valid_midi(ref) and not valid_midi(ref[:20]) and not valid_midi(b"abc")
+    assert note_f1(ref, ref) == 1.0
+    half = note_f1(_midi([(60, 480), (62, 480), (65, 960)]), ref)
+    assert half == pytest.approx(2 / 3)
+    assert note_f1(_midi([(60, 240), (62, 480), (64, 960)]), ref) == 0.0  # onsets all shift
+    assert note_f1(b"garbage", ref) == 0.0

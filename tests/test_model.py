@@ -1,0 +1,156 @@
+"""ByteModel forward: shapes, causality at every level, the copy window, config, learning."""
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from simulator.blocks import BLOCKS, register_block
+from simulator.model import PRESETS, ByteModel, ModelConfig
+
+# (preset, local_window): two and three levels, inside the patch only and across patch boundaries
+SHAPES = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40)]
+
+
+def make(name: str, window: int = 0, seed: int = 0) -> ByteModel:
+    torch.manual_seed(seed)
+    return ByteModel(replace(PRESETS[name], local_window=window)).double()
+
+
+@pytest.mark.parametrize("name,window", SHAPES)
+def test_forward_shape(name, window):
+    model = make(name, window)
+    ids = torch.randint(0, 258, (3, 64))
+    assert model(ids).shape == (3, 64, 258)
+
+
+@pytest.mark.parametrize("name,window", SHAPES)
+def test_causal_at_every_level(name, window):
+    """Changing ids[:, t] leaves logits[:, :t+1] exactly unchanged and changes logits[:, t+1]."""
+    model = make(name, window)
+    ids = torch.randint(0, 256, (2, 64), generator=torch.Generator().manual_seed(1))
+    ref = model(ids)
+    for t in (0, 1, 3, 4, 5, 15, 16, 17, 31, 32, 47, 48, 62, 63):
+        changed = ids.clone()
+        changed[:, t] = (changed[:, t] + 1) % 256
+        out = model(changed)
+        assert torch.equal(out[:, : t + 1], ref[:, : t + 1]), f"position <= {t} saw byte {t}"
+        if t + 1 < ids.shape[1]:
+            assert not torch.allclose(out[:, t + 1], ref[:, t + 1]), f"byte {t} unused at {t + 1}"
+
+
+@pytest.mark.parametrize("window", [0, 5, 16, 21])
+def test_byte_level_window_reach(window):
+    """With the top level cut off, one byte layer sees exactly its patch plus `window` bytes."""
+    model = make("tiny", window)
+    assert model.config.n_layers[-1] == 1
+    with torch.no_grad():
+        model.levels[1].from_parent.weight.zero_()
+    ids = torch.randint(0, 256, (1, 64), generator=torch.Generator().manual_seed(2))
+    ref = model(ids)
+    for j in range(64):
+        changed = ids.clone()
+        changed[0, j] = (changed[0, j] + 1) % 256
+        moved = (model(changed) - ref).abs().amax(-1)[0] > 0  # (T,)
+        # position t's inputs are ids[p - 1] for p from its patch start - window up to t
+        expect = torch.tensor([(t // 16) * 16 - window - 1 <= j < t for t in range(64)])
+        assert torch.equal(moved, expect), f"byte {j}"
+
+
+def test_every_parameter_gets_a_gradient():
+    """No unused parameters (DistributedDataParallel relies on it)."""
+    for name, window in SHAPES:
+        model = make(name, window)
+        ids = torch.randint(0, 258, (2, 32))
+        F.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+        missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+        assert not missing, f"{name}: {missing}"
+
+
+def test_forward_rejects_bad_lengths():
+    model = make("tiny")
+    with pytest.raises(ValueError, match="multiple of 16"):
+        model(torch.zeros(1, 20, dtype=torch.long))
+    with pytest.raises(ValueError, match="max_len"):
+        model(torch.zeros(1, model.config.max_len + 16, dtype=torch.long))
+
+
+def test_config_json_round_trip():
+    for cfg in PRESETS.values():
+        again = ModelConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg
+
+
+def test_config_rejects_unknown_and_invalid_fields():
+    d = PRESETS["tiny"].to_dict() | {"n_layer": 3}
+    with pytest.raises(ValueError, match="unknown ModelConfig field.*n_layer"):
+        ModelConfig.from_dict(d)
+    bad = [
+        {"patch_sizes": (16, 6)},  # 6 does not divide 16
+        {"patch_sizes": (16, 16)},  # must shrink
+        {"d_model": (64,)},  # one entry per level
+        {"n_heads": (3, 2)},  # 64 does not split into 3 heads
+        {"block_types": ("transformer", "nope")},
+        {"max_len": 500},
+        {"local_window": -1},
+    ]
+    for change in bad:
+        with pytest.raises(ValueError):
+            replace(PRESETS["tiny"], **change)
+
+
+def test_preset_sizes():
+    """The presets have the sizes their comments promise (built on the meta device: no memory)."""
+    expect = {
+        "tiny": (1e5, 1e6),
+        "tiny3": (1e5, 1e6),
+        "small": (2e6, 8e6),
+        "small3": (2e6, 12e6),
+        "base": (30e6, 50e6),
+        "base3": (30e6, 50e6),
+        "bgpt": (100e6, 120e6),
+    }
+    assert set(expect) == set(PRESETS)
+    for name, (lo, hi) in expect.items():
+        with torch.device("meta"):
+            n = ByteModel(PRESETS[name]).num_parameters()
+        assert lo <= n <= hi, f"{name}: {n}"
+
+
+def test_register_block_builds_levels_from_the_registry():
+    """A new block type plugs in by name without touching the stack."""
+    base = BLOCKS["transformer"]
+
+    @register_block("test-scaled-transformer")
+    class Scaled(base):
+        def forward(self, x, pos, cache=None):
+            return super().forward(x, pos, cache) * 1.0
+
+    try:
+        cfg = replace(PRESETS["tiny"], block_types=("transformer", "test-scaled-transformer"))
+        model = ByteModel(cfg)
+        assert isinstance(model.levels[1].blocks[0], Scaled)
+        assert model(torch.zeros(1, 32, dtype=torch.long)).shape == (1, 32, 258)
+        with pytest.raises(ValueError, match="already registered"):
+            register_block("test-scaled-transformer")(Scaled)
+    finally:
+        del BLOCKS["test-scaled-transformer"]
+
+
+@pytest.mark.parametrize("name,window", [("tiny", 0), ("tiny3", 8)])
+def test_tiny_model_overfits_two_sequences(name, window):
+    torch.manual_seed(0)
+    model = ByteModel(replace(PRESETS[name], local_window=window))
+    ids = torch.randint(0, 256, (2, 64), generator=torch.Generator().manual_seed(3))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(100):
+        loss = F.cross_entropy(model(ids).flatten(0, 1), ids.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[0] > 5.0  # ~ln(258) at init
+    assert losses[-1] < 0.5, losses[::10]

@@ -1,0 +1,155 @@
+"""Training: DDP equals one process, kill-and-resume equals uninterrupted, schedules, errors."""
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+
+from datagen.cli import build_parser as datagen_parser
+from datagen.cpu.build import build_cpu_corpus
+from datagen.errors import UserError
+from simulator.data import batch_sequences
+from simulator.train import TrainArgs, lr_at, read_metrics, train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DETERMINISTIC = ("step", "loss", "bpb", "lr", "grad_norm", "tokens", "valid_loss", "valid_bpb")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One torch thread here and in subprocesses: fast on a busy machine, and float sums
+    (hence bit-identity across processes) depend on the thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus") / "mini"
+    build_cpu_corpus(datagen_parser().parse_args(
+        ["cpu", "--profile", "rv32e-mini", "-n", "120", "--seed", "5", "--max-len", "6",
+         "--out", str(out), "--quiet"]))
+    return str(out)
+
+
+def _args(corpus, out, **kw):
+    base = {"task": "cpu", "data": corpus, "out": str(out), "steps": 6, "batch_size": 8,
+            "save_every": 3, "eval_every": 3, "lr": 2e-3, "quiet": True}
+    return TrainArgs(**{**base, **kw})
+
+
+def _cli(*argv):
+    return [sys.executable, "-m", "simulator", "train", *argv]
+
+
+def _argv(a: TrainArgs):
+    return ["--task", a.task, "--data", a.data, "--out", a.out, "--steps", str(a.steps),
+            "--batch-size", str(a.batch_size), "--save-every", str(a.save_every),
+            "--eval-every", str(a.eval_every), "--lr", str(a.lr), "--quiet"]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "1"}
+
+
+def _weights(run):
+    with open(os.path.join(run, "latest")) as f:
+        name = f.read().strip()
+    return load_file(os.path.join(run, "checkpoints", name, "model.safetensors"))
+
+
+def _curve(run):
+    return [{k: r[k] for k in DETERMINISTIC if k in r} for r in read_metrics(run)]
+
+
+def test_two_processes_give_the_loss_of_one(corpus, tmp_path):
+    one = _args(corpus, tmp_path / "one", steps=3, eval_every=3, save_every=3)
+    train(one)
+    two = _args(corpus, tmp_path / "two", steps=3, eval_every=3, save_every=3)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "simulator", "train", *_argv(two)]
+    subprocess.run(cmd, check=True, cwd=ROOT, env=_env(), capture_output=True,
+                   timeout=300)
+    a, b = read_metrics(one.out), read_metrics(two.out)
+    assert [r["tokens"] for r in a] == [r["tokens"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert rb["loss"] == pytest.approx(ra["loss"], rel=1e-5)
+        assert rb["grad_norm"] == pytest.approx(ra["grad_norm"], rel=1e-4)
+    assert b[-1]["valid_loss"] == pytest.approx(a[-1]["valid_loss"], rel=1e-5)
+    wa, wb = _weights(one.out), _weights(two.out)
+    for k in wa:
+        np.testing.assert_allclose(wb[k], wa[k], rtol=1e-4, atol=1e-6)
+
+
+def test_killed_and_resumed_run_is_bit_identical(corpus, tmp_path):
+    whole = _args(corpus, tmp_path / "whole", steps=30, save_every=4, eval_every=4)
+    train(whole)
+    cut = _args(corpus, tmp_path / "cut", steps=30, save_every=4, eval_every=4)
+    proc = subprocess.Popen(_cli(*_argv(cut)), cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = tmp_path / "cut" / "metrics.jsonl"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 6:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    assert proc.wait(timeout=60) == -signal.SIGKILL, "the run ended before it could be killed"
+    saved = int((tmp_path / "cut" / "latest").read_text().strip().split("-")[1])
+    assert 4 <= saved < 30 and len(read_metrics(cut.out)) < 30
+    train(_args(corpus, tmp_path / "cut", steps=30, save_every=4, eval_every=4, resume=True))
+    assert _curve(cut.out) == _curve(whole.out)
+    wa, wb = _weights(whole.out), _weights(cut.out)
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_same_seed_same_curve_other_seed_other_curve(corpus, tmp_path):
+    train(_args(corpus, tmp_path / "a", steps=3))
+    train(_args(corpus, tmp_path / "b", steps=3))
+    train(_args(corpus, tmp_path / "c", steps=3, seed=1))
+    assert _curve(tmp_path / "a") == _curve(tmp_path / "b") != _curve(tmp_path / "c")
+
+
+def test_schedules_warm_up_and_decay():
+    a = TrainArgs(task="cpu", data="", out="", steps=100, lr=1.0, schedule="constant")
+    lrs = [lr_at(s, a, warmup=10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert lrs[10:80] == [1.0] * 70  # constant, then a linear decay over the last 20%
+    assert all(x > y for x, y in itertools.pairwise(lrs[80:])) and lrs[-1] < 0.2
+    a.schedule = "cosine"
+    cos = [lr_at(s, a, warmup=10) for s in range(100)]
+    assert all(x >= y for x, y in itertools.pairwise(cos[9:])) and cos[55] < 0.6
+
+
+def test_batches_are_a_pure_function_of_seed_and_step():
+    steps = [batch_sequences(10, 3, s, 4) for s in range(5)]
+    assert np.array_equal(batch_sequences(10, 3, 3, 4), steps[3])
+    first_epoch = np.concatenate(steps)[:10]
+    assert sorted(first_epoch) == list(range(10))  # every sequence once per epoch
+    assert not np.array_equal(batch_sequences(10, 4, 0, 4), steps[0])
+
+
+def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
+    train(_args(corpus, tmp_path / "r", steps=1))
+    with pytest.raises(UserError, match="already holds a run"):
+        train(_args(corpus, tmp_path / "r", steps=1))
+    with pytest.raises(UserError, match="other arguments"):
+        train(_args(corpus, tmp_path / "r", steps=1, lr=1.0, resume=True))
+    with pytest.raises(UserError, match="longer than --max-len 16"):
+        train(_args(corpus, tmp_path / "s", max_len=16))
+    with pytest.raises(UserError, match="multiple of processes"):
+        train(_args(corpus, tmp_path / "t", batch_size=6, grad_accum=4))
+    out = subprocess.run(_cli("--task", "cpu", "--data", str(tmp_path / "nope"), "--out",
+                              str(tmp_path / "u")), cwd=ROOT, env=_env(), capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "not a corpus" in out.stderr
