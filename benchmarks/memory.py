@@ -1,5 +1,8 @@
 """Training memory (SPEC §9): the peak memory of one training step (forward, cross-entropy,
-backward, AdamW) at growing context lengths, batch 1, for a two- and a three-level model.
+backward, AdamW) at growing context lengths, batch 1, for a two- and a three-level model, with
+activation checkpointing (`ModelConfig.checkpoint_activations`, `simulator train
+--checkpoint-activations`): the way to train on long contexts. One point without it, at the
+largest --quick context, shows what it saves.
 
 Each point runs in a fresh Python process, so one point's allocations never hide another's:
 on the CPU the figure is that process's peak resident set (VmHWM in /proc/self/status: Python,
@@ -9,6 +12,7 @@ context until the 1M-byte step; a point whose linear projection from the last tw
 in the memory available now is skipped, and the children run under an RLIMIT_DATA cap, so a
 too-large step fails alone instead of pushing a shared machine into swap or the OOM killer.
 --quick stops at 128 KB and projects the 1M-byte figure linearly from its largest two points.
+A point that runs longer than POINT_TIMEOUT_S is stopped and named in the notes.
 
     python -m benchmarks.memory [--quick] [--json] [--no-record] [--device cuda]
 """
@@ -36,6 +40,8 @@ STACKS: dict[str, dict[str, str]] = {  # device -> {levels: preset}
     "cuda": {"2_levels": "base", "3_levels": "base3"},
 }
 CONTEXTS = {True: (8192, 32768, 131072), False: (8192, 32768, 131072, 524288, FULL_CONTEXT)}
+UNCHECKPOINTED = 131072  # the context of the point without activation checkpointing
+POINT_TIMEOUT_S = 3600
 
 
 def _proc_kib(path: str, field: str) -> int:
@@ -57,15 +63,18 @@ def free_memory(device: str) -> int:
     return _proc_kib("/proc/meminfo", "MemAvailable")
 
 
-def one_step(preset: str, context: int, device: str, threads: int, cap: int) -> dict:
-    """In a fresh process: one training step at `context` bytes; prints and returns its peak.
-    On the CPU the process's private memory is capped at `cap` bytes first."""
+def one_step(preset: str, context: int, device: str, threads: int, cap: int,
+             checkpoint: bool = True) -> dict:
+    """In a fresh process: one training step at `context` bytes, with activation checkpointing
+    or not; prints and returns its peak. On the CPU the process's private memory is capped at
+    `cap` bytes first."""
     if device == "cpu":
         resource.setrlimit(resource.RLIMIT_DATA, (cap, cap))
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     dev = torch.device(device)
-    model = ByteModel(dataclasses.replace(PRESETS[preset], max_len=context)).to(dev)
+    config = dataclasses.replace(PRESETS[preset], max_len=context, checkpoint_activations=checkpoint)
+    model = ByteModel(config).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     ids = torch.randint(0, 256, (1, context), device=dev)
     if device == "cuda":
@@ -83,12 +92,16 @@ def one_step(preset: str, context: int, device: str, threads: int, cap: int) -> 
     return result
 
 
-def _run_point(preset: str, context: int, device: str, cap: int) -> dict:
+def _run_point(preset: str, context: int, device: str, cap: int, checkpoint: bool = True) -> dict:
     """one_step in a child process whose private memory is capped at `cap` bytes (CPU)."""
     code = ("from benchmarks.memory import one_step; "
-            f"one_step({preset!r}, {context}, {device!r}, {torch.get_num_threads()}, {cap})")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
-                          capture_output=True, text=True, check=False)
+            f"one_step({preset!r}, {context}, {device!r}, {torch.get_num_threads()}, {cap}, "
+            f"{checkpoint})")
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[1],
+                              capture_output=True, text=True, check=False, timeout=POINT_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        return {"error": f"stopped after {POINT_TIMEOUT_S} s"}
     if proc.returncode:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         capped = f", memory capped at {cap / MIB:.0f} MiB" if device == "cpu" else ""
@@ -125,8 +138,11 @@ def profile_stack(preset: str, contexts: tuple[int, ...], device: str) -> dict:
 def measure(quick: bool, device: str) -> dict:
     stacks = {levels: profile_stack(preset, CONTEXTS[quick], device)
               for levels, preset in STACKS[device].items()}
+    preset3 = STACKS[device]["3_levels"]
+    plain = _run_point(preset3, UNCHECKPOINTED, device, cap=int(0.9 * free_memory(device)),
+                       checkpoint=False)
     total = device_memory(device)
-    three = stacks["3_levels"]["peaks"]
+    three, three_seconds = stacks["3_levels"]["peaks"], stacks["3_levels"]["seconds"]
     full = three.get(FULL_CONTEXT)
     figures: dict = {
         "presets": STACKS[device],
@@ -141,6 +157,16 @@ def measure(quick: bool, device: str) -> dict:
         full = figures["projected_full_context_peak_bytes_3_levels"] = _projection(
             three, FULL_CONTEXT)
     figures["full_context_fits"] = None if full is None else full <= total
+    with_ckpt = three.get(UNCHECKPOINTED)
+    if "error" in plain:
+        stacks["3_levels"]["notes"].append(f"{UNCHECKPOINTED} bytes without activation "
+                                           f"checkpointing failed ({plain['error']})")
+    elif with_ckpt:
+        figures["no_checkpointing_3_levels"] = {
+            "context": UNCHECKPOINTED, "peak_bytes": plain["peak_bytes"],
+            "step_s": round(plain["step_s"], 2),
+            "peak_over_checkpointed": plain["peak_bytes"] / with_ckpt,
+            "step_s_over_checkpointed": plain["step_s"] / three_seconds[UNCHECKPOINTED]}
     notes = [f"{k}: {n}" for k, v in stacks.items() for n in v["notes"]]
     if notes:
         figures["notes"] = "; ".join(notes)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.results import run_benchmark
-from simulator.blocks import BlockSpec, TransformerBlock
+from simulator.blocks import BlockSpec, Positions, TransformerBlock
 from simulator.model import ByteModel, ModelConfig
 
 VOCAB = 258
@@ -111,7 +111,7 @@ class FlatByteModel(nn.Module):
         """ids (B, T) -> logits (B, T, V); logits[:, t] predicts ids[:, t] from ids[:, :t]."""
         B, T = ids.shape
         x = torch.cat([self.start.expand(B, 1, -1), self.embed(ids[:, :-1])], 1)  # (B, T, D)
-        pos = torch.arange(T, device=ids.device)[None]  # (1, T)
+        pos = Positions(torch.arange(T, device=ids.device)[None])  # (1, T)
         for block in self.blocks:
             x = block(x, pos)
         return self.head(self.norm(x))

@@ -21,6 +21,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +40,8 @@ from datagen.progress import progress_bar
 MANIFEST = "manifest.json"
 SPLITS = ("train", "valid", "test")
 MAX_FAILURE_EXAMPLES = 5
+SHARD_NAME = re.compile(r"shard-\d{5,}\.parquet")
+SIDECAR_KEYS = frozenset({"sha256", "rows", "counts", "failures", "failure_examples"})
 
 
 @dataclass
@@ -126,6 +129,12 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def is_leftover(path: Path) -> bool:
+    """A hidden file that an interrupted writer of ours leaves (atomic_write's temporary file,
+    the folder probe): never data, so a folder holding only these counts as empty."""
+    return path.name == ".write-probe" or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
@@ -161,15 +170,17 @@ def _prepare_folder(out: Path, job: CorpusJob) -> None:
     if ident_path.exists():
         try:
             have = json.loads(ident_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            raise UserError(f"{ident_path} is unreadable; is {out} a corpus folder?") from None
+        except (OSError, ValueError):  # ValueError: bad JSON or not UTF-8
+            have = None
+        if not isinstance(have, dict):
+            raise UserError(f"{ident_path} is unreadable; is {out} a corpus folder?")
         want = job.identity()
         if have != want:
             diff = _describe_difference(have, want)
             raise UserError(f"{out} holds a corpus made with other arguments ({diff}); "
                             "use another --out, or the same arguments to resume")
     else:
-        if any(out.iterdir()):
+        if not all(is_leftover(p) for p in out.iterdir()):
             raise UserError(f"{out} is not empty and is not a corpus folder; use another --out")
         atomic_write_json(ident_path, job.identity())
 
@@ -188,8 +199,10 @@ def shard_is_complete(path: Path) -> bool:
     if not (path.exists() and side.exists()):
         return False
     try:
-        return json.loads(side.read_text()).get("sha256") == sha256_file(path)
-    except (OSError, json.JSONDecodeError):
+        info = json.loads(side.read_text())
+        return (isinstance(info, dict) and SIDECAR_KEYS <= info.keys()
+                and info["sha256"] == sha256_file(path))
+    except (OSError, ValueError):  # ValueError: bad JSON or not UTF-8
         return False
 
 
@@ -315,14 +328,49 @@ def read_manifest(corpus: Path | str, kind: str | None = None) -> dict:
         raise UserError(f"{corpus} is not a corpus: no {MANIFEST} (make one with `datagen`)")
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, ValueError) as e:  # ValueError: bad JSON or not UTF-8
         raise UserError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path} is not a JSON object")
     if manifest.get("format") != CORPUS_FORMAT:
         raise UserError(f"{corpus} is a corpus of format {manifest.get('format')!r}; this "
                         f"datagen reads format {CORPUS_FORMAT} (regenerate it)")
     if kind is not None and manifest.get("kind") != kind:
         raise UserError(f"{corpus} is a {manifest.get('kind')} corpus, not a {kind} corpus")
+    shards = manifest.get("shards")
+    if not (isinstance(manifest.get("args"), dict) and isinstance(shards, dict)
+            and all(isinstance(v, dict) and isinstance(v.get("sha256"), str)
+                    for v in shards.values())):
+        raise UserError(f"{path} lacks the `args` or `shards` that datagen writes; regenerate "
+                        "the corpus")
+    foreign = [name for name in shards if not SHARD_NAME.fullmatch(name)]
+    if foreign:
+        raise UserError(f"{path} lists {foreign[0]!r}, which is not a shard of this folder "
+                        "(shard-NNNNN.parquet)")
     return manifest
+
+
+def kind_schema(kind: str) -> pa.Schema | None:
+    """The Parquet schema of the shards of a corpus kind made by this datagen (else None)."""
+    if kind == "cpu":
+        from datagen.cpu.build import SCHEMA
+    elif kind == "music":
+        from datagen.music.build import SCHEMA
+    else:
+        return None
+    return SCHEMA
+
+
+def _check_columns(t: pa.Table, columns: list[str], schema: pa.Schema | None, path: Path) -> None:
+    """Refuse a shard whose columns have other types than this datagen writes, or nulls."""
+    for c in columns:
+        have = t.schema.field(c).type
+        if schema is not None and c in schema.names and have != schema.field(c).type:
+            raise UserError(f"{path}: column {c} holds {have}, not {schema.field(c).type} "
+                            "(a shard from another schema or version?)")
+        if t.column(c).null_count:
+            raise UserError(f"{path}: column {c} has {t.column(c).null_count} empty (null) "
+                            "values (a shard from another schema or version?)")
 
 
 def read_table(corpus: Path | str, split: str | None = None,
@@ -333,6 +381,7 @@ def read_table(corpus: Path | str, split: str | None = None,
     manifest = read_manifest(corpus, kind)
     if not manifest["shards"]:
         raise UserError(f"{corpus} has no complete shard yet")
+    schema = kind_schema(manifest.get("kind"))
     tables = []
     for name, info in sorted(manifest["shards"].items()):
         path = corpus / name
@@ -345,11 +394,12 @@ def read_table(corpus: Path | str, split: str | None = None,
             t = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as e:
             raise UserError(f"{path} is not a readable Parquet file: {e}") from None
-        want = columns or t.column_names
+        want = columns or (schema.names if schema is not None else t.column_names)
         missing = [c for c in want + (["split"] if split else []) if c not in t.column_names]
         if missing:
             raise UserError(f"{path} lacks column(s) {', '.join(missing)} "
                             "(a corpus from another version?)")
+        _check_columns(t, want + (["split"] if split else []), schema, path)
         if split is not None:
             t = t.filter(pc.equal(t["split"], split))
         tables.append(t.select(want))

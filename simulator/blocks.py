@@ -8,11 +8,15 @@ A block maps x (B, L, D) -> (B, L, D) causally. Its attention pattern is fixed a
                      above); a position sees the earlier positions of its own group and the W
                      positions just before its group (W = 0: inside the group only, bGPT's way)
 
+Positions: `pos` is a `Positions`, the absolute indices (B or 1, L) at the block's level; the
+blocks of a level share one, so tables made from the indices (RoPE's) are made once per call of
+the level, not once per block.
+
 Incremental decoding: `cache = block.new_cache()`; `block(x, pos, cache)` with a fresh cache runs a
 whole prefix and fills the cache; after that, each call with L == 1 runs one new position. A cache
 keeps only what later positions can still see, and supports `select(rows)` and
 `type(cache).stack([...])` (caches made one prompt at a time, batched; shorter ones are padded on
-the left and masked). Positions `pos` (B or 1, L) are absolute indices at the block's level.
+the left and masked).
 
 New block types (e.g. Mamba): decorate an nn.Module class taking `__init__(spec: BlockSpec)` with
 `@register_block("name")` and give it the same `forward(x, pos, cache=None)` and `new_cache()`
@@ -21,6 +25,7 @@ contract; the model builds each level from `BLOCKS[config.block_types[k]]`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -106,16 +111,38 @@ class KVCache:
         return cls(torch.cat(ks), torch.cat(vs), valid, caches[0].seen)
 
 
-def rotary(pos: Tensor, inv_freq: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """RoPE tables for positions pos (B or 1, L): cos, sin (B or 1, 1, L, dh/2) in `dtype`."""
-    angles = pos[:, None, :, None].to(inv_freq.dtype) * inv_freq
-    return angles.cos().to(dtype), angles.sin().to(dtype)
+class Positions:
+    """Absolute indices (B or 1, L) of the positions a level runs, with their RoPE tables, made on
+    first use and shared by all the blocks of the level."""
+
+    def __init__(self, index: Tensor):
+        self.index = index  # (B or 1, L)
+        self._rope: dict[tuple, tuple[Tensor, Tensor]] = {}
+
+    def rope(self, head_dim: int, base: float, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """Tables for `rotate`, each (B or 1, 1, L, head_dim) in dtype promoted to >= float32:
+        (cos, cos) and (-sin, sin) of the angles index * base^(-i / (head_dim / 2))."""
+        dtype = torch.promote_types(dtype, torch.float32)
+        key = (head_dim, base, dtype)
+        if key not in self._rope:
+            inv_freq = _inv_freq(head_dim // 2, base, self.index.device).to(dtype)  # (dh/2,)
+            angles = self.index[:, None, :, None].to(dtype) * inv_freq
+            cos, sin = angles.cos(), angles.sin()  # (B or 1, 1, L, half)
+            self._rope[key] = torch.cat([cos, cos], -1), torch.cat([-sin, sin], -1)
+        return self._rope[key]
+
+
+@functools.cache
+def _inv_freq(half: int, base: float, device: torch.device) -> Tensor:
+    """RoPE's frequencies base^(-i / half), i < half, in float32 on `device`."""
+    return (base ** (-torch.arange(half, dtype=torch.float32) / half)).to(device)
 
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate x (..., B, H, L, dh) by its positions' angles, computing in cos's dtype."""
-    x1, x2 = x.to(cos.dtype).chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).to(x.dtype)
+    """Rotate x (..., B, H, L, dh) by its positions' angles (tables from `Positions.rope`), in
+    their dtype: the halves (x1, x2) become (x1 cos - x2 sin, x2 cos + x1 sin)."""
+    y = x.to(cos.dtype)
+    return (y * cos + y.roll(y.shape[-1] // 2, -1) * sin).to(x.dtype)
 
 
 class CausalSelfAttention(nn.Module):
@@ -129,15 +156,12 @@ class CausalSelfAttention(nn.Module):
         self.dropout = spec.dropout
         self.qkv = nn.Linear(spec.d_model, 3 * spec.d_model, bias=False)
         self.out = nn.Linear(spec.d_model, spec.d_model, bias=False)
-        half = spec.d_model // spec.n_heads // 2
-        inv_freq = spec.rope_base ** (-torch.arange(half, dtype=torch.float32) / half)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.head_dim, self.rope_base = spec.d_model // spec.n_heads, spec.rope_base
 
-    def forward(self, x: Tensor, pos: Tensor, cache: KVCache | None = None) -> Tensor:
+    def forward(self, x: Tensor, pos: Positions, cache: KVCache | None = None) -> Tensor:
         B, L, D = x.shape
         qkv = self.qkv(x).view(B, L, 3, self.n_heads, -1).permute(2, 0, 3, 1, 4)  # (3, B, H, L, dh)
-        cos, sin = rotary(pos, self.inv_freq, torch.promote_types(x.dtype, torch.float32))
-        q, k = rotate(qkv[:2], cos, sin)  # (B, H, L, dh) each
+        q, k = rotate(qkv[:2], *pos.rope(self.head_dim, self.rope_base, x.dtype)).unbind()
         v = qkv[2]
         if cache is None or cache.seen == 0 and L > 1:
             y = self._attend_sequence(q, k, v)
@@ -215,14 +239,12 @@ class TransformerBlock(nn.Module):
         self.attn = CausalSelfAttention(spec)
         self.norm2 = nn.LayerNorm(spec.d_model)
         self.mlp = MLP(spec)
-        self.drop = nn.Dropout(spec.dropout)
+        self.drop = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
 
     def new_cache(self) -> KVCache:
-        empty = self.attn.qkv.weight.new_zeros(
-            1, self.attn.n_heads, 0, self.attn.out.in_features // self.attn.n_heads
-        )
+        empty = self.attn.qkv.weight.new_zeros(1, self.attn.n_heads, 0, self.attn.head_dim)
         return KVCache(empty, empty.clone())
 
-    def forward(self, x: Tensor, pos: Tensor, cache: KVCache | None = None) -> Tensor:
+    def forward(self, x: Tensor, pos: Positions, cache: KVCache | None = None) -> Tensor:
         x = x + self.drop(self.attn(self.norm1(x), pos, cache))
         return x + self.drop(self.mlp(self.norm2(x)))

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,6 +40,7 @@ STATE = "state.pt"
 LATEST = "latest"
 MAX_SHARD_BYTES = 15 * 2**20  # files over 16 MB cannot travel back from a remote GPU machine
 CONFIG_KEYS = {"format", "bytesim_version", "model", "codec", "files", "preset"}
+WEIGHTS_NAME = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,8 +143,11 @@ def _read_weights(path: Path, files: dict[str, str]) -> dict[str, torch.Tensor]:
         raise UserError(f"{path / CONFIG} lists no weights files")
     tensors: dict[str, torch.Tensor] = {}
     for name, sha in sorted(files.items()):
+        if not WEIGHTS_NAME.fullmatch(name):  # safetensors files of this folder only
+            raise UserError(f"{path / CONFIG} lists {name!r}, which is not a weights file of "
+                            f"this folder ({WEIGHTS} or model-NNNNN-of-NNNNN.safetensors)")
         f = path / name
-        if not f.exists():
+        if not f.is_file():
             raise UserError(f"{path} is incomplete: {name} is missing")
         data = f.read_bytes()
         if hashlib.sha256(data).hexdigest() != sha:
@@ -183,7 +188,10 @@ def load_pretrained(path: Path | str, device: str | torch.device = "cpu"):
     except (TypeError, ValueError, KeyError) as e:
         raise UserError(f"{path / CONFIG}: invalid codec options {meta['codec']!r}: {e}") from None
     tensors = _read_weights(path, meta["files"])
-    model = ByteModel(config)
+    try:
+        model = ByteModel(config)
+    except (RuntimeError, ValueError) as e:  # e.g. a negative width
+        raise UserError(f"{path / CONFIG}: invalid model config: {e}") from None
     _check_tensors(model, tensors, str(path))
     model.load_state_dict(tensors, strict=False)
     return model.to(device).eval(), meta
@@ -203,10 +211,13 @@ def save_run_state(run: Path | str, model: torch.nn.Module, codec_info: dict[str
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
     try:
         save_pretrained(model, codec_info, tmp, preset)
-        torch.save(state, tmp / STATE)
+        try:
+            torch.save(state, tmp / STATE)
+        except RuntimeError as e:  # torch's zip writer reports a full disk this way
+            raise OSError(f"writing {STATE} failed ({e})") from None
         final = root / name
         if final.exists():  # left by an earlier, interrupted attempt; `latest` names another
-            shutil.rmtree(final)
+            _discard(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -214,8 +225,18 @@ def save_run_state(run: Path | str, model: torch.nn.Module, codec_info: dict[str
     atomic_write(run / LATEST, (name + "\n").encode())
     for old in root.iterdir():
         if old.name != name:
-            shutil.rmtree(old, ignore_errors=True)
+            _discard(old)
     return final
+
+
+def _discard(folder: Path) -> None:
+    """Delete a folder so that it is never seen half-deleted: hide it (rename), then delete."""
+    if not folder.name.startswith("."):
+        try:
+            folder = folder.rename(folder.with_name(f".{folder.name}.{os.getpid()}.old"))
+        except OSError:
+            pass
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def latest_checkpoint(run: Path | str) -> Path | None:

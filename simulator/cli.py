@@ -38,9 +38,20 @@ def add_train(sub) -> None:
     p.add_argument("--decay-frac", type=float, default=0.2)
     p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step")
     p.add_argument("--eval-every", type=int, default=100, help="validation loss every K steps")
+    p.add_argument("--valid-limit", type=int, default=1000,
+                   help="validation rows scored (the split's first N; 0 = all)")
     p.add_argument("--max-len", type=int, default=None,
                    help="longest sequence in bytes (default: the preset's context); longer "
                    "sequences are left out and counted")
+    p.add_argument("--sort-window", type=int, default=8,
+                   help="batches whose sequences are sorted by length together, so that a batch "
+                   "pads less (1 = plain shuffling)")
+    p.add_argument("--local-window", type=int, default=None,
+                   help="bytes before its patch that the byte level attends to (the copy path; "
+                   "default: the preset's)")
+    p.add_argument("--checkpoint-activations", action="store_true",
+                   help="keep only each block's input and recompute its activations in the "
+                   "backward pass: much less memory for long contexts, the same gradients")
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
     p.add_argument("--interleave-ir", action="store_true",

@@ -247,12 +247,13 @@ class CpuCodec(Codec):
 
     task = "cpu"
 
-    def __init__(self, align: int = 16, interleave_ir: bool = False):
+    def __init__(self, align: int = 16, interleave_ir: bool = False, profile: str | None = None):
         super().__init__(align)
         self.interleave_ir = interleave_ir
+        self.profile = profile  # the corpus's profile, recorded for the checkpoint's users
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "interleave_ir": self.interleave_ir}
+        return {**super().options(), "interleave_ir": self.interleave_ir, "profile": self.profile}
 
     def sample_from_row(self, row: dict[str, Any]) -> CpuTrace:
         return CpuTrace(row["profile"], bytes(row["program"]), bytes(row["states"]))
@@ -383,9 +384,10 @@ class MusicCodec(Codec):
         return Constraint(self.align, self.align, None)
 
 
-def make_codec(task: str, align: int = 16, interleave_ir: bool = False) -> Codec:
+def make_codec(task: str, align: int = 16, interleave_ir: bool = False,
+               profile: str | None = None) -> Codec:
     if task == "cpu":
-        return CpuCodec(align, interleave_ir)
+        return CpuCodec(align, interleave_ir, profile)
     if task in ("abc2midi", "midi2abc"):
         return MusicCodec(task, align)
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")

@@ -69,7 +69,11 @@ def encode_rows(rows: list[dict], codec: Codec, max_len: int) -> EncodedSplit:
     """Encode rows; refuse (and count) those whose sequence is longer than `max_len`."""
     ids, masks, keep = [], [], []
     for i, row in enumerate(rows):
-        x, m = codec.encode(codec.sample_from_row(row))
+        try:
+            x, m = codec.encode(codec.sample_from_row(row))
+        except ValueError as e:  # e.g. states that are not whole states, an unknown profile
+            raise UserError(f"row {i} of the corpus cannot be encoded for the {codec.task} "
+                            f"task: {e} (a corrupt corpus, or one from another version?)") from None
         if len(x) > max_len:
             continue
         ids.append(x)
@@ -85,9 +89,11 @@ def encode_rows(rows: list[dict], codec: Codec, max_len: int) -> EncodedSplit:
 
 
 def load_split(corpus: Path | str, task: str, codec: Codec, split: str, max_len: int,
-               required: bool = True, log: TextIO | None = sys.stderr) -> EncodedSplit:
-    """Read and encode one split of a corpus, saying how many rows were refused and why."""
-    rows = load_rows(corpus, task, split)
+               required: bool = True, log: TextIO | None = sys.stderr,
+               limit: int | None = None) -> EncodedSplit:
+    """Read and encode one split of a corpus (its first `limit` rows), saying how many rows were
+    refused and why."""
+    rows = load_rows(corpus, task, split)[:limit]
     enc = encode_rows(rows, codec, max_len)
     if enc.n_too_long and log is not None:
         print(f"{split}: {enc.n_too_long} of {len(rows)} sequences are longer than the context "
@@ -104,15 +110,36 @@ def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def batch_sequences(n: int, seed: int, step: int, batch_size: int) -> np.ndarray:
-    """The sequence indices of the global batch at `step` (B,), a pure function of its args."""
-    k = step * batch_size + np.arange(batch_size, dtype=np.int64)  # position in the epoch walk
+def _epoch_walk(n: int, seed: int, k: np.ndarray) -> np.ndarray:
+    """The sequence at positions `k` of the endless walk through seeded per-epoch permutations."""
     epochs = k // n
-    out = np.empty(batch_size, dtype=np.int64)
+    out = np.empty(len(k), dtype=np.int64)
     for e in np.unique(epochs):
         sel = epochs == e
         out[sel] = _permutation(n, seed, int(e))[k[sel] % n]
     return out
+
+
+def batch_sequences(lengths: np.ndarray, seed: int, step: int, batch_size: int,
+                    sort_window: int = 1) -> np.ndarray:
+    """The sequence indices of the global batch at `step` (B,), a pure function of its args.
+
+    Every sequence comes once per epoch. With `sort_window` W > 1, the sequences of each W
+    consecutive batches are sorted by length and the W batches cut from them are taken in a
+    seeded order, so a batch holds sequences of similar length and pads less. W is capped at
+    n // B, so that a sorted span never holds a sequence twice over (a tiny corpus keeps batches
+    as varied as plain shuffling makes them).
+    """
+    n = len(lengths)
+    sort_window = min(sort_window, n // batch_size)
+    if sort_window <= 1:
+        return _epoch_walk(n, seed, step * batch_size + np.arange(batch_size, dtype=np.int64))
+    group, slot = divmod(step, sort_window)
+    span = sort_window * batch_size
+    idx = _epoch_walk(n, seed, group * span + np.arange(span, dtype=np.int64))
+    idx = idx[np.argsort(lengths[idx], kind="stable")]
+    slot = int(np.random.default_rng([seed, group, 1]).permutation(sort_window)[slot])
+    return idx[slot * batch_size:(slot + 1) * batch_size]
 
 
 def pad_length(lengths: np.ndarray, align: int) -> int:

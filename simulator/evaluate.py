@@ -7,6 +7,7 @@ the shape of valid output (`Codec.constraint`), feeding back its own earlier sta
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -117,14 +118,17 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
                         "evaluate one profile at a time")
     prof = PROFILES[profiles[0]]
     size, stride = prof.state_size, codec.stride(prof.name)
-    tallies = {"teacher_forced": CpuTally(prof.registers, prof.register_bytes),
-               "free_running": CpuTally(prof.registers, prof.register_bytes)}
+    tallies = {mode: CpuTally(prof.registers, prof.register_bytes)
+               for mode in ("teacher_forced", "free_running", "copy_previous")}
     batches = _batches(split, batch_size)
     bar = progress_bar(len(samples), "eval cpu", "traces", show_progress)
     for seqs in batches:
         batch = [samples[s] for s in seqs]
         truths = [np.frombuffer(t.states, np.uint8).reshape(-1, size)[1:] for t in batch]
         classes = [instruction_classes(t, prof) for t in batch]
+        for t, truth, cls in zip(batch, truths, classes):  # the baseline: nothing changes
+            right = state_matches(np.frombuffer(t.states, np.uint8).reshape(-1, size)[:-1], truth)
+            tallies["copy_previous"].add(right, cls, bool(right[-1].all()))
         for pred, t, truth, cls in zip(_argmax(model, split, seqs, device), batch, truths,
                                        classes):
             right = state_matches(pred[codec.state_positions(t)], truth)
@@ -145,7 +149,8 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
     return {"profile": prof.name, "byte_accuracy": fr["byte_accuracy"],
             "byte_accuracy_tf": tf["byte_accuracy"], "state_exact": fr["state_exact"],
             "state_exact_tf": tf["state_exact"], "final_exact": fr["final_exact"],
-            "final_exact_tf": tf["final_exact"], **res}
+            "final_exact_tf": tf["final_exact"],
+            "copy_previous_byte_accuracy": res["copy_previous"]["byte_accuracy"], **res}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,18 +165,40 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
         batch = [samples[s] for s in seqs]
         refs = [codec.target_bytes(codec.encode(p)[0][len(codec.prompt(p)):]) for p in batch]
         max_new = max(len(r) for r in refs) + 2 * codec.align
-        for out, ref in zip(_generate(model, codec, batch, max_new), refs):
+        for out, ref, sample in zip(_generate(model, codec, batch, max_new), refs, batch):
             got = codec.target_bytes(np.array(out, np.int64))
             exact.append(got == ref)
             if codec.task == "abc2midi":
                 valid.append(valid_midi(got))
                 f1.append(note_f1(got, ref))
+            else:  # midi2abc: the notes of the predicted ABC, converted, against the input's
+                f1.append(note_f1(_abc_as_midi(got), sample.midi))
         bar.update(len(seqs))
     bar.close()
-    res: dict[str, Any] = {"exact_file": float(np.mean(exact))}
+    res: dict[str, Any] = {"exact_file": float(np.mean(exact)), "note_f1": float(np.mean(f1))}
     if codec.task == "abc2midi":
-        res.update(valid_midi=float(np.mean(valid)), note_f1=float(np.mean(f1)))
+        res.update(valid_midi=float(np.mean(valid)))
     return res
+
+
+def _abc_as_midi(abc: bytes) -> bytes:
+    """Predicted ABC through the reference converter and the corpus's MIDI normalization;
+    b"" where it does not convert."""
+    from datagen.music.convert import convert
+    from datagen.music.normalize import BadMidi, normalize_midi
+
+    result = convert(abc.decode("utf-8", "replace"), _reference_converter())
+    try:
+        return normalize_midi(result.midi) if result.midi else b""
+    except BadMidi:
+        return b""
+
+
+@functools.cache
+def _reference_converter() -> str:
+    from datagen.music.convert import choose_converter
+
+    return choose_converter(None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,19 +244,23 @@ def format_table(r: dict[str, Any]) -> str:
     """The eval result as a terminal table (Markdown, so a model card can include it)."""
     lines = [f"{r['task']} on the {r['split']} split of {r['data']} ({r['n']} sequences)", ""]
     if r["task"] == "cpu":
-        lines += ["| metric | teacher-forced | free-running |", "| --- | --- | --- |",
-                  f"| loss (nats/token) | {r['loss']:.4f} | |", f"| bpb | {r['bpb']:.4f} | |"]
+        tf, fr, cp = r["teacher_forced"], r["free_running"], r["copy_previous"]
+        lines += ["| metric | teacher-forced | free-running | copy-previous baseline |",
+                  "| --- | --- | --- | --- |",
+                  f"| loss (nats/token) | {r['loss']:.4f} | | |", f"| bpb | {r['bpb']:.4f} | | |"]
         for k in ("byte_accuracy", "state_exact", "final_exact"):
-            lines.append(f"| {k} | {_pct(r[k + '_tf'])} | {_pct(r[k])} |")
-        tf, fr = r["teacher_forced"], r["free_running"]
-        lines += ["", "| register | teacher-forced | free-running |", "| --- | --- | --- |"]
-        lines += [f"| {reg} | {_pct(tf['by_register'][reg])} | {_pct(fr['by_register'][reg])} |"
-                  for reg in tf["by_register"]]
+            lines.append(f"| {k} | {_pct(r[k + '_tf'])} | {_pct(r[k])} | {_pct(cp[k])} |")
+        lines += ["", "| register | teacher-forced | free-running | copy-previous |",
+                  "| --- | --- | --- | --- |"]
+        lines += [f"| {reg} | {_pct(tf['by_register'][reg])} | {_pct(fr['by_register'][reg])} | "
+                  f"{_pct(cp['by_register'][reg])} |" for reg in tf["by_register"]]
         lines += ["", ("| instruction class | steps | byte acc. (tf) | byte acc. (free) | "
-                       "state exact (free) |"), "| --- | --- | --- | --- | --- |"]
+                       "state exact (free) | byte acc. (copy-previous) |"),
+                  "| --- | --- | --- | --- | --- | --- |"]
         for c, v in fr["by_class"].items():
             lines.append(f"| {c} | {v['steps']} | {_pct(tf['by_class'][c]['byte_accuracy'])} | "
-                         f"{_pct(v['byte_accuracy'])} | {_pct(v['state_exact'])} |")
+                         f"{_pct(v['byte_accuracy'])} | {_pct(v['state_exact'])} | "
+                         f"{_pct(cp['by_class'][c]['byte_accuracy'])} |")
     else:
         lines += ["| metric | value |", "| --- | --- |",
                   f"| loss (nats/token) | {r['loss']:.4f} |", f"| bpb | {r['bpb']:.4f} |"]
@@ -241,5 +272,6 @@ def format_table(r: dict[str, Any]) -> str:
 
 def plot_result(r: dict[str, Any], path: str | Path) -> None:
     """The by-instruction-class PNG of a CPU eval result."""
-    plot_by_class({"teacher-forced": r["teacher_forced"], "free-running": r["free_running"]},
+    plot_by_class({"teacher-forced": r["teacher_forced"], "free-running": r["free_running"],
+                   "copy-previous baseline": r["copy_previous"]},
                   path, title=f"{r['profile']}: byte accuracy by instruction class")

@@ -345,21 +345,9 @@ def compare_traces(predicted: Trace, emulator: Trace) -> Comparison:
 # The CPU simulator
 
 
-def checkpoint_profile(folder: Path, codec_options: dict[str, Any]) -> str | None:
-    """The CPU profile a checkpoint was trained on: its codec options' `profile`, or, for a run
-    folder's checkpoint, the `profile` of the corpus the run trained on; None if unrecorded."""
-    import json
-
-    from datagen.corpus import read_manifest
-
-    if codec_options.get("profile"):
-        return codec_options["profile"]
-    run_file = folder.parent.parent / "run.json"  # RUN/checkpoints/step-N/
-    try:
-        data = json.loads(run_file.read_text())["args"]["data"]
-        return read_manifest(data, "cpu")["args"]["profile"]
-    except (OSError, KeyError, TypeError, ValueError, UserError):
-        return None
+def checkpoint_profile(codec_options: dict[str, Any]) -> str | None:
+    """The CPU profile a checkpoint was trained on (its codec options' `profile`), or None."""
+    return codec_options.get("profile")
 
 
 class CPUSimulator:
@@ -380,7 +368,7 @@ class CPUSimulator:
         folder, model, meta, codec = _load(path, DEFAULT_CPU_MODEL, device)
         if not isinstance(codec, CpuCodec):
             raise UserError(f"{folder} is a {codec.task} model, not a CPU model")
-        recorded = checkpoint_profile(folder, meta["codec"])
+        recorded = checkpoint_profile(meta["codec"])
         if profile is None and recorded is None:
             raise UserError(f"{folder} does not record the CPU profile it was trained on; "
                             f"name it (profile=..., or --profile: {', '.join(PROFILES)})")
@@ -436,7 +424,7 @@ class CPUSimulator:
         rooms = [self._room(len(p)) for p in prompts]
         if max_steps is not None and max_steps < 1:
             raise UserError(f"max_steps must be at least 1, got {max_steps}")
-        budgets = [room if max_steps is None else max_steps for room in rooms]
+        budgets = [room if max_steps is None else min(room, max_steps) for room in rooms]
         allowed = generation_constraint([self.codec.constraint(s) for s in samples],
                                         [len(p) for p in prompts])
         outs = self.model.generate(prompts, max(budgets) * stride + 1, temperature=0.0,

@@ -17,13 +17,16 @@ import itertools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mido.midifiles.meta import KeySignatureError
 
 LN2 = math.log(2)
-# what mido raises on bytes that are not a well-formed MIDI file
-MIDI_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError)
+# what mido raises on bytes that are not a well-formed MIDI file (KeySignatureError: a key
+# signature meta event with an impossible key, e.g. 112 flats)
+MIDI_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, KeySignatureError)
 
 
 def bits_per_token(loss_nats: float) -> float:
@@ -147,6 +150,15 @@ def note_f1(predicted: bytes, reference: bytes) -> float:
 # Figures
 
 
+def _save_png(fig, path) -> None:
+    """Write a figure as a PNG atomically (a killed run never leaves half an image)."""
+    from datagen.corpus import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=110, format="png")
+    atomic_write(Path(path), buf.getvalue())
+
+
 def plot_losses(records: list[dict[str, Any]], path, title: str = "") -> None:
     """Training (and validation) bits per target token against the step, as a PNG."""
     import matplotlib
@@ -163,12 +175,12 @@ def plot_losses(records: list[dict[str, Any]], path, title: str = "") -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_png(fig, path)
     plt.close(fig)
 
 
 def plot_by_class(by_mode: dict[str, dict[str, Any]], path, title: str = "") -> None:
-    """Byte accuracy by instruction class, one bar per mode (teacher-forced, free-running)."""
+    """Byte accuracy by instruction class, one bar per mode (e.g. teacher-forced, free-running)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -184,5 +196,5 @@ def plot_by_class(by_mode: dict[str, dict[str, Any]], path, title: str = "") -> 
     ax.set(ylabel="byte accuracy", ylim=(0, 1), title=title)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save_png(fig, path)
     plt.close(fig)

@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from datagen.corpus import atomic_write, atomic_write_json
+from datagen.corpus import atomic_write, atomic_write_json, is_leftover, read_manifest
 from datagen.errors import UserError
 from datagen.progress import progress_bar
 from simulator import __version__
@@ -45,7 +45,10 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 # Arguments that decide the trained weights; a resumed run must use the same ones.
 IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad_accum",
-            "schedule", "warmup", "max_len", "weight_decay", "clip", "interleave_ir")
+            "schedule", "warmup", "max_len", "weight_decay", "clip", "interleave_ir",
+            "local_window", "sort_window")
+SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
+CONFIG_OVERRIDES = ("max_len", "local_window")  # TrainArgs that replace the preset's ModelConfig
 
 
 @dataclass
@@ -62,12 +65,16 @@ class TrainArgs:
     lr: float = 1e-3
     device: str = "auto"
     grad_accum: int = 1
+    sort_window: int = 8  # batches whose sequences are sorted by length together (less padding)
     eval_every: int = 100
+    valid_limit: int | None = 1000  # validation rows scored (the split's first N); 0/None = all
     schedule: str = "constant"  # constant (+ final linear decay) | cosine
     warmup: int | None = None  # default: 5% of the steps, at most 200
     decay_frac: float = 0.2  # constant: the last fraction of the steps decays linearly
     min_lr_ratio: float = 0.1
     max_len: int | None = None  # default: the preset's context (max_len)
+    local_window: int | None = None  # default: the preset's (bytes before a patch the byte level sees)
+    checkpoint_activations: bool = False  # recompute activations in backward: less memory
     weight_decay: float = 0.1
     clip: float = 1.0
     interleave_ir: bool = False
@@ -76,6 +83,22 @@ class TrainArgs:
     @classmethod
     def from_namespace(cls, ns: Any) -> TrainArgs:
         return cls(**{f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)})
+
+
+def default_warmup(args: TrainArgs) -> int:
+    return args.warmup if args.warmup is not None else min(200, max(1, args.steps // 20))
+
+
+def check_schedule_prefix(old: TrainArgs, new: TrainArgs, done: int) -> None:
+    """--resume may change --steps (and the other SCHEDULE args) only where the learning rate of
+    every step already done stays the same: then the run ends as an uninterrupted one would."""
+    wo, wn = default_warmup(old), default_warmup(new)
+    for s in range(done):
+        if lr_at(s, old, wo) != lr_at(s, new, wn):
+            raise UserError(
+                f"--resume: the learning-rate schedule (--steps, --warmup, --schedule, "
+                f"--decay-frac, --lr) now differs at step {s}, which the run has done (it is at step {done}); keep the schedule, "
+                f"or pass --warmup {wo} if only the default warmup moved")
 
 
 def lr_at(step: int, args: TrainArgs, warmup: int) -> float:
@@ -150,9 +173,11 @@ def check_args(args: TrainArgs, d: Dist) -> None:
         raise UserError(f"--task takes {', '.join(TASKS)}; got {args.task!r}")
     if args.schedule not in ("constant", "cosine"):
         raise UserError(f"--schedule takes constant or cosine; got {args.schedule!r}")
-    for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every"):
+    for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.valid_limit is not None and args.valid_limit < 0:
+        raise UserError(f"--valid-limit must be 0 (all) or more; got {args.valid_limit}")
     if args.lr <= 0:
         raise UserError(f"--lr must be positive; got {args.lr}")
     if args.batch_size % (d.world * args.grad_accum):
@@ -183,7 +208,7 @@ def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) ->
             raise UserError(f"--resume: {run} holds no run ({RUN_FILE} is missing)")
         have = json.loads(info.read_text())["identity"]
         diff = [f"--{k.replace('_', '-')} {have.get(k)!r} there, {v!r} now"
-                for k, v in _identity(args).items() if have.get(k) != v]
+                for k, v in _identity(args).items() if have.get(k) != v and k not in SCHEDULE]
         if diff:
             raise UserError(f"--resume with other arguments than {run} was started with: "
                             f"{'; '.join(diff[:3])}")
@@ -191,7 +216,7 @@ def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) ->
     if info.exists():
         raise UserError(f"{run} already holds a run; add --resume to continue it, or use "
                         "another --out")
-    if run.exists() and any(run.iterdir()):
+    if run.exists() and not all(is_leftover(p) for p in run.iterdir()):
         raise UserError(f"{run} is not empty and holds no run; use another --out")
     run.mkdir(parents=True, exist_ok=True)
     atomic_write_json(info, {
@@ -201,6 +226,20 @@ def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) ->
         "processes": world, "torch": torch.__version__})
 
 
+def _adopt_schedule(args: TrainArgs, run: Path, done: int, d: Dist) -> None:
+    """On --resume: check a changed schedule against the steps done, record it, drop the metrics
+    of steps after the checkpoint."""
+    info = json.loads((run / RUN_FILE).read_text())
+    old = TrainArgs(**{k: v for k, v in info["args"].items() if k in {f.name for f in fields(TrainArgs)}})
+    check_schedule_prefix(old, args, done)
+    if d.main:
+        if any(getattr(old, k) != getattr(args, k) for k in SCHEDULE):
+            info.update(identity=_identity(args), args=asdict(args),
+                        command=command_line(args, d.world))
+            atomic_write_json(run / RUN_FILE, info)
+        _truncate_metrics(run, done)
+
+
 def command_line(args: TrainArgs, world: int = 1) -> str:
     """The `simulator train` command that makes this run (non-default arguments only)."""
     defaults = TrainArgs(task=args.task, data=args.data, out=args.out)
@@ -208,6 +247,8 @@ def command_line(args: TrainArgs, world: int = 1) -> str:
         "torchrun", f"--nproc-per-node={world}", "-m", "simulator", "train"]
     for f in fields(TrainArgs):
         value = getattr(args, f.name)
+        if f.name == "resume":  # the command that makes the run, not how it was continued
+            continue
         if f.name in ("task", "data", "out") or value != getattr(defaults, f.name):
             flag = "--" + f.name.replace("_", "-")
             if isinstance(value, bool):
@@ -281,21 +322,21 @@ def train(args: TrainArgs) -> dict[str, Any]:
     if args.preset not in PRESETS:
         raise UserError(f"unknown --preset {args.preset!r}; known: {', '.join(PRESETS)}")
     args.data = str(Path(args.data).resolve())
-    config = PRESETS[args.preset]
-    if args.max_len is None:
-        args.max_len = config.max_len
-    elif args.max_len != config.max_len:
-        try:
-            config = dataclasses.replace(config, max_len=args.max_len)
-        except ValueError as e:
-            raise UserError(f"--max-len {args.max_len}: {e}") from None
-    codec = make_codec(args.task, align=config.patch_sizes[0], interleave_ir=args.interleave_ir)
+    overrides = {k: getattr(args, k) for k in CONFIG_OVERRIDES if getattr(args, k) is not None}
+    try:
+        config = dataclasses.replace(PRESETS[args.preset], **overrides)
+    except ValueError as e:
+        raise UserError(f"--preset {args.preset} with {overrides}: {e}") from None
+    args.max_len = config.max_len
+    profile = read_manifest(args.data, "cpu")["args"]["profile"] if args.task == "cpu" else None
+    codec = make_codec(args.task, align=config.patch_sizes[0], interleave_ir=args.interleave_ir,
+                       profile=profile)
     run = Path(args.out)
-    resume_from = prepare_run(args, d, device)
     log = sys.stderr if d.main and not args.quiet else None
     train_split = load_split(args.data, args.task, codec, "train", args.max_len, log=log)
     valid_split = load_split(args.data, args.task, codec, "valid", args.max_len, required=False,
-                             log=log)
+                             log=log, limit=args.valid_limit or None)
+    resume_from = prepare_run(args, d, device)  # after the data is read: a bad corpus leaves no run
 
     torch.manual_seed(args.seed)
     start, elapsed = 0, 0.0
@@ -304,6 +345,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     else:
         model, _ = load_pretrained(resume_from)
         model.train()
+    model.config.checkpoint_activations = args.checkpoint_activations  # memory, not the weights
     model.to(device)
     optimizer = make_optimizer(model, args, device)
     if resume_from is not None:
@@ -313,13 +355,13 @@ def train(args: TrainArgs) -> dict[str, Any]:
         if device.startswith("cuda") and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"])
         start, elapsed = int(state["step"]), float(state["elapsed"])
-    if args.resume and d.main:
-        _truncate_metrics(run, start)
+    if args.resume:
+        _adopt_schedule(args, run, start, d)
     net = model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
-    warmup = args.warmup if args.warmup is not None else min(200, max(1, args.steps // 20))
+    warmup = default_warmup(args)
     codec_info = codec.options()
 
     def checkpoint(step: int) -> None:
@@ -340,7 +382,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
             lr = lr_at(step, args, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            seqs = batch_sequences(len(train_split), args.seed, step, args.batch_size)
+            seqs = batch_sequences(train_split.lengths, args.seed, step, args.batch_size,
+                                   args.sort_window)
             loss = _step_loss(net, train_split, seqs, args, d, device)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
             optimizer.step()
@@ -365,6 +408,9 @@ def train(args: TrainArgs) -> dict[str, Any]:
             bar.set_postfix_str(f"loss {loss:.4f} bpb {rec['bpb']:.3f}")
             if done % args.save_every == 0 or done == args.steps:
                 checkpoint(done)
+    except OSError as e:  # a full disk, a folder made read-only: the last checkpoint is intact
+        raise UserError(f"writing the run folder {run} failed: {e.strerror or e}; its last "
+                        "complete checkpoint is kept, run again with --resume") from None
     finally:
         bar.close()
     summary = {"steps": args.steps, "wall_s": round(elapsed, 1), "hardware": hardware(device),

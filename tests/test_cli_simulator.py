@@ -134,7 +134,7 @@ def _python(*argv) -> subprocess.CompletedProcess:
 
 
 def test_console_entry_and_exit_code(tiny_cpu):
-    bad = _python("-m", "simulator", *_cpu(tiny_cpu, "li x1, 99999999"))
+    bad = _python("-m", "simulator", *_cpu(tiny_cpu, "li x1, 0x100000000"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.count("\n") == 1 and "line 1" in bad.stderr
 

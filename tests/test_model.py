@@ -154,3 +154,32 @@ def test_tiny_model_overfits_two_sequences(name, window):
         losses.append(loss.item())
     assert losses[0] > 5.0  # ~ln(258) at init
     assert losses[-1] < 0.5, losses[::10]
+
+
+@pytest.mark.parametrize("name,window,dropout", [("tiny", 20, 0.0), ("tiny3", 6, 0.1)])
+def test_activation_checkpointing_same_gradients_less_saved(name, window, dropout):
+    """checkpoint_activations changes what the forward keeps for the backward, nothing else."""
+    ids = torch.randint(0, 256, (2, 64), generator=torch.Generator().manual_seed(1))
+    grads, saved = [], []
+    for on in (False, True):
+        torch.manual_seed(0)
+        cfg = replace(PRESETS[name], local_window=window, dropout=dropout,
+                      checkpoint_activations=on)
+        model = ByteModel(cfg).double()
+        saved.append(0)
+
+        def pack(t):
+            saved[-1] += t.numel() * t.element_size()  # bytes the forward keeps for the backward
+            return t
+
+        torch.manual_seed(5)  # the same dropout masks
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = F.cross_entropy(model(ids).flatten(0, 1), ids.flatten())
+        loss.backward()
+        grads.append({n: p.grad for n, p in model.named_parameters()})
+        model.eval()
+        with torch.no_grad():  # not training: no checkpointing, the same logits
+            assert torch.equal(model(ids), make(name, window)(ids))
+    for n in grads[0]:
+        torch.testing.assert_close(grads[1][n], grads[0][n], rtol=0, atol=0, msg=n)
+    assert saved[1] < saved[0] / 2, saved

@@ -1,6 +1,7 @@
 """Training: DDP equals one process, kill-and-resume equals uninterrupted, schedules, errors."""
 
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
+import simulator.train
 from datagen.cli import build_parser as datagen_parser
 from datagen.cpu.build import build_cpu_corpus
 from datagen.errors import UserError
@@ -112,6 +114,33 @@ def test_killed_and_resumed_run_is_bit_identical(corpus, tmp_path):
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
+def test_resume_may_change_the_steps_where_the_done_schedule_stays(corpus, tmp_path, monkeypatch):
+    whole = _args(corpus, tmp_path / "whole", steps=12, warmup=2, save_every=4, eval_every=4)
+    train(whole)
+    real_lr_at = simulator.train.lr_at
+
+    def interrupted(step, args, warmup):
+        if step == 9:
+            raise KeyboardInterrupt
+        return real_lr_at(step, args, warmup)
+
+    monkeypatch.setattr(simulator.train, "lr_at", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # a 20-step run stopped after its checkpoint at 8
+        train(_args(corpus, tmp_path / "cut", steps=20, warmup=2, save_every=4, eval_every=4))
+    monkeypatch.setattr(simulator.train, "lr_at", real_lr_at)
+    with pytest.raises(UserError, match="schedule"):  # warmup 1 (5% of 12) would change step 0
+        train(_args(corpus, tmp_path / "cut", steps=12, save_every=4, eval_every=4, resume=True))
+    train(_args(corpus, tmp_path / "cut", steps=12, warmup=2, save_every=4, eval_every=4,
+                resume=True))
+    assert _curve(tmp_path / "cut") == _curve(whole.out)
+    wa, wb = _weights(whole.out), _weights(tmp_path / "cut")
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert "--steps 12" in json.loads((tmp_path / "cut" / "run.json").read_text())["command"]
+    with pytest.raises(UserError, match="differs at step 11"):  # its decay began at step 11
+        train(_args(corpus, tmp_path / "cut", steps=30, warmup=2, save_every=4, eval_every=4,
+                    resume=True))
+
+
 def test_same_seed_same_curve_other_seed_other_curve(corpus, tmp_path):
     train(_args(corpus, tmp_path / "a", steps=3))
     train(_args(corpus, tmp_path / "b", steps=3))
@@ -130,12 +159,23 @@ def test_schedules_warm_up_and_decay():
     assert all(x >= y for x, y in itertools.pairwise(cos[9:])) and cos[55] < 0.6
 
 
-def test_batches_are_a_pure_function_of_seed_and_step():
-    steps = [batch_sequences(10, 3, s, 4) for s in range(5)]
-    assert np.array_equal(batch_sequences(10, 3, 3, 4), steps[3])
-    first_epoch = np.concatenate(steps)[:10]
-    assert sorted(first_epoch) == list(range(10))  # every sequence once per epoch
-    assert not np.array_equal(batch_sequences(10, 4, 0, 4), steps[0])
+@pytest.mark.parametrize("window", [1, 3])
+def test_batches_are_a_pure_function_of_seed_and_step(window):
+    lengths = np.random.default_rng(0).integers(1, 100, 12)
+    steps = [batch_sequences(lengths, 3, s, 4, window) for s in range(6)]
+    assert np.array_equal(batch_sequences(lengths, 3, 3, 4, window), steps[3])
+    first_epoch = np.concatenate(steps)[:12]
+    assert sorted(first_epoch) == list(range(12))  # every sequence once per epoch
+    assert not np.array_equal(batch_sequences(lengths, 4, 0, 4, window), steps[0])
+
+
+def test_sorting_window_makes_batches_pad_less():
+    lengths = np.random.default_rng(1).integers(16, 4096, 4096)
+
+    def padded(window: int) -> int:
+        return sum(4 * lengths[batch_sequences(lengths, 0, s, 4, window)].max() for s in range(512))
+
+    assert padded(16) < 0.7 * padded(1)
 
 
 def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
@@ -143,6 +183,8 @@ def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
     with pytest.raises(UserError, match="already holds a run"):
         train(_args(corpus, tmp_path / "r", steps=1))
     with pytest.raises(UserError, match="other arguments"):
+        train(_args(corpus, tmp_path / "r", steps=1, seed=5, resume=True))
+    with pytest.raises(UserError, match="schedule"):
         train(_args(corpus, tmp_path / "r", steps=1, lr=1.0, resume=True))
     with pytest.raises(UserError, match="longer than --max-len 16"):
         train(_args(corpus, tmp_path / "s", max_len=16))

@@ -10,7 +10,7 @@ from functools import partial
 import pyarrow as pa
 
 from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
-from datagen.cpu.harness import emulator
+from datagen.cpu.harness import MAX_STEPS_LIMIT, emulator
 from datagen.cpu.isa import disassemble
 from datagen.cpu.profiles import get_profile
 from datagen.cpu.programs import encode_program, parse_mix, random_initial_state, random_program
@@ -68,6 +68,9 @@ def cpu_job(profile: str, n: int, seed: int = 0, min_len: int = 1, max_len: int 
         max_steps = max_len  # forward branches only: no generated program runs longer
     if max_steps < 1:
         raise UserError(f"--max-steps must be at least 1; got {max_steps}")
+    if max_steps > MAX_STEPS_LIMIT:
+        raise UserError(f"--max-steps {max_steps} is over the limit of {MAX_STEPS_LIMIT} states "
+                        "per trace")
     weights = parse_mix(mix)
     args = {"profile": profile, "seed": seed, "min_len": min_len, "max_len": max_len,
             "max_steps": max_steps, "mix": weights}

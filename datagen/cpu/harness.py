@@ -1,8 +1,9 @@
 """Unicorn runs that record the full state after every executed instruction (SPEC §3).
 
-One `Emulator` per profile and process, reused for every program: the code page is rewritten,
-the data page zeroed and the translation cache flushed before each run (without the flush, a
-short program after a longer one can run stale translated code). A UC_HOOK_CODE hook fires
+One `Emulator` per profile and process, reused for every program: every register is reset (the
+ones outside the state too), the code page rewritten, the data page zeroed and the translation
+cache flushed before each run (without the flush, a short program after a longer one can run
+stale translated code). A UC_HOOK_CODE hook fires
 before each instruction and copies the registers straight into a preallocated buffer with one
 `uc_reg_read_batch` call: slot k holds the state before instruction k, i.e. state_k.
 
@@ -30,6 +31,7 @@ from datagen.cpu.profiles import Profile, get_profile
 from datagen.errors import UserError
 
 DEFAULT_MAX_STEPS = 1024
+MAX_STEPS_LIMIT = 1 << 16  # states are recorded in memory allocated up front: bound it
 FAULTS = {getattr(unicorn, n): n[len("UC_ERR_"):].lower()
           for n in dir(unicorn) if n.startswith("UC_ERR_")}  # e.g. 6 -> "read_unmapped"
 
@@ -50,6 +52,9 @@ class Emulator:
         self.uc = Uc(p.uc_arch, p.uc_mode)
         self.uc.mem_map(p.code_base, p.code_size, UC_PROT_READ | UC_PROT_EXEC)
         self.uc.mem_map(p.data_base, p.data_size, UC_PROT_READ | UC_PROT_WRITE)
+        # Every register, the ones outside the state too (x86 segments and esp, RISC-V x16..x31,
+        # CSRs): restored before each run, so that no program sees what an earlier one left.
+        self._reset = self.uc.context_save()
         self._n_regs = len(p.registers)
         self._regs = (ctypes.c_int * self._n_regs)(*p.uc_registers)
         self._offsets = [sum(p.register_bytes[:i]) for i in range(self._n_regs)]
@@ -102,8 +107,12 @@ class Emulator:
                             f"got {len(init_state)}")
         if max_steps < 1:
             raise UserError(f"max_steps must be at least 1, got {max_steps}")
+        if max_steps > MAX_STEPS_LIMIT:
+            raise UserError(f"max_steps {max_steps} is over the limit of {MAX_STEPS_LIMIT} "
+                            "states per trace")
         self._grow(max_steps + 2)
         uc = self.uc
+        uc.context_restore(self._reset)
         uc.mem_write(p.code_base, code + bytes(max(0, self._code_len - len(code))))
         self._code_len = len(code)
         uc.mem_write(p.data_base, self._zero_data)

@@ -17,8 +17,9 @@ def isa_module(profile: Profile) -> ModuleType:
 
 
 def assemble(profile_name: str, text: str) -> bytes:
-    """Machine code for assembly `text` (RISC-V: the generator's instructions, ABI names and
-    capstone's aliases; x86: the generator's subset in Intel syntax, loaded at code_base)."""
+    """Machine code for assembly `text` (RISC-V: RV32IM as compilers emit it, with pseudo-
+    instructions, labels and code directives, see `rv32.assemble`; x86: the generator's subset
+    in Intel syntax, loaded at code_base)."""
     profile = get_profile(profile_name)
     if profile.isa == "rv32":
         return rv32.assemble(text, n_registers=len(profile.program_registers))
@@ -26,7 +27,8 @@ def assemble(profile_name: str, text: str) -> bytes:
 
 
 def classify(profile_name: str, insn: bytes) -> str:
-    """The class (alu, alu_imm, upper, muldiv, load, store, branch; "other" outside them) of the
+    """The class (alu, alu_imm, upper, muldiv, load, store, branch, and for RISC-V jump, which
+    the generator never emits; "other" outside them) of the
     instruction at the start of `insn` (bytes after it are ignored, so `program[pc - base:]`
     works for both fixed and variable-length instruction sets)."""
     return isa_module(get_profile(profile_name)).classify(insn)
