@@ -285,7 +285,7 @@ def _licence_note(manifest: dict[str, Any] | None) -> str:
         return "unknown (the corpus was not found at export time)"
     if manifest.get("kind") == "cpu":
         return "CPU traces made by bytesim's `datagen cpu` (ours; MIT, like the code)."
-    sources = manifest.get("args", {}).get("source") or []
+    sources = manifest.get("args", {}).get("sources") or []
     notes = []
     if "music21" in sources:
         notes.append("tunes from music21's bundled corpus, which is not uniformly free (its "

@@ -6,7 +6,6 @@ import json
 import mido
 import numpy as np
 import pytest
-import torch
 
 from datagen.cli import build_parser as datagen_parser
 from datagen.cpu.build import build_cpu_corpus
@@ -23,14 +22,7 @@ def _datagen(*argv):
     {"cpu": build_cpu_corpus, "music": build_music_corpus}[args.command](args)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread here and in subprocesses: fast on a busy machine, and float sums
-    (hence bit-identity across processes) depend on the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

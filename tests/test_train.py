@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 from safetensors.numpy import load_file
 
 import simulator.train
@@ -24,14 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DETERMINISTIC = ("step", "loss", "bpb", "lr", "grad_norm", "tokens", "valid_loss", "valid_bpb")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread here and in subprocesses: fast on a busy machine, and float sums
-    (hence bit-identity across processes) depend on the thread count."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
