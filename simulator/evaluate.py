@@ -7,7 +7,6 @@ the shape of valid output (`Codec.constraint`), feeding back its own earlier sta
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -184,21 +183,15 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
 def _abc_as_midi(abc: bytes) -> bytes:
     """Predicted ABC through the reference converter and the corpus's MIDI normalization;
     b"" where it does not convert."""
-    from datagen.music.convert import convert
+    from datagen.music.convert import convert, reference_converter
     from datagen.music.normalize import BadMidi, normalize_midi
 
-    result = convert(abc.decode("utf-8", "replace"), _reference_converter())
+    result = convert(abc.decode("utf-8", "replace"), reference_converter())
     try:
         return normalize_midi(result.midi) if result.midi else b""
     except BadMidi:
         return b""
 
-
-@functools.cache
-def _reference_converter() -> str:
-    from datagen.music.convert import choose_converter
-
-    return choose_converter(None)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -540,9 +540,9 @@ class MusicConverter:
     @staticmethod
     def reference_abc_to_midi(abc: str) -> bytes:
         """The reference converter's MIDI (abc2midi, else music21), normalised as in corpora."""
-        from datagen.music.convert import choose_converter, convert, have_abc2midi
+        from datagen.music.convert import convert, reference_converter
 
-        done = convert(abc, choose_converter("abc2midi" if have_abc2midi() else "music21"))
+        done = convert(abc, reference_converter())
         if done.failure:
             raise UserError(f"the reference converter could not convert the tune "
                             f"({done.failure}: {done.detail})")

@@ -23,6 +23,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -97,8 +98,9 @@ def check_schedule_prefix(old: TrainArgs, new: TrainArgs, done: int) -> None:
         if lr_at(s, old, wo) != lr_at(s, new, wn):
             raise UserError(
                 f"--resume: the learning-rate schedule (--steps, --warmup, --schedule, "
-                f"--decay-frac, --lr) now differs at step {s}, which the run has done (it is at step {done}); keep the schedule, "
-                f"or pass --warmup {wo} if only the default warmup moved")
+                f"--decay-frac, --lr) now differs at step {s}, which the run has done (it is at "
+                f"step {done}); keep the schedule, or pass --warmup {wo} if only the default "
+                f"warmup moved")
 
 
 def lr_at(step: int, args: TrainArgs, warmup: int) -> float:
@@ -230,7 +232,7 @@ def _adopt_schedule(args: TrainArgs, run: Path, done: int, d: Dist) -> None:
     """On --resume: check a changed schedule against the steps done, record it, drop the metrics
     of steps after the checkpoint."""
     info = json.loads((run / RUN_FILE).read_text())
-    old = TrainArgs(**{k: v for k, v in info["args"].items() if k in {f.name for f in fields(TrainArgs)}})
+    old = TrainArgs.from_namespace(SimpleNamespace(**info["args"]))
     check_schedule_prefix(old, args, done)
     if d.main:
         if any(getattr(old, k) != getattr(args, k) for k in SCHEDULE):

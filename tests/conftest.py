@@ -4,6 +4,7 @@ Each model is overfit on a handful of samples made by datagen, so it reproduces 
 tests can then check that prediction and ground truth agree (and where they must differ).
 """
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,20 @@ from datagen.cpu.build import build_cpu_corpus
 from datagen.music.build import build_music_corpus
 from simulator.checkpoint import export_run
 from simulator.train import TrainArgs, train
+
+
+@pytest.fixture
+def hanging_tool(tmp_path, monkeypatch):
+    """Put a command of the given name that never finishes first on PATH (for timeout tests)."""
+    def install(name: str) -> None:
+        fake = tmp_path / "hanging-bin"
+        fake.mkdir(exist_ok=True)
+        (fake / name).write_text("#!/bin/sh\nexec sleep 30\n")
+        (fake / name).chmod(0o755)
+        monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+
+    return install
+
 
 TWO_TUNES = """\
 X:1

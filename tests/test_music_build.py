@@ -98,12 +98,8 @@ def test_failures_are_counted_not_dropped(tmp_path, capsys):
     assert "making 3 rows, not 10" in capsys.readouterr().err
 
 
-def test_timeout_is_a_counted_failure(tmp_path, monkeypatch):
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "abc2midi").write_text("#!/bin/sh\nexec sleep 30\n")
-    (fake / "abc2midi").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+def test_timeout_is_a_counted_failure(tmp_path, monkeypatch, hanging_tool):
+    hanging_tool("abc2midi")
     monkeypatch.setattr(conv, "converter_version", lambda name: "fake")
     spec = music_spec(["synthetic"], seed=0, converter="abc2midi", timeout=0.3)
     m = write_corpus(tmp_path / "t", music_job(spec, 2), show_progress=False)

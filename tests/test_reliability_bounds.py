@@ -10,7 +10,6 @@ the resumable state (optimizer tensors) loads with `torch.load(weights_only=True
 import ast
 import io
 import json
-import os
 import pickle
 import shutil
 import time
@@ -156,12 +155,8 @@ def test_a_hanging_music21_conversion_is_a_counted_timeout(monkeypatch, tmp_path
     assert time.monotonic() - t0 < 25  # not the 2 x 30 s the converter would take
 
 
-def test_a_hanging_midi2abc_is_stopped_with_one_line(monkeypatch, tmp_path):
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    (fake / "midi2abc").write_text("#!/bin/sh\nexec sleep 30\n")
-    (fake / "midi2abc").chmod(0o755)
-    monkeypatch.setenv("PATH", f"{fake}{os.pathsep}{os.environ['PATH']}")
+def test_a_hanging_midi2abc_is_stopped_with_one_line(hanging_tool):
+    hanging_tool("midi2abc")
     with pytest.raises(UserError, match="midi2abc ran over 0.3 s") as e:
         conv.midi_to_abc(b"MThd\0\0\0\x06\0\0\0\x01\x01\xe0", timeout=0.3)
     assert "\n" not in str(e.value)

@@ -42,6 +42,11 @@ def have_abc2midi() -> bool:
     return shutil.which("abc2midi") is not None
 
 
+def reference_converter() -> str:
+    """The converter a comparison uses: abc2midi where installed, else music21 (quietly)."""
+    return "abc2midi" if have_abc2midi() else "music21"
+
+
 def choose_converter(requested: str | None) -> str:
     """The converter to use: the one asked for, else abc2midi where installed, else music21."""
     if requested is None:
