@@ -56,6 +56,16 @@ def add_train(sub) -> None:
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
     p.add_argument("--interleave-ir", action="store_true",
                    help="cpu: also give the instruction word at each state's pc")
+    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
+                   help="start from this checkpoint's weights (e.g. trained/cpu-rv32e) with a "
+                        "fresh optimizer; its shape and codec must be the run's")
+    p.add_argument("--curriculum", type=int, default=None, metavar="STEPS",
+                   help="draw the first STEPS batches from the shortest sequences, widening "
+                        "linearly from the shortest 10%% to all (default: half of --steps; "
+                        "0: none)")
+    p.add_argument("--scheduled-sampling", type=float, default=0.0, metavar="P",
+                   help="replace target inputs by the model's own predictions, a share rising "
+                        "linearly to P at the last step (default 0: teacher forcing)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 

@@ -9,6 +9,7 @@ an uninterrupted run, and each DDP rank can compute the whole global batch and t
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,22 @@ def batch_sequences(lengths: np.ndarray, seed: int, step: int, batch_size: int,
     idx = idx[np.argsort(lengths[idx], kind="stable")]
     slot = int(np.random.default_rng([seed, group, 1]).permutation(sort_window)[slot])
     return idx[slot * batch_size:(slot + 1) * batch_size]
+
+
+def curriculum_sequences(by_length: np.ndarray, seed: int, step: int, batch_size: int,
+                         ramp: int, start_frac: float = 0.1) -> np.ndarray:
+    """The global batch at `step` of a curriculum from short sequences (B,).
+
+    `by_length` is the split's sequence indices sorted by length. Step s < `ramp` draws its batch
+    (seeded by (seed, s), without replacement) from the shortest fraction f of the split, f growing
+    linearly from `start_frac` at step 0 to the whole split at step `ramp`.
+    """
+    n = len(by_length)
+    frac = start_frac + (1.0 - start_frac) * step / ramp
+    pool = min(n, max(batch_size, math.ceil(frac * n)))
+    pick = np.random.default_rng([seed, step, 2]).choice(pool, size=min(batch_size, pool),
+                                                        replace=False)
+    return by_length[np.sort(pick)]
 
 
 def pad_length(lengths: np.ndarray, align: int) -> int:

@@ -147,6 +147,17 @@ PRESETS: dict[str, ModelConfig] = {
         n_heads=(4, 3, 2),
         block_types=("transformer",) * 3,
         max_len=2048,
+        local_window=64,  # the copy path: one whole top-level patch back (the study)
+    ),
+    # small3's parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
+    "small3-deep": ModelConfig(
+        patch_sizes=(64, 16),
+        d_model=(192, 144, 96),
+        n_layers=(7, 4, 4),
+        n_heads=(3, 3, 2),
+        block_types=("transformer",) * 3,
+        max_len=2048,
+        local_window=64,
     ),
     # one GPU: ~35M parameters
     "base": ModelConfig(
@@ -164,6 +175,7 @@ PRESETS: dict[str, ModelConfig] = {
         n_heads=(8, 6, 4),
         block_types=("transformer",) * 3,
         max_len=8192,
+        local_window=64,
     ),
     # bGPT's shape: 12 patch layers, 3 byte layers, width 768, 16-byte patches, 8 KB context
     "bgpt": ModelConfig(

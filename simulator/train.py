@@ -35,9 +35,15 @@ from datagen.corpus import atomic_write, atomic_write_json, is_leftover, read_ma
 from datagen.errors import UserError
 from datagen.progress import progress_bar
 from simulator import __version__
-from simulator.checkpoint import latest_checkpoint, load_pretrained, load_run_state, save_run_state
+from simulator.checkpoint import (
+    latest_checkpoint,
+    load_pretrained,
+    load_run_state,
+    resolve_model_path,
+    save_run_state,
+)
 from simulator.codec import TASKS, make_codec
-from simulator.data import EncodedSplit, batch_sequences, load_split
+from simulator.data import EncodedSplit, batch_sequences, curriculum_sequences, load_split
 from simulator.evaluate import split_loss
 from simulator.metrics import bits_per_token
 
@@ -47,7 +53,7 @@ SUMMARY = "summary.json"
 # Arguments that decide the trained weights; a resumed run must use the same ones.
 IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad_accum",
             "schedule", "warmup", "max_len", "weight_decay", "clip", "interleave_ir",
-            "local_window", "sort_window")
+            "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from")
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 CONFIG_OVERRIDES = ("max_len", "local_window")  # TrainArgs that replace the preset's ModelConfig
 
@@ -79,6 +85,9 @@ class TrainArgs:
     weight_decay: float = 0.1
     clip: float = 1.0
     interleave_ir: bool = False
+    init_from: str | None = None  # start from this checkpoint's weights (a fresh optimizer)
+    curriculum: int | None = None  # steps of a curriculum from short sequences; default: half
+    scheduled_sampling: float = 0.0  # final share of target inputs replaced by predictions
     quiet: bool = False
 
     @classmethod
@@ -88,6 +97,18 @@ class TrainArgs:
 
 def default_warmup(args: TrainArgs) -> int:
     return args.warmup if args.warmup is not None else min(200, max(1, args.steps // 20))
+
+
+def resolve_curriculum(args: TrainArgs) -> None:
+    """--curriculum's default: half the steps of the run as it is created. It is recorded in
+    run.json, so a resumed run keeps it whatever its --steps are now."""
+    if args.curriculum is not None:
+        return
+    info = Path(args.out) / RUN_FILE
+    if args.resume and info.exists():
+        args.curriculum = json.loads(info.read_text())["args"].get("curriculum", 0)
+    else:
+        args.curriculum = args.steps // 2
 
 
 def check_schedule_prefix(old: TrainArgs, new: TrainArgs, done: int) -> None:
@@ -180,6 +201,10 @@ def check_args(args: TrainArgs, d: Dist) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
     if args.valid_limit is not None and args.valid_limit < 0:
         raise UserError(f"--valid-limit must be 0 (all) or more; got {args.valid_limit}")
+    if args.curriculum is not None and args.curriculum < 0:
+        raise UserError(f"--curriculum must be 0 (none) or more steps; got {args.curriculum}")
+    if not 0.0 <= args.scheduled_sampling <= 1.0:
+        raise UserError(f"--scheduled-sampling must be in [0, 1]; got {args.scheduled_sampling}")
     if args.lr <= 0:
         raise UserError(f"--lr must be positive; got {args.lr}")
     if args.batch_size % (d.world * args.grad_accum):
@@ -288,22 +313,53 @@ def _truncate_metrics(run: Path, step: int) -> None:
 # Training
 
 
+def sample_inputs(model, ids: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
+    """Scheduled sampling, in parallel: `ids` (b, T) with the bytes where `replace` (b, T) holds
+    swapped for the model's own teacher-forced predictions of them (no gradient)."""
+    with torch.no_grad():
+        pred = model(ids).argmax(-1)  # (b, T): logits[:, t] predicts ids[:, t]
+    return torch.where(replace, pred, ids)
+
+
+def initial_weights(path: str, config, codec_options: dict[str, Any]):
+    """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have this run's shape and codec."""
+    model, meta = load_pretrained(resolve_model_path(path))
+    have, want = model.config.to_dict(), config.to_dict()
+    diff = [f"{k} {have[k]!r} there, {want[k]!r} here" for k in want
+            if k != "checkpoint_activations" and have[k] != want[k]]
+    diff += [f"codec {k} {meta['codec'].get(k)!r} there, {v!r} here"
+             for k, v in codec_options.items() if meta["codec"].get(k) != v]
+    if diff:
+        raise UserError(f"--init-from {path} does not fit this run: {'; '.join(diff[:3])}")
+    return model.train()
+
+
 def _step_loss(model, train: EncodedSplit, seqs: np.ndarray, args: TrainArgs, d: Dist,
-               device: str) -> float:
-    """Forward + backward of this rank's slice of the global batch `seqs`; the global mean loss."""
+               device: str, step: int) -> float:
+    """Forward + backward of this rank's slice of the global batch `seqs`; the global mean loss.
+
+    With --scheduled-sampling P the model reads, at step s, a share P * s / steps of its target
+    inputs from its own predictions; which ones is drawn for the global batch from (seed, step),
+    so processes and micro-steps change nothing. The loss is still against the true bytes."""
     length = int(train.lengths[seqs].max())
     n_tokens = int(train.n_targets[seqs].sum())
-    chunks = np.array_split(seqs, d.world * args.grad_accum)[d.rank * args.grad_accum:
-                                                             (d.rank + 1) * args.grad_accum]
+    rows = np.array_split(np.arange(len(seqs)), d.world * args.grad_accum)[
+        d.rank * args.grad_accum:(d.rank + 1) * args.grad_accum]
+    p_sampled = args.scheduled_sampling * step / args.steps
+    coins = np.random.default_rng([args.seed, step, 3]).random((len(seqs), length)) < p_sampled
     total = torch.zeros((), dtype=torch.float64, device=device)
-    for i, chunk in enumerate(chunks):
-        ids_np, mask_np = train.batch(chunk, length)
+    for i, part in enumerate(rows):
+        ids_np, mask_np = train.batch(seqs[part], length)
         ids = torch.from_numpy(ids_np).to(device)  # (b, T)
         mask = torch.from_numpy(mask_np).to(device)  # (b, T)
-        sync = i == len(chunks) - 1 or d.world == 1
+        sync = i == len(rows) - 1 or d.world == 1
         ctx = model.no_sync() if not sync else contextlib.nullcontext()
         with ctx, torch.autocast("cuda", torch.bfloat16, enabled=device.startswith("cuda")):
-            logits = model(ids)  # (b, T, V)
+            inputs = ids
+            if p_sampled:
+                replace = torch.from_numpy(mask_np & coins[part]).to(device)  # (b, T)
+                inputs = sample_inputs(model, ids, replace)
+            logits = model(inputs)  # (b, T, V)
             loss_sum = F.cross_entropy(logits[mask].float(), ids[mask], reduction="sum")
             (loss_sum * (d.world / n_tokens)).backward()
         total += loss_sum.detach().double()
@@ -330,6 +386,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     except ValueError as e:
         raise UserError(f"--preset {args.preset} with {overrides}: {e}") from None
     args.max_len = config.max_len
+    resolve_curriculum(args)
     profile = read_manifest(args.data, "cpu")["args"]["profile"] if args.task == "cpu" else None
     codec = make_codec(args.task, align=config.patch_sizes[0], interleave_ir=args.interleave_ir,
                        profile=profile)
@@ -343,7 +400,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
     torch.manual_seed(args.seed)
     start, elapsed = 0, 0.0
     if resume_from is None:
-        model = ByteModel(config)
+        model = ByteModel(config) if args.init_from is None else initial_weights(
+            args.init_from, config, codec.options())
     else:
         model, _ = load_pretrained(resume_from)
         model.train()
@@ -364,6 +422,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
     warmup = default_warmup(args)
+    by_length = np.argsort(train_split.lengths, kind="stable")  # for --curriculum
     codec_info = codec.options()
 
     def checkpoint(step: int) -> None:
@@ -384,9 +443,13 @@ def train(args: TrainArgs) -> dict[str, Any]:
             lr = lr_at(step, args, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            seqs = batch_sequences(train_split.lengths, args.seed, step, args.batch_size,
-                                   args.sort_window)
-            loss = _step_loss(net, train_split, seqs, args, d, device)
+            if step < args.curriculum:
+                seqs = curriculum_sequences(by_length, args.seed, step, args.batch_size,
+                                            args.curriculum)
+            else:
+                seqs = batch_sequences(train_split.lengths, args.seed, step, args.batch_size,
+                                       args.sort_window)
+            loss = _step_loss(net, train_split, seqs, args, d, device, step)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

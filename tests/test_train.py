@@ -16,8 +16,8 @@ import simulator.train
 from datagen.cli import build_parser as datagen_parser
 from datagen.cpu.build import build_cpu_corpus
 from datagen.errors import UserError
-from simulator.data import batch_sequences
-from simulator.train import TrainArgs, lr_at, read_metrics, train
+from simulator.data import batch_sequences, curriculum_sequences
+from simulator.train import TrainArgs, lr_at, read_metrics, resolve_curriculum, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DETERMINISTIC = ("step", "loss", "bpb", "lr", "grad_norm", "tokens", "valid_loss", "valid_bpb")
@@ -107,7 +107,8 @@ def test_killed_and_resumed_run_is_bit_identical(corpus, tmp_path):
 
 
 def test_resume_may_change_the_steps_where_the_done_schedule_stays(corpus, tmp_path, monkeypatch):
-    whole = _args(corpus, tmp_path / "whole", steps=12, warmup=2, save_every=4, eval_every=4)
+    kw = {"warmup": 2, "save_every": 4, "eval_every": 4, "curriculum": 4}
+    whole = _args(corpus, tmp_path / "whole", steps=12, **kw)
     train(whole)
     real_lr_at = simulator.train.lr_at
 
@@ -118,19 +119,80 @@ def test_resume_may_change_the_steps_where_the_done_schedule_stays(corpus, tmp_p
 
     monkeypatch.setattr(simulator.train, "lr_at", interrupted)
     with pytest.raises(KeyboardInterrupt):  # a 20-step run stopped after its checkpoint at 8
-        train(_args(corpus, tmp_path / "cut", steps=20, warmup=2, save_every=4, eval_every=4))
+        train(_args(corpus, tmp_path / "cut", steps=20, **kw))
     monkeypatch.setattr(simulator.train, "lr_at", real_lr_at)
     with pytest.raises(UserError, match="schedule"):  # warmup 1 (5% of 12) would change step 0
         train(_args(corpus, tmp_path / "cut", steps=12, save_every=4, eval_every=4, resume=True))
-    train(_args(corpus, tmp_path / "cut", steps=12, warmup=2, save_every=4, eval_every=4,
-                resume=True))
+    train(_args(corpus, tmp_path / "cut", steps=12, resume=True, **kw))
     assert _curve(tmp_path / "cut") == _curve(whole.out)
     wa, wb = _weights(whole.out), _weights(tmp_path / "cut")
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
     assert "--steps 12" in json.loads((tmp_path / "cut" / "run.json").read_text())["command"]
     with pytest.raises(UserError, match="differs at step 11"):  # its decay began at step 11
-        train(_args(corpus, tmp_path / "cut", steps=30, warmup=2, save_every=4, eval_every=4,
-                    resume=True))
+        train(_args(corpus, tmp_path / "cut", steps=30, resume=True, **kw))
+
+
+def test_curriculum_and_scheduled_sampling_resume_bit_identical(corpus, tmp_path, monkeypatch):
+    levers = {"steps": 10, "save_every": 3, "eval_every": 5, "curriculum": 6,
+              "scheduled_sampling": 0.5}
+    whole = _args(corpus, tmp_path / "whole", **levers)
+    train(whole)
+    real_lr_at = simulator.train.lr_at
+
+    def interrupted(step, args, warmup):
+        if step == 7:
+            raise KeyboardInterrupt
+        return real_lr_at(step, args, warmup)
+
+    monkeypatch.setattr(simulator.train, "lr_at", interrupted)
+    with pytest.raises(KeyboardInterrupt):  # stopped after its checkpoint at step 6
+        train(_args(corpus, tmp_path / "cut", **levers))
+    monkeypatch.setattr(simulator.train, "lr_at", real_lr_at)
+    train(_args(corpus, tmp_path / "cut", resume=True, **levers))
+    assert _curve(tmp_path / "cut") == _curve(whole.out)
+    train(_args(corpus, tmp_path / "plain", steps=10, save_every=3, eval_every=5, curriculum=0))
+    plain, both = read_metrics(tmp_path / "plain"), read_metrics(whole.out)
+    assert both[0]["tokens"] < plain[0]["tokens"]  # the curriculum starts with short traces
+    assert both[-1]["loss"] != plain[-1]["loss"]
+
+
+def test_scheduled_sampling_is_the_same_for_any_split_of_the_batch(corpus, tmp_path):
+    train(_args(corpus, tmp_path / "one", steps=4, scheduled_sampling=1.0))
+    train(_args(corpus, tmp_path / "two", steps=4, scheduled_sampling=1.0, grad_accum=2))
+    for a, b in zip(read_metrics(tmp_path / "one"), read_metrics(tmp_path / "two"), strict=True):
+        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
+
+
+def test_default_curriculum_is_half_the_steps_and_kept_on_resume(corpus, tmp_path):
+    train(_args(corpus, tmp_path / "r", steps=8))
+    assert "--curriculum 4" in json.loads((tmp_path / "r" / "run.json").read_text())["command"]
+    longer, fresh = (_args(corpus, tmp_path / "r", steps=20, resume=True),
+                     _args(corpus, tmp_path / "s", steps=20))
+    resolve_curriculum(longer)
+    resolve_curriculum(fresh)
+    assert (longer.curriculum, fresh.curriculum) == (4, 10)  # a resumed run keeps its own
+
+
+def test_init_from_starts_with_the_checkpoint_weights(corpus, tmp_path):
+    train(_args(corpus, tmp_path / "first", steps=30, curriculum=0))
+    train(_args(corpus, tmp_path / "fresh", steps=1, curriculum=0))
+    train(_args(corpus, tmp_path / "more", steps=1, curriculum=0, init_from=str(tmp_path / "first")))
+    first, fresh, more = (read_metrics(tmp_path / n) for n in ("first", "fresh", "more"))
+    assert more[0]["loss"] < 0.8 * fresh[0]["loss"]
+    assert abs(more[0]["loss"] - first[-1]["loss"]) < abs(fresh[0]["loss"] - first[-1]["loss"])
+    with pytest.raises(UserError, match="does not fit this run: patch_sizes"):
+        train(_args(corpus, tmp_path / "other", preset="tiny3", init_from=str(tmp_path / "first")))
+
+
+def test_curriculum_widens_from_the_shortest_sequences():
+    lengths = np.random.default_rng(2).integers(1, 1000, 1000)
+    by_length = np.argsort(lengths, kind="stable")
+    first = curriculum_sequences(by_length, 0, 0, 32, ramp=100)
+    assert len(set(first)) == 32 and lengths[first].max() <= np.sort(lengths)[99]
+    assert np.array_equal(curriculum_sequences(by_length, 0, 0, 32, ramp=100), first)
+    late = np.concatenate([curriculum_sequences(by_length, 0, s, 32, ramp=100)
+                           for s in range(90, 100)])
+    assert lengths[late].max() > np.sort(lengths)[800]
 
 
 def test_same_seed_same_curve_other_seed_other_curve(corpus, tmp_path):
@@ -180,6 +242,8 @@ def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
         train(_args(corpus, tmp_path / "r", steps=1, lr=1.0, resume=True))
     with pytest.raises(UserError, match="longer than --max-len 16"):
         train(_args(corpus, tmp_path / "s", max_len=16))
+    with pytest.raises(UserError, match="scheduled-sampling"):
+        train(_args(corpus, tmp_path / "v", scheduled_sampling=1.5))
     with pytest.raises(UserError, match="multiple of processes"):
         train(_args(corpus, tmp_path / "t", batch_size=6, grad_accum=4))
     out = subprocess.run(_cli("--task", "cpu", "--data", str(tmp_path / "nope"), "--out",
