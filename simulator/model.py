@@ -13,9 +13,10 @@ output for unit m has seen exactly the bytes before unit m, and logits[:, t] pre
 
 Unit embedding: a unit of U bytes is embedded as the sum of U slot-specific byte embeddings (a table
 of U * V rows), which equals bGPT's linear layer over the concatenated one-hot bytes.
-Positions: rotary embeddings (RoPE) at every level, at absolute unit indices. RoPE is relative, so a
-patch's bytes are treated the same wherever the patch is, and sequences longer than those seen in
-training still get well-defined positions.
+Positions: rotary embeddings (RoPE) at every level, at absolute unit indices (0.5 bits better than
+none after 120 steps: docs/training.md). RoPE is relative, so a patch's bytes are treated the same
+wherever the patch is, and sequences longer than those seen in training still get well-defined
+positions.
 
 Shape legend: B batch, T bytes, U_k bytes per unit of level k, L_k = T / U_k units at level k,
 G_k = U_{k-1} / U_k units of level k per unit of level k-1, D_k width of level k, V vocabulary.

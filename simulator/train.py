@@ -232,7 +232,9 @@ def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) ->
     info = run / RUN_FILE
     if args.resume:
         if not info.exists():
-            raise UserError(f"--resume: {run} holds no run ({RUN_FILE} is missing)")
+            raise UserError(f"--resume: {run} holds no run ({RUN_FILE} is missing; a run killed "
+                            "before it was written has nothing to resume: start it without "
+                            "--resume)")
         have = json.loads(info.read_text())["identity"]
         diff = [f"--{k.replace('_', '-')} {have.get(k)!r} there, {v!r} now"
                 for k, v in _identity(args).items() if have.get(k) != v and k not in SCHEDULE]
