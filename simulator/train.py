@@ -348,7 +348,8 @@ def _step_loss(model, train: EncodedSplit, seqs: np.ndarray, args: TrainArgs, d:
     rows = np.array_split(np.arange(len(seqs)), d.world * args.grad_accum)[
         d.rank * args.grad_accum:(d.rank + 1) * args.grad_accum]
     p_sampled = args.scheduled_sampling * step / args.steps
-    coins = np.random.default_rng([args.seed, step, 3]).random((len(seqs), length)) < p_sampled
+    if p_sampled:  # which target inputs the model's predictions replace, for the global batch
+        coins = np.random.default_rng([args.seed, step, 3]).random((len(seqs), length)) < p_sampled
     total = torch.zeros((), dtype=torch.float64, device=device)
     for i, part in enumerate(rows):
         ids_np, mask_np = train.batch(seqs[part], length)
