@@ -1,5 +1,6 @@
 """Training: DDP equals one process, kill-and-resume equals uninterrupted, schedules, errors."""
 
+import contextlib
 import itertools
 import json
 import os
@@ -61,6 +62,21 @@ def _weights(run):
     return load_file(os.path.join(run, "checkpoints", name, "model.safetensors"))
 
 
+@contextlib.contextmanager
+def _stopped_at(step):
+    """Training inside the block stops (KeyboardInterrupt) when it reaches optimizer step `step`."""
+    real_lr_at = simulator.train.lr_at
+
+    def interrupted(s, args, warmup):
+        if s == step:
+            raise KeyboardInterrupt
+        return real_lr_at(s, args, warmup)
+
+    with pytest.MonkeyPatch.context() as mp, pytest.raises(KeyboardInterrupt):
+        mp.setattr(simulator.train, "lr_at", interrupted)
+        yield
+
+
 def _curve(run):
     return [{k: r[k] for k in DETERMINISTIC if k in r} for r in read_metrics(run)]
 
@@ -106,21 +122,12 @@ def test_killed_and_resumed_run_is_bit_identical(corpus, tmp_path):
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
-def test_resume_may_change_the_steps_where_the_done_schedule_stays(corpus, tmp_path, monkeypatch):
+def test_resume_may_change_the_steps_where_the_done_schedule_stays(corpus, tmp_path):
     kw = {"warmup": 2, "save_every": 4, "eval_every": 4, "curriculum": 4}
     whole = _args(corpus, tmp_path / "whole", steps=12, **kw)
     train(whole)
-    real_lr_at = simulator.train.lr_at
-
-    def interrupted(step, args, warmup):
-        if step == 9:
-            raise KeyboardInterrupt
-        return real_lr_at(step, args, warmup)
-
-    monkeypatch.setattr(simulator.train, "lr_at", interrupted)
-    with pytest.raises(KeyboardInterrupt):  # a 20-step run stopped after its checkpoint at 8
+    with _stopped_at(9):  # a 20-step run stopped after its checkpoint at 8
         train(_args(corpus, tmp_path / "cut", steps=20, **kw))
-    monkeypatch.setattr(simulator.train, "lr_at", real_lr_at)
     with pytest.raises(UserError, match="schedule"):  # warmup 1 (5% of 12) would change step 0
         train(_args(corpus, tmp_path / "cut", steps=12, save_every=4, eval_every=4, resume=True))
     train(_args(corpus, tmp_path / "cut", steps=12, resume=True, **kw))
@@ -132,22 +139,13 @@ def test_resume_may_change_the_steps_where_the_done_schedule_stays(corpus, tmp_p
         train(_args(corpus, tmp_path / "cut", steps=30, resume=True, **kw))
 
 
-def test_curriculum_and_scheduled_sampling_resume_bit_identical(corpus, tmp_path, monkeypatch):
+def test_curriculum_and_scheduled_sampling_resume_bit_identical(corpus, tmp_path):
     levers = {"steps": 10, "save_every": 3, "eval_every": 5, "curriculum": 6,
               "scheduled_sampling": 0.5}
     whole = _args(corpus, tmp_path / "whole", **levers)
     train(whole)
-    real_lr_at = simulator.train.lr_at
-
-    def interrupted(step, args, warmup):
-        if step == 7:
-            raise KeyboardInterrupt
-        return real_lr_at(step, args, warmup)
-
-    monkeypatch.setattr(simulator.train, "lr_at", interrupted)
-    with pytest.raises(KeyboardInterrupt):  # stopped after its checkpoint at step 6
+    with _stopped_at(7):  # stopped after its checkpoint at step 6
         train(_args(corpus, tmp_path / "cut", **levers))
-    monkeypatch.setattr(simulator.train, "lr_at", real_lr_at)
     train(_args(corpus, tmp_path / "cut", resume=True, **levers))
     assert _curve(tmp_path / "cut") == _curve(whole.out)
     train(_args(corpus, tmp_path / "plain", steps=10, save_every=3, eval_every=5, curriculum=0))
