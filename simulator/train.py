@@ -324,7 +324,8 @@ def sample_inputs(model, ids: torch.Tensor, replace: torch.Tensor) -> torch.Tens
 
 
 def initial_weights(path: str, config, codec_options: dict[str, Any]):
-    """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have this run's shape and codec."""
+    """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have
+    this run's shape and codec."""
     model, meta = load_pretrained(resolve_model_path(path))
     have, want = model.config.to_dict(), config.to_dict()
     diff = [f"{k} {have[k]!r} there, {want[k]!r} here" for k in want
