@@ -27,7 +27,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from torch import Tensor, nn
@@ -150,16 +150,6 @@ PRESETS: dict[str, ModelConfig] = {
         max_len=2048,
         local_window=64,  # the copy path: one whole top-level patch back (the study)
     ),
-    # small3's parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
-    "small3-deep": ModelConfig(
-        patch_sizes=(64, 16),
-        d_model=(192, 144, 96),
-        n_layers=(7, 4, 4),
-        n_heads=(3, 3, 2),
-        block_types=("transformer",) * 3,
-        max_len=2048,
-        local_window=64,
-    ),
     # one GPU: ~35M parameters
     "base": ModelConfig(
         patch_sizes=(16,),
@@ -189,6 +179,9 @@ PRESETS: dict[str, ModelConfig] = {
     ),
 }
 
+# small3's body parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
+PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_layers=(7, 4, 4),
+                                 n_heads=(3, 3, 2))
 
 class Level(nn.Module):
     """One decoder level: embeds the previous unit, adds the parent's context, runs its blocks."""

@@ -401,11 +401,12 @@ def train(args: TrainArgs) -> dict[str, Any]:
                              log=log, limit=args.valid_limit or None)
     resume_from = prepare_run(args, d, device)  # after the data is read: a bad corpus leaves no run
 
+    codec_info = codec.options()
     torch.manual_seed(args.seed)
     start, elapsed = 0, 0.0
     if resume_from is None:
         model = ByteModel(config) if args.init_from is None else initial_weights(
-            args.init_from, config, codec.options())
+            args.init_from, config, codec_info)
     else:
         model, _ = load_pretrained(resume_from)
         model.train()
@@ -426,8 +427,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         net = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=[torch.device(device).index] if device.startswith("cuda") else None)
     warmup = default_warmup(args)
-    by_length = np.argsort(train_split.lengths, kind="stable")  # for --curriculum
-    codec_info = codec.options()
+    by_length = np.argsort(train_split.lengths, kind="stable") if args.curriculum else None
 
     def checkpoint(step: int) -> None:
         if d.main:
