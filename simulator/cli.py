@@ -15,6 +15,7 @@ from pathlib import Path
 
 from datagen.cli import _Parser
 from datagen.errors import UserError, cli_entry
+from simulator.codec import IR_WORDS
 
 
 def add_train(sub) -> None:
@@ -54,8 +55,13 @@ def add_train(sub) -> None:
                    "backward pass: much less memory for long contexts, the same gradients")
     p.add_argument("--weight-decay", type=float, default=0.1)
     p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
-    p.add_argument("--interleave-ir", action="store_true",
-                   help="cpu: also give the instruction word at each state's pc")
+    p.add_argument("--ir-word", choices=IR_WORDS, default="none",
+                   help="cpu: an instruction word in each state block: none; fetched (the word "
+                        "at the state's pc, after it, predicted: bGPT's IR); executed (the word "
+                        "executed to reach the state, before it, given; the trace ends where "
+                        "the predicted pc leaves the program). Default: none")
+    p.add_argument("--interleave-ir", dest="ir_word", action="store_const", const="fetched",
+                   help=argparse.SUPPRESS)
     p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
                    help="start from this checkpoint's weights (e.g. trained/cpu-rv32e) with a "
                         "fresh optimizer; its shape and codec must be the run's")
@@ -105,6 +111,26 @@ def run_eval(args: argparse.Namespace) -> int:
     print(format_table(result))
     if args.plot and result["task"] == "cpu":
         plot_result(result, args.plot)
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    return 0
+
+
+def add_probe(sub) -> None:
+    p = sub.add_parser("probe", help="cpu: single instructions of every class against Unicorn")
+    p.add_argument("--model", required=True, help="a CPU run folder or trained/NAME")
+    p.add_argument("-n", type=int, default=50, help="random programs per class (default 50)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def run_probe(args: argparse.Namespace) -> int:
+    from simulator.probe import format_probe, probe
+    from simulator.train import pick_device
+
+    result = probe(args.model, args.n, args.seed, pick_device(args.device))
+    print(format_probe(result))
     if args.json:
         print(json.dumps(result, sort_keys=True))
     return 0
@@ -190,7 +216,8 @@ def run_music(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": run_train, "eval": run_eval, "export": run_export, "cpu": run_cpu,
+COMMANDS = {"train": run_train, "eval": run_eval, "probe": run_probe, "export": run_export,
+            "cpu": run_cpu,
             "abc2midi": run_music, "midi2abc": run_music}
 
 
@@ -199,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_train(sub)
     add_eval(sub)
+    add_probe(sub)
     add_export(sub)
     add_cpu(sub)
     _add_music(sub, "abc2midi", "ABC", "MIDI")

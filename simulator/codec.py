@@ -25,7 +25,10 @@ import torch
 PAD = 256
 END = 257
 VOCAB_SIZE = 258
-IR_BYTES = 4  # width of the instruction word interleaved by `interleave_ir` (bGPT's IR register)
+IR_BYTES = 4  # width of the `fetched` instruction word (bGPT's IR register)
+# where a CPU state block carries an instruction word (see `CpuCodec`)
+IR_WORDS = ("none", "fetched", "executed")
+EXECUTED_WIDTH = {"rv32": 4, "x86": 16}  # the longest instruction of the ISA, zero-padded
 
 TASKS = ("cpu", "abc2midi", "midi2abc")
 
@@ -173,6 +176,46 @@ class Constraint:
         return lambda seq: self.allowed(seq[prompt_len:])
 
 
+_FORCED = [torch.nn.functional.one_hot(torch.tensor(i), VOCAB_SIZE).bool() for i in range(256)]
+
+
+@dataclass(frozen=True)
+class ExecutedConstraint(Constraint):
+    """State blocks `[executed word][state]`: the word is forced, and so is the end.
+
+    The word of a block is the program's bytes at the pc of the state before it (state_0's pc for
+    the first block), so it is given, never guessed; and a block starts only where that pc is
+    inside the program: where it has left the program the trace ends (END), the emulator
+    harness's stop rule, applied to the predicted pc.
+    """
+
+    program: bytes = b""
+    code_base: int = 0
+    pc_bytes: int = 4
+    word: int = 4  # bytes of the executed word at the start of each block
+    pc0: int = 0  # state_0's pc
+
+    def _pc(self, target: Sequence[int], k: int) -> int:
+        """The pc of the state before block k (state_0 for k = 0)."""
+        if k == 0:
+            return self.pc0
+        at = (k - 1) * self.stride + self.word
+        return int.from_bytes(bytes(int(i) for i in target[at: at + self.pc_bytes]), "little")
+
+    def allowed(self, target: Sequence[int]) -> torch.Tensor:
+        t = len(target)
+        if END in target:
+            return _MASKS["pad"]
+        k, r = divmod(t, self.stride)
+        if r >= self.word:
+            return _MASKS["bytes" if r < self.block else "pad"]
+        at = self._pc(target, k) - self.code_base
+        if not 0 <= at < len(self.program):
+            return _MASKS["end"]  # r == 0 here: the pc left the program, the trace ends
+        code = self.program[at: at + self.word]
+        return _FORCED[code[r] if r < len(code) else 0]
+
+
 def generation_constraint(constraints: Sequence[Constraint], prompt_lens: Sequence[int]):
     """The `allowed(b, seq)` callback of `ByteModel.generate` for a batch of prompts."""
     per_row = [c.for_generate(n) for c, n in zip(constraints, prompt_lens)]
@@ -239,51 +282,74 @@ def _profile(name: str):
 
 
 class CpuCodec(Codec):
-    """`[cpu:<profile>] [program] [trace] [state_0] ... [state_n] [end]` (SPEC §3).
+    """`[cpu:<profile>] [program] [trace] [state_0] ... [state_n] [end]` (docs/formats.md).
 
-    With `interleave_ir`, each state block also carries the 4-byte instruction word found at
-    that state's pc (zeros outside the program), as bGPT's IR register; decode drops it.
+    `ir_word` places an instruction word in every state block:
+    - "none": the block is the state;
+    - "fetched": `[state][word at the state's pc]` (zeros outside the program), bGPT's IR
+      register, predicted like the state;
+    - "executed": `[word executed to reach the state][state]` (zeros for state_0): the word sits
+      right before the bytes it determines, it is given (not scored; generation forces it from
+      the program and the predicted pc) and the trace ends where the predicted pc leaves the
+      program (`ExecutedConstraint`).
+    Decode checks the words against the program and drops them.
     """
 
     task = "cpu"
 
-    def __init__(self, align: int = 16, interleave_ir: bool = False, profile: str | None = None):
+    def __init__(self, align: int = 16, ir_word: str = "none", profile: str | None = None):
         super().__init__(align)
-        self.interleave_ir = interleave_ir
+        if ir_word not in IR_WORDS:
+            raise ValueError(f"ir_word must be one of {', '.join(IR_WORDS)}; got {ir_word!r}")
+        self.ir_word = ir_word
         self.profile = profile  # the corpus's profile, recorded for the checkpoint's users
 
     def options(self) -> dict[str, Any]:
-        return {**super().options(), "interleave_ir": self.interleave_ir, "profile": self.profile}
+        return {**super().options(), "ir_word": self.ir_word, "profile": self.profile}
 
     def sample_from_row(self, row: dict[str, Any]) -> CpuTrace:
         return CpuTrace(row["profile"], bytes(row["program"]), bytes(row["states"]))
 
+    def word(self, profile: str) -> int:
+        """Bytes of the instruction word in each state block (0: none)."""
+        if self.ir_word == "none":
+            return 0
+        return IR_BYTES if self.ir_word == "fetched" else EXECUTED_WIDTH[_profile(profile).isa]
+
+    def state_offset(self, profile: str) -> int:
+        """Where the state starts inside its block."""
+        return self.word(profile) if self.ir_word == "executed" else 0
+
     def block(self, profile: str) -> int:
-        return _profile(profile).state_size + (IR_BYTES if self.interleave_ir else 0)
+        return _profile(profile).state_size + self.word(profile)
 
     def stride(self, profile: str) -> int:
         return _round_up(self.block(profile), self.align)
 
-    def ir_words(self, trace: CpuTrace) -> np.ndarray:
-        """(n+1, 4) uint8: the instruction word at each state's pc (zeros outside the program)."""
+    def words(self, trace: CpuTrace) -> np.ndarray:
+        """(n+1, word) uint8: the instruction word of each state's block."""
         prof = _profile(trace.profile)
         states = np.frombuffer(trace.states, np.uint8).reshape(-1, prof.state_size)
-        width = prof.register_bytes[0]
+        width, word = prof.register_bytes[0], self.word(trace.profile)
         pc = states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64) - prof.code_base
-        code = np.zeros(len(trace.program) + IR_BYTES, np.uint8)
+        code = np.zeros(len(trace.program) + word, np.uint8)
         code[: len(trace.program)] = np.frombuffer(trace.program, np.uint8)
         inside = (pc >= 0) & (pc < len(trace.program))
         at = np.where(inside, pc, len(trace.program))  # the zero tail
-        return code[at[:, None] + np.arange(IR_BYTES)]
+        fetched = code[at[:, None] + np.arange(word)]
+        if self.ir_word == "fetched":
+            return fetched
+        return np.concatenate([np.zeros((1, word), np.uint8), fetched[:-1]])  # executed
 
     def _blocks(self, trace: CpuTrace) -> np.ndarray:
-        """(n+1, stride) int16: each state (+ IR word), PAD-padded."""
+        """(n+1, stride) int16: each state with its word, PAD-padded."""
         prof = _profile(trace.profile)
         if len(trace.states) == 0 or len(trace.states) % prof.state_size:
             raise ValueError(f"states of {len(trace.states)} bytes are not whole "
                              f"{prof.state_size}-byte {trace.profile} states")
         states = np.frombuffer(trace.states, np.uint8).reshape(-1, prof.state_size)
-        parts = [states, self.ir_words(trace)] if self.interleave_ir else [states]
+        parts = {"none": [states], "fetched": [states, self.words(trace)],
+                 "executed": [self.words(trace), states]}[self.ir_word]
         body = np.concatenate(parts, axis=1).astype(np.int16)
         out = np.full((len(states), self.stride(trace.profile)), PAD, np.int16)
         out[:, : body.shape[1]] = body
@@ -299,12 +365,35 @@ class CpuCodec(Codec):
     def target_mask(self, target: np.ndarray) -> np.ndarray:
         return target != PAD
 
+    def encode(self, sample: CpuTrace) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = super().encode(sample)
+        if self.ir_word == "executed":  # the words are given, not predicted
+            mask[self.state_positions(sample)[:, :1] - self.state_offset(sample.profile)
+                 + np.arange(self.word(sample.profile))] = False
+        return ids, mask
+
+    def _prompt_len(self, sample: CpuTrace) -> int:
+        return (2 * self.align + _round_up(len(sample.program) + 1, self.align)
+                + self.stride(sample.profile))
+
     def state_positions(self, sample: CpuTrace) -> np.ndarray:
         """(n, state_size) indices into `encode(sample)[0]` of the bytes of states 1..n."""
-        prompt_len = len(self.prompt(sample))
+        prompt_len = self._prompt_len(sample)
         n = len(sample.states) // _profile(sample.profile).state_size - 1
         stride, size = self.stride(sample.profile), _profile(sample.profile).state_size
-        return prompt_len + np.arange(n)[:, None] * stride + np.arange(size)[None, :]
+        first = prompt_len + self.state_offset(sample.profile)
+        return first + np.arange(n)[:, None] * stride + np.arange(size)[None, :]
+
+    def generated_states(self, sample: CpuTrace, out: Sequence[int]) -> tuple[np.ndarray, bool]:
+        """The states in generated ids `out` (after the prompt) as (m, state_size) uint8, and
+        whether the output ended (END at a block start); a partial last block is dropped."""
+        size, stride = _profile(sample.profile).state_size, self.stride(sample.profile)
+        ended = END in out
+        body = list(out[: out.index(END)] if ended else out)
+        m = len(body) // stride
+        blocks = np.array(body[: m * stride], np.int64).reshape(m, stride)
+        off = self.state_offset(sample.profile)
+        return blocks[:, off: off + size].astype(np.uint8), ended
 
     def decode(self, ids: np.ndarray) -> CpuTrace:
         r = _Reader(ids, self.align)
@@ -315,7 +404,7 @@ class CpuCodec(Codec):
         program = r.terminated()
         r.expect_header("trace")
         stride, block = self.stride(profile), self.block(profile)
-        size = _profile(profile).state_size
+        size, off = _profile(profile).state_size, self.state_offset(profile)
         blocks = []
         while not r.at_end_patch():
             blk = r.ids[r.pos: r.pos + stride]
@@ -327,13 +416,23 @@ class CpuCodec(Codec):
         if not blocks:
             raise DecodeError("a trace needs at least state_0")
         body = np.stack(blocks)  # (n+1, block)
-        trace = CpuTrace(profile, program, body[:, :size].tobytes())
-        if self.interleave_ir and (body[:, size:] != self.ir_words(trace)).any():
-            raise DecodeError("an interleaved instruction word does not match the program")
+        trace = CpuTrace(profile, program, body[:, off: off + size].tobytes())
+        words = np.delete(body, np.s_[off: off + size], axis=1)
+        if self.ir_word != "none" and (words != self.words(trace)).any():
+            raise DecodeError("an instruction word in the trace does not match the program")
         return trace
 
     def constraint(self, sample: CpuTrace) -> Constraint:
-        return Constraint(self.align, self.stride(sample.profile), self.block(sample.profile))
+        profile = sample.profile
+        align, stride, block = self.align, self.stride(profile), self.block(profile)
+        if self.ir_word != "executed":
+            return Constraint(align, stride, block)
+        prof = _profile(profile)
+        width = prof.register_bytes[0]
+        return ExecutedConstraint(align, stride, block, program=sample.program,
+                                  code_base=prof.code_base, pc_bytes=width,
+                                  word=self.word(profile),
+                                  pc0=int.from_bytes(sample.states[:width], "little"))
 
 
 class MusicCodec(Codec):
@@ -384,10 +483,10 @@ class MusicCodec(Codec):
         return Constraint(self.align, self.align, None)
 
 
-def make_codec(task: str, align: int = 16, interleave_ir: bool = False,
+def make_codec(task: str, align: int = 16, ir_word: str = "none",
                profile: str | None = None) -> Codec:
     if task == "cpu":
-        return CpuCodec(align, interleave_ir, profile)
+        return CpuCodec(align, ir_word, profile)
     if task in ("abc2midi", "midi2abc"):
         return MusicCodec(task, align)
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
@@ -397,4 +496,6 @@ def codec_from_options(options: dict[str, Any]) -> Codec:
     """The codec a checkpoint's `codec` options describe (inverse of `Codec.options`)."""
     opts = dict(options)
     task = opts.pop("task")
+    if "interleave_ir" in opts:  # checkpoints from before `ir_word`
+        opts["ir_word"] = "fetched" if opts.pop("interleave_ir") else "none"
     return make_codec(task, **opts)

@@ -8,6 +8,7 @@ the shape of valid output (`Codec.constraint`), feeding back its own earlier sta
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -29,6 +30,7 @@ from simulator.codec import (
 from simulator.data import EncodedSplit, encode_rows, load_rows
 from simulator.metrics import (
     CpuTally,
+    StepTally,
     bits_per_token,
     note_f1,
     plot_by_class,
@@ -93,18 +95,89 @@ def _generate(model, codec: Codec, samples: list, max_new: int) -> list[list[int
 # CPU
 
 
-def instruction_classes(trace, profile) -> list[str]:
-    """The class of the instruction executed at each step (at the pc of state_0 .. state_n-1)."""
-    from datagen.cpu import classify
+@dataclass
+class Steps:
+    """What was executed at each step of a trace (at the pc of state_0 .. state_n-1)."""
+
+    classes: list[str]
+    mnemonics: list[str]
+    prev: np.ndarray  # (n, S) uint8: the state before each step
+    truth: np.ndarray  # (n, S) uint8: the state after it
+    fallthrough: np.ndarray  # (n,) int64: the pc of the instruction after the executed one
+    width: int  # bytes of the pc, the state's first register
+
+    @property
+    def taken(self) -> np.ndarray:
+        """(n,) bool: the pc did not fall through (a taken branch)."""
+        pcs = self.truth[:, : self.width].copy().view(f"<u{self.width}")[:, 0]
+        return pcs.astype(np.int64) != self.fallthrough
+
+    def pc_advanced(self) -> np.ndarray:
+        """The pc-advance baseline (n, S): the previous state, the pc at the next instruction."""
+        out = self.prev.copy()
+        pcs = self.fallthrough.astype(f"<u{self.width}")[:, None]
+        out[:, : self.width] = pcs.view(np.uint8)
+        return out
+
+
+def trace_steps(trace, profile) -> Steps:
+    """The instruction, class and fall-through pc of every step of `trace`."""
+    from datagen.cpu import classify, disassemble
 
     states = np.frombuffer(trace.states, np.uint8).reshape(-1, profile.state_size)
     width = profile.register_bytes[0]
-    pcs = states[:-1, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64)
-    out = []
-    for pc in pcs - profile.code_base:
-        code = trace.program[pc: pc + 16] if 0 <= pc < len(trace.program) else b""
-        out.append(classify(profile.name, code))
-    return out
+    pcs = states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64)
+    listing = {a: (len(code), text.split()[0] if text else "?")
+               for a, code, text in disassemble(profile.name, trace.program)}
+    classes, mnemonics, after = [], [], []
+    for pc in pcs[:-1]:
+        at = pc - profile.code_base
+        code = trace.program[at: at + 16] if 0 <= at < len(trace.program) else b""
+        classes.append(classify(profile.name, code))
+        size, mnemonic = listing.get(int(pc), (0, "?"))
+        mnemonics.append(mnemonic)
+        after.append(pc + size)
+    return Steps(classes, mnemonics, states[:-1], states[1:], np.array(after, np.int64), width)
+
+
+def instruction_classes(trace, profile) -> list[str]:
+    """The class of the instruction executed at each step (at the pc of state_0 .. state_n-1)."""
+    return trace_steps(trace, profile).classes
+
+
+def _one_step(model, codec: CpuCodec, batch: list, chunk: int) -> list[tuple[np.ndarray,
+                                                                             np.ndarray]]:
+    """Each state of each trace decoded greedily from the true history before it (the true
+    program and states): per trace, the predicted states (n, S) and which were predicted at
+    all (n,) (the model may end the trace instead)."""
+    jobs = []  # (trace index, step, prompt, prompt length of the trace)
+    for i, t in enumerate(batch):
+        ids = codec.encode(t)[0].tolist()
+        p0, stride = len(codec.prompt(t)), codec.stride(t.profile)
+        n = len(t.states) // _state_size(t) - 1
+        jobs += [(i, k, ids[: p0 + k * stride], p0) for k in range(n)]
+    size = {i: _state_size(t) for i, t in enumerate(batch)}
+    preds = {i: np.zeros((len(t.states) // size[i] - 1, size[i]), np.uint8)
+             for i, t in enumerate(batch)}
+    valid = {i: np.zeros(len(preds[i]), bool) for i in preds}
+    for c in range(0, len(jobs), chunk):
+        part = jobs[c: c + chunk]
+        allowed = generation_constraint([codec.constraint(batch[i]) for i, *_ in part],
+                                        [p0 for *_, p0 in part])
+        stride = max(codec.stride(batch[i].profile) for i, *_ in part)
+        outs = model.generate([prompt for _, _, prompt, _ in part], stride, temperature=0.0,
+                              stop_id=END, allowed=allowed)
+        for (i, k, _, _), out in zip(part, outs):
+            states, _ = codec.generated_states(batch[i], out)
+            if len(states):
+                preds[i][k], valid[i][k] = states[0], True
+    return [(preds[i], valid[i]) for i in range(len(batch))]
+
+
+def _state_size(trace) -> int:
+    from datagen.cpu import PROFILES
+
+    return PROFILES[trace.profile].state_size
 
 
 def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, batch_size: int,
@@ -116,40 +189,46 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
         raise UserError(f"the split mixes CPU profiles ({', '.join(profiles)}); "
                         "evaluate one profile at a time")
     prof = PROFILES[profiles[0]]
-    size, stride = prof.state_size, codec.stride(prof.name)
     tallies = {mode: CpuTally(prof.registers, prof.register_bytes)
                for mode in ("teacher_forced", "free_running", "copy_previous")}
+    one_step = {mode: StepTally(prof.register_bytes)
+                for mode in ("model", "copy_previous", "pc_advance")}
     batches = _batches(split, batch_size)
     bar = progress_bar(len(samples), "eval cpu", "traces", show_progress)
     for seqs in batches:
         batch = [samples[s] for s in seqs]
-        truths = [np.frombuffer(t.states, np.uint8).reshape(-1, size)[1:] for t in batch]
-        classes = [instruction_classes(t, prof) for t in batch]
-        for t, truth, cls in zip(batch, truths, classes):  # the baseline: nothing changes
-            right = state_matches(np.frombuffer(t.states, np.uint8).reshape(-1, size)[:-1], truth)
-            tallies["copy_previous"].add(right, cls, bool(right[-1].all()))
-        for pred, t, truth, cls in zip(_argmax(model, split, seqs, device), batch, truths,
-                                       classes):
-            right = state_matches(pred[codec.state_positions(t)], truth)
-            tallies["teacher_forced"].add(right, cls, bool(right[-1].all()))
+        steps = [trace_steps(t, prof) for t in batch]
+        for st in steps:  # the baselines: nothing changes; only the pc moves on
+            right = state_matches(st.prev, st.truth)
+            tallies["copy_previous"].add(right, st.classes, bool(right[-1].all()))
+            ok = np.ones(len(st.truth), bool)
+            for mode, pred in (("copy_previous", st.prev), ("pc_advance", st.pc_advanced())):
+                one_step[mode].add(pred, ok, st.prev, st.truth, st.taken, st.classes,
+                                   st.mnemonics)
+        for pred, t, st in zip(_argmax(model, split, seqs, device), batch, steps):
+            right = state_matches(pred[codec.state_positions(t)], st.truth)
+            tallies["teacher_forced"].add(right, st.classes, bool(right[-1].all()))
+        for (pred, ok), st in zip(_one_step(model, codec, batch, 4 * batch_size), steps):
+            one_step["model"].add(pred, ok, st.prev, st.truth, st.taken, st.classes, st.mnemonics)
         max_new = max(len(codec.encode(t)[0]) - len(codec.prompt(t)) for t in batch)
-        for out, truth, cls in zip(_generate(model, codec, batch, max_new), truths, classes):
-            stopped = END in out
-            body = out[: out.index(END)] if stopped else out
-            n_pred = len(body) // stride
-            pred = np.array(body[: n_pred * stride], np.int64).reshape(n_pred, stride)[:, :size]
-            right = state_matches(pred, truth)
-            final = stopped and n_pred == len(truth) and bool(right[-1].all())
-            tallies["free_running"].add(right, cls, final)
+        for out, t, st in zip(_generate(model, codec, batch, max_new), batch, steps):
+            pred, stopped = codec.generated_states(t, out)
+            right = state_matches(pred, st.truth)
+            final = stopped and len(pred) == len(st.truth) and bool(right[-1].all())
+            tallies["free_running"].add(right, st.classes, final)
         bar.update(len(seqs))
     bar.close()
     res = {mode: t.result() for mode, t in tallies.items()}
-    fr, tf = res["free_running"], res["teacher_forced"]
-    return {"profile": prof.name, "byte_accuracy": fr["byte_accuracy"],
-            "byte_accuracy_tf": tf["byte_accuracy"], "state_exact": fr["state_exact"],
-            "state_exact_tf": tf["state_exact"], "final_exact": fr["final_exact"],
+    steps_res = {mode: t.result() for mode, t in one_step.items()}
+    fr, tf, one = res["free_running"], res["teacher_forced"], steps_res["model"]
+    return {"profile": prof.name, "stop_rule": codec.ir_word == "executed",
+            "step_exact": one["step_exact"], "write_exact": one["write_exact"],
+            "branch_exact": one["branch_exact"], "final_exact": fr["final_exact"],
+            "state_exact": fr["state_exact"], "byte_accuracy": fr["byte_accuracy"],
+            "byte_accuracy_tf": tf["byte_accuracy"], "state_exact_tf": tf["state_exact"],
             "final_exact_tf": tf["final_exact"],
-            "copy_previous_byte_accuracy": res["copy_previous"]["byte_accuracy"], **res}
+            "copy_previous_byte_accuracy": res["copy_previous"]["byte_accuracy"],
+            "one_step": steps_res, **res}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,7 +280,8 @@ def _abc_as_midi(abc: bytes) -> bytes:
 def evaluate(model_path: str | Path, data: str | Path, split: str = "test",
              limit: int | None = None, device: str = "cpu", batch_size: int = 16,
              show_progress: bool = True, log: TextIO = sys.stderr) -> dict[str, Any]:
-    """All SPEC §7 metrics of a checkpoint (a run folder or `trained/NAME`) on a corpus split."""
+    """All the metrics (docs/metrics.md) of a checkpoint (a run folder or `trained/NAME`) on a
+    corpus split."""
     folder = resolve_model_path(model_path)
     model, meta = load_pretrained(folder, device)
     codec = codec_from_options(meta["codec"])
@@ -210,17 +290,25 @@ def evaluate(model_path: str | Path, data: str | Path, split: str = "test",
         if limit < 1:
             raise UserError(f"--limit must be at least 1; got {limit}")
         rows = rows[:limit]
+    result = evaluate_rows(model, codec, rows, f"the {split} split of {data}", device,
+                           batch_size, show_progress, log)
+    return {"model": str(folder), "data": str(data), "split": split, **result}
+
+
+def evaluate_rows(model, codec: Codec, rows: list[dict], what: str, device: str = "cpu",
+                  batch_size: int = 16, show_progress: bool = True,
+                  log: TextIO = sys.stderr) -> dict[str, Any]:
+    """All the metrics of `model` on corpus rows (`what` names them in messages)."""
     enc = encode_rows(rows, codec, model.config.max_len)
     if enc.n_too_long:
-        print(f"{enc.n_too_long} of {len(rows)} {split} sequences are longer than the model's "
+        print(f"{enc.n_too_long} of {len(rows)} sequences of {what} are longer than the model's "
               f"context ({model.config.max_len}) and are left out", file=log)
     if len(enc) == 0:
-        raise UserError(f"nothing to evaluate: the {split} split of {data} has "
+        raise UserError(f"nothing to evaluate: {what} has "
                         f"{'no rows' if not rows else 'no sequence that fits the context'}")
     samples = [codec.sample_from_row(rows[i]) for i in enc.rows]
     loss = split_loss(model, enc, batch_size, device)
-    result: dict[str, Any] = {"task": codec.task, "model": str(folder), "data": str(data),
-                              "split": split, "n": len(enc), "n_too_long": enc.n_too_long,
+    result: dict[str, Any] = {"task": codec.task, "n": len(enc), "n_too_long": enc.n_too_long,
                               "loss": loss, "bpb": bits_per_token(loss)}
     if isinstance(codec, CpuCodec):
         result.update(_cpu_metrics(model, codec, samples, enc, batch_size, device, show_progress))
@@ -229,7 +317,7 @@ def evaluate(model_path: str | Path, data: str | Path, split: str = "test",
     return result
 
 
-def _pct(x: float | None) -> str:
+def percent(x: float | None) -> str:
     return "   -  " if x is None else f"{100 * x:6.2f}%"
 
 
@@ -238,28 +326,56 @@ def format_table(r: dict[str, Any]) -> str:
     lines = [f"{r['task']} on the {r['split']} split of {r['data']} ({r['n']} sequences)", ""]
     if r["task"] == "cpu":
         tf, fr, cp = r["teacher_forced"], r["free_running"], r["copy_previous"]
-        lines += ["| metric | teacher-forced | free-running | copy-previous baseline |",
+        one = r["one_step"]
+        lines += ["One step from the true history (the metrics a copying model scores 0 on):", "",
+                  "| metric | model | copy-previous baseline | pc-advance baseline |",
+                  "| --- | --- | --- | --- |"]
+        for k, n in (("step_exact", "steps"), ("write_exact", "writes"),
+                     ("branch_exact", "taken")):
+            lines.append(f"| {k} ({one['model'][n]} {n}) | {percent(one['model'][k])} | "
+                         f"{percent(one['copy_previous'][k])} | {percent(one['pc_advance'][k])} |")
+        end = ("the trace ends where the predicted pc leaves the program" if r["stop_rule"]
+               else "the trace ends where the model writes its end marker")
+        lines += ["", f"Free-running (the model's own states fed back; {end}):", "",
+                  "| metric | model | copy-previous baseline |", "| --- | --- | --- |",
+                  f"| final_exact | {percent(r['final_exact'])} | {percent(cp['final_exact'])} |",
+                  f"| state_exact | {percent(r['state_exact'])} | {percent(cp['state_exact'])} |",
+                  f"| byte_accuracy | {percent(r['byte_accuracy'])} | {percent(cp['byte_accuracy'])} |",
+                  "", "One step, by instruction class:", "",
+                  ("| class | steps | step_exact | write_exact (writes) | branch_exact (taken) | "
+                   "pc-advance step_exact |"), "| --- | --- | --- | --- | --- | --- |"]
+        for c, v in one["model"]["by_class"].items():
+            base = one["pc_advance"]["by_class"][c]
+            lines.append(f"| {c} | {v['steps']} | {percent(v['step_exact'])} | "
+                         f"{percent(v['write_exact'])} ({v['writes']}) | "
+                         f"{percent(v['branch_exact'])} ({v['taken']}) | {percent(base['step_exact'])} |")
+        lines += ["", "One step, by mnemonic:", "",
+                  "| mnemonic | steps | step_exact | write_exact |", "| --- | --- | --- | --- |"]
+        lines += [f"| {m} | {v['steps']} | {percent(v['step_exact'])} | {percent(v['write_exact'])} |"
+                  for m, v in one["model"]["by_mnemonic"].items()]
+        lines += ["", "Secondary: bytes (a copying model scores high on these):", "",
+                  "| metric | teacher-forced | free-running | copy-previous baseline |",
                   "| --- | --- | --- | --- |",
                   f"| loss (nats/token) | {r['loss']:.4f} | | |", f"| bpb | {r['bpb']:.4f} | | |"]
         for k in ("byte_accuracy", "state_exact", "final_exact"):
-            lines.append(f"| {k} | {_pct(r[k + '_tf'])} | {_pct(r[k])} | {_pct(cp[k])} |")
+            lines.append(f"| {k} | {percent(r[k + '_tf'])} | {percent(r[k])} | {percent(cp[k])} |")
         lines += ["", "| register | teacher-forced | free-running | copy-previous |",
                   "| --- | --- | --- | --- |"]
-        lines += [f"| {reg} | {_pct(tf['by_register'][reg])} | {_pct(fr['by_register'][reg])} | "
-                  f"{_pct(cp['by_register'][reg])} |" for reg in tf["by_register"]]
+        lines += [f"| {reg} | {percent(tf['by_register'][reg])} | {percent(fr['by_register'][reg])} | "
+                  f"{percent(cp['by_register'][reg])} |" for reg in tf["by_register"]]
         lines += ["", ("| instruction class | steps | byte acc. (tf) | byte acc. (free) | "
                        "state exact (free) | byte acc. (copy-previous) |"),
                   "| --- | --- | --- | --- | --- | --- |"]
         for c, v in fr["by_class"].items():
-            lines.append(f"| {c} | {v['steps']} | {_pct(tf['by_class'][c]['byte_accuracy'])} | "
-                         f"{_pct(v['byte_accuracy'])} | {_pct(v['state_exact'])} | "
-                         f"{_pct(cp['by_class'][c]['byte_accuracy'])} |")
+            lines.append(f"| {c} | {v['steps']} | {percent(tf['by_class'][c]['byte_accuracy'])} | "
+                         f"{percent(v['byte_accuracy'])} | {percent(v['state_exact'])} | "
+                         f"{percent(cp['by_class'][c]['byte_accuracy'])} |")
     else:
         lines += ["| metric | value |", "| --- | --- |",
                   f"| loss (nats/token) | {r['loss']:.4f} |", f"| bpb | {r['bpb']:.4f} |"]
         for k in ("exact_file", "valid_midi", "note_f1"):
             if k in r:
-                lines.append(f"| {k} | {_pct(r[k])} |")
+                lines.append(f"| {k} | {percent(r[k])} |")
     return "\n".join(lines)
 
 

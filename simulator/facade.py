@@ -417,8 +417,7 @@ class CPUSimulator:
         return traces if many else traces[0]
 
     def _predict(self, inputs: list[tuple[bytes, bytes]], max_steps: int | None) -> list[Trace]:
-        name, size = self.profile.name, self.profile.state_size
-        stride = self.codec.stride(name)
+        name, stride = self.profile.name, self.codec.stride(self.profile.name)
         samples = [CpuTrace(name, code, state) for code, state in inputs]
         prompts = [self.codec.prompt(s).tolist() for s in samples]
         rooms = [self._room(len(p)) for p in prompts]
@@ -431,11 +430,9 @@ class CPUSimulator:
                                    stop_id=END, allowed=allowed)
         traces = []
         for s, out, budget in zip(samples, outs, budgets):
-            body = out[: out.index(END)] if END in out else out
-            n = min(len(body) // stride, budget)
-            blocks = np.array(body[: n * stride], np.int64).reshape(n, stride)[:, :size]
-            stop = "end" if END in out and len(body) // stride <= budget else "max_steps"
-            traces.append(Trace(name, s.program, s.states + blocks.astype(np.uint8).tobytes(),
+            states, ended = self.codec.generated_states(s, out)
+            stop = "end" if ended and len(states) <= budget else "max_steps"
+            traces.append(Trace(name, s.program, s.states + states[:budget].tobytes(),
                                 stop, "model"))
         return traces
 

@@ -82,6 +82,54 @@ class CpuTally:
         }
 
 
+class StepTally:
+    """One-step simulation (docs/metrics.md): each state predicted from the true history.
+
+    Per step: `step_exact` (the whole state right); on steps that write a register (a register
+    other than the pc changes value), `write_exact` (every changed register right); on steps
+    where the pc does not fall through to the next instruction (a taken branch),
+    `branch_exact` (the pc right). A copy of the previous state scores 0 on all three. Counted
+    overall, by instruction class and by mnemonic.
+    """
+
+    KEYS = ("steps", "exact", "writes", "writes_right", "taken", "taken_right")
+
+    def __init__(self, register_bytes: Sequence[int]):
+        edges = np.cumsum([0, *register_bytes])
+        self.slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+        self.total: Counter = Counter()
+        self.by_class: dict[str, Counter] = defaultdict(Counter)
+        self.by_mnemonic: dict[str, Counter] = defaultdict(Counter)
+
+    def add(self, pred: np.ndarray, valid: np.ndarray, prev: np.ndarray, truth: np.ndarray,
+            taken: np.ndarray, classes: Sequence[str], mnemonics: Sequence[str]) -> None:
+        """One trace. pred, prev, truth (n, S) uint8: the predicted state, the true state before
+        and the true state of each step; valid (n,): a state was predicted at all; taken (n,):
+        the pc did not fall through."""
+        right = (pred == truth) & valid[:, None]  # (n, S)
+        regs = self.slices[1:]  # every register but the pc
+        changed = np.stack([(prev[:, s] != truth[:, s]).any(1) for s in regs], 1)  # (n, R)
+        reg_right = np.stack([right[:, s].all(1) for s in regs], 1)  # (n, R)
+        counts = {"steps": np.ones(len(truth), bool), "exact": right.all(1),
+                  "writes": changed.any(1), "writes_right": changed.any(1)
+                  & (reg_right | ~changed).all(1),
+                  "taken": taken, "taken_right": taken & right[:, self.slices[0]].all(1)}
+        for k, (c, m) in enumerate(zip(classes, mnemonics)):
+            for tally in (self.total, self.by_class[c], self.by_mnemonic[m]):
+                tally.update({key: int(v[k]) for key, v in counts.items()})
+
+    @staticmethod
+    def _figures(t: Counter) -> dict[str, Any]:
+        return {"steps": t["steps"], "step_exact": _ratio(t["exact"], t["steps"]),
+                "writes": t["writes"], "write_exact": _ratio(t["writes_right"], t["writes"]),
+                "taken": t["taken"], "branch_exact": _ratio(t["taken_right"], t["taken"])}
+
+    def result(self) -> dict[str, Any]:
+        return {**self._figures(self.total),
+                "by_class": {c: self._figures(t) for c, t in sorted(self.by_class.items())},
+                "by_mnemonic": {m: self._figures(t) for m, t in sorted(self.by_mnemonic.items())}}
+
+
 def _ratio(a: int, b: int) -> float | None:
     return a / b if b else None
 

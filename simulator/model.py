@@ -179,6 +179,12 @@ PRESETS: dict[str, ModelConfig] = {
     ),
 }
 
+# CPU states with the executed word (`--ir-word executed`): the byte level does the arithmetic, so
+# it is as wide as the patch level and deeper, and sees the whole previous 32-byte block
+# (rv32e-mini: word + state) through its window
+PRESETS["cpu-small"] = replace(PRESETS["small"], d_model=(256, 256), n_layers=(3, 4),
+                               n_heads=(4, 4), local_window=32)
+
 # small3's body parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
 PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_layers=(7, 4, 4),
                                  n_heads=(3, 3, 2))

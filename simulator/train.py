@@ -52,7 +52,7 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 # Arguments that decide the trained weights; a resumed run must use the same ones.
 IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad_accum",
-            "schedule", "warmup", "max_len", "weight_decay", "clip", "interleave_ir",
+            "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word",
             "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from")
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 CONFIG_OVERRIDES = ("max_len", "local_window")  # TrainArgs that replace the preset's ModelConfig
@@ -84,7 +84,7 @@ class TrainArgs:
     checkpoint_activations: bool = False  # recompute activations in backward: less memory
     weight_decay: float = 0.1
     clip: float = 1.0
-    interleave_ir: bool = False
+    ir_word: str = "none"  # cpu: none | fetched | executed (simulator.codec.CpuCodec)
     init_from: str | None = None  # start from this checkpoint's weights (a fresh optimizer)
     curriculum: int | None = None  # steps of a curriculum from short sequences; default: half
     scheduled_sampling: float = 0.0  # final share of target inputs replaced by predictions
@@ -392,7 +392,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     args.max_len = config.max_len
     resolve_curriculum(args)
     profile = read_manifest(args.data, "cpu")["args"]["profile"] if args.task == "cpu" else None
-    codec = make_codec(args.task, align=config.patch_sizes[0], interleave_ir=args.interleave_ir,
+    codec = make_codec(args.task, align=config.patch_sizes[0], ir_word=args.ir_word,
                        profile=profile)
     run = Path(args.out)
     log = sys.stderr if d.main and not args.quiet else None

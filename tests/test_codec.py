@@ -7,7 +7,9 @@ from hypothesis import strategies as st
 
 from simulator.codec import (
     END,
+    IR_WORDS,
     PAD,
+    VOCAB_SIZE,
     CpuCodec,
     CpuTrace,
     DecodeError,
@@ -30,17 +32,19 @@ def traces(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(traces(), st.sampled_from([16, 64]), st.booleans())
-def test_cpu_round_trip(trace, align, ir):
-    codec = CpuCodec(align, interleave_ir=ir)
+@given(traces(), st.sampled_from([16, 64]), st.sampled_from(IR_WORDS))
+def test_cpu_round_trip(trace, align, ir_word):
+    codec = CpuCodec(align, ir_word=ir_word)
     ids, mask = codec.encode(trace)
     assert len(ids) % align == 0 and ids.min() >= 0 and ids.max() <= END
     assert codec.decode(ids) == trace
     prompt = codec.prompt(trace)
     assert (ids[: len(prompt)] == prompt).all() and not mask[: len(prompt)].any()
-    # the target is every state after state_0 plus the END; nothing else is scored
+    # the target is every state after state_0 (with its fetched word) plus the END; an
+    # executed word is given, not scored
     n = len(trace.states) // STATE_SIZE[trace.profile] - 1
-    assert mask.sum() == n * codec.block(trace.profile) + 1
+    scored = codec.block(trace.profile) - (codec.word(trace.profile) if ir_word == "executed" else 0)
+    assert mask.sum() == n * scored + 1
     pos = codec.state_positions(trace)
     assert bytes(ids[pos].astype(np.uint8).ravel()) == trace.states[STATE_SIZE[trace.profile]:]
 
@@ -76,7 +80,7 @@ def test_interleaved_ir_is_the_word_at_pc():
     program = bytes.fromhex("93001000" "13012000")  # two rv32 instructions at 0x1000
     pcs = [0x1000, 0x1004, 0x1008]
     states = b"".join(pc.to_bytes(4, "little") + bytes(12) for pc in pcs)
-    codec = CpuCodec(16, interleave_ir=True)
+    codec = CpuCodec(16, ir_word="fetched")
     ids, _ = codec.encode(CpuTrace("rv32e-mini", program, states))
     blocks = ids[len(codec.prompt(CpuTrace("rv32e-mini", program, states))) - 32:-16]
     words = blocks.reshape(-1, 32)[:, 16:20].astype(np.uint8)
@@ -121,8 +125,34 @@ def test_constraint_accepts_valid_targets_and_forces_padding(align):
 
 
 def test_options_rebuild_the_same_codec():
-    for codec in (make_codec("cpu", 64, True), make_codec("midi2abc", 16)):
+    for codec in (make_codec("cpu", 64, "fetched"), make_codec("cpu", 16, "executed"), make_codec("midi2abc", 16)):
         again = codec_from_options(codec.options())
         assert again.options() == codec.options()
     with pytest.raises(ValueError):
         make_codec("sort")
+
+
+@pytest.mark.parametrize("profile", ["rv32e", "x86"])
+def test_executed_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_program(profile):
+    from datagen.cpu.build import make_row
+    from datagen.cpu.programs import parse_mix
+
+    codec = CpuCodec(16, ir_word="executed", profile=profile)
+    for seed in range(20):
+        trace = codec.sample_from_row(make_row(profile, seed, 4, 8, 64, parse_mix(None)))
+        ids, mask = codec.encode(trace)
+        prompt_len = len(codec.prompt(trace))
+        rule = codec.constraint(trace)
+        target = ids[prompt_len:].tolist()
+        for t, want in enumerate(target):
+            allowed = rule.allowed(target[:t])
+            assert allowed[want], (seed, t)
+            if allowed.sum() == 1:  # forced: a word byte, the END, or PAD after it
+                assert not mask[prompt_len + t] or want == END
+        # a wrong pc (outside the program) ends the trace at the next block
+        stride, off = codec.stride(profile), codec.state_offset(profile)
+        wrong = target[:stride]
+        wrong[off: off + 4] = [0, 0, 0, 0]
+        assert rule.allowed(wrong).tolist() == [i == END for i in range(VOCAB_SIZE)]
+        states, ended = codec.generated_states(trace, target)
+        assert ended and states.tobytes() == trace.states[STATE_SIZE[profile]:]

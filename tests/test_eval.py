@@ -13,7 +13,7 @@ from datagen.music.build import build_music_corpus
 from simulator.checkpoint import load_pretrained
 from simulator.cli import main
 from simulator.evaluate import evaluate
-from simulator.metrics import CpuTally, note_f1, state_matches, valid_midi
+from simulator.metrics import CpuTally, StepTally, note_f1, state_matches, valid_midi
 from simulator.train import TrainArgs, train
 
 
@@ -33,10 +33,10 @@ def few(tmp_path_factory):
     return out
 
 
-def _overfit(data, out, interleave_ir=False):
+def _overfit(data, out, ir_word="none"):
     """A tiny model trained on 7 short rv32e-mini traces until it knows them by heart."""
     train(TrainArgs(task="cpu", data=str(data), out=str(out), steps=150, batch_size=8, lr=3e-3,
-                    save_every=150, eval_every=150, interleave_ir=interleave_ir, quiet=True))
+                    save_every=150, eval_every=150, ir_word=ir_word, quiet=True))
     return data, out
 
 
@@ -45,12 +45,17 @@ def overfit(few, tmp_path_factory):
     return _overfit(few, tmp_path_factory.mktemp("overfit") / "run")
 
 
-@pytest.mark.parametrize("interleave_ir", [False, True])
-def test_tiny_model_learns_traces_to_full_free_running_accuracy(overfit, interleave_ir, tmp_path):
-    data, run = overfit if not interleave_ir else _overfit(overfit[0], tmp_path / "ir", True)
+@pytest.mark.parametrize("ir_word", ["none", "fetched", "executed"])
+def test_tiny_model_learns_traces_to_full_free_running_accuracy(overfit, ir_word, tmp_path):
+    data, run = overfit if ir_word == "none" else _overfit(overfit[0], tmp_path / "ir", ir_word)
     r = evaluate(run, data, split="train", show_progress=False)
     assert r["n"] == 7 and r["bpb"] < 0.5
     assert r["byte_accuracy"] == r["state_exact"] == r["final_exact"] == 1.0
+    assert r["step_exact"] == 1.0 and r["write_exact"] == 1.0
+    assert r["stop_rule"] == (ir_word == "executed")
+    one = r["one_step"]
+    assert one["copy_previous"]["step_exact"] == 0.0  # the pc always moves
+    assert one["model"]["steps"] == sum(v["steps"] for v in one["model"]["by_mnemonic"].values())
     assert r["byte_accuracy_tf"] == 1.0
     assert set(r["free_running"]["by_register"]) == {"pc", "x1", "x2", "x3"}
     steps = sum(v["steps"] for v in r["free_running"]["by_class"].values())
@@ -93,6 +98,49 @@ def test_music_pipeline_runs(tmp_path):
                  show_progress=False)
     assert r["task"] == "midi2abc" and r["n"] == 1 and 4 < r["bpb"] < 12
     assert r["exact_file"] == 0.0
+
+
+def test_step_tally_counts_exact_steps_writes_and_taken_branches():
+    prev = np.array([[0, 0, 1, 1], [4, 0, 1, 1], [8, 0, 2, 1]], np.uint8)  # pc, x1 (2 B each)
+    truth = np.array([[4, 0, 1, 1], [8, 0, 2, 1], [20, 0, 2, 1]], np.uint8)
+    taken = np.array([False, False, True])
+    good = truth.copy()
+    t = StepTally([2, 2])
+    t.add(good, np.array([True, True, False]), prev, truth, taken, ["store", "alu", "branch"],
+          ["sw", "add", "beq"])
+    r = t.result()
+    assert (r["steps"], r["step_exact"]) == (3, 2 / 3)  # the unpredicted step is wrong
+    assert (r["writes"], r["write_exact"]) == (1, 1.0)  # only the add changes x1
+    assert (r["taken"], r["branch_exact"]) == (1, 0.0)
+    assert r["by_mnemonic"]["add"]["write_exact"] == 1.0 and r["by_class"]["store"]["writes"] == 0
+    copying = StepTally([2, 2])
+    copying.add(prev, np.ones(3, bool), prev, truth, taken, ["store", "alu", "branch"],
+                ["sw", "add", "beq"])
+    assert copying.result()["step_exact"] == copying.result()["write_exact"] == 0.0
+    wrong_x1 = good.copy()
+    wrong_x1[1, 3] = 7  # the written register's high byte
+    t2 = StepTally([2, 2])
+    t2.add(wrong_x1, np.ones(3, bool), prev, truth, taken, ["s", "a", "b"], ["sw", "add", "beq"])
+    assert t2.result()["write_exact"] == 0.0 and t2.result()["branch_exact"] == 1.0
+
+
+def test_probe_scores_single_instructions_of_every_class(overfit, capsys):
+    from simulator.probe import probe_rows
+
+    rows = probe_rows("rv32e-mini", "load", 3, seed=1)
+    assert [r["n_steps"] for r in rows] == [2, 2, 2]  # the lui and the load
+    assert all(r["asm"].splitlines()[1].startswith("l") for r in rows)
+    branches = probe_rows("rv32e-mini", "branch", 30, seed=1)
+    assert any(r["n_steps"] == 1 for r in branches)  # the first branch skipped the second
+    with pytest.raises(SystemExit) as e:
+        main(["probe", "--model", str(overfit[1]), "-n", "2", "--json"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert set(result["by_class"]) == {"alu", "alu_imm", "upper", "muldiv", "load", "store",
+                                       "branch"}
+    assert all(v["programs"] == 2 for v in result["by_class"].values())
+    assert "| all |" in "\n".join(out)
 
 
 def test_cpu_tally_counts_bytes_states_registers_and_classes():

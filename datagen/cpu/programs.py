@@ -161,7 +161,8 @@ def _x86_group(profile: Profile, cls: str, rng: random.Random, room: int) -> lis
 _GROUPS = {"rv32": _rv32_group, "x86": _x86_group}
 
 
-def _min_group(profile: Profile, cls: str) -> int:
+def group_length(profile: Profile, cls: str) -> int:
+    """Instructions in the shortest group of class `cls` (an rv32 load or store needs its lui)."""
     return 2 if profile.isa == "rv32" and cls in ("load", "store") else 1
 
 
@@ -174,7 +175,7 @@ def random_program(profile: Profile, rng: random.Random, min_len: int = 1, max_l
     starts: list[int] = []  # index of each group's first instruction
     while len(insns) < length:
         room = length - len(insns)
-        fits = [c for c in CLASSES if mix.get(c, 0) > 0 and _min_group(profile, c) <= room]
+        fits = [c for c in CLASSES if mix.get(c, 0) > 0 and group_length(profile, c) <= room]
         cls = rng.choices(fits, weights=[mix[c] for c in fits])[0]
         starts.append(len(insns))
         insns += _GROUPS[profile.isa](profile, cls, rng, room)
