@@ -50,6 +50,8 @@ def add_train(sub) -> None:
     p.add_argument("--local-window", type=int, default=None,
                    help="bytes before its patch that the byte level attends to (the copy path; "
                    "default: the preset's)")
+    p.add_argument("--bit-embed", action="store_const", const=True, default=None,
+                   help="also embed the 8 bits of every byte (default: the preset's)")
     p.add_argument("--checkpoint-activations", action="store_true",
                    help="keep only each block's input and recompute its activations in the "
                    "backward pass: much less memory for long contexts, the same gradients")

@@ -12,7 +12,8 @@ output for the unit containing m and a learned embedding of m's slot in that par
 output for unit m has seen exactly the bytes before unit m, and logits[:, t] predicts ids[:, t].
 
 Unit embedding: a unit of U bytes is embedded as the sum of U slot-specific byte embeddings (a table
-of U * V rows), which equals bGPT's linear layer over the concatenated one-hot bytes.
+of U * V rows), which equals bGPT's linear layer over the concatenated one-hot bytes; with
+`bit_embed`, plus a linear map of the unit's U * 8 bits (instruction fields straddle bytes).
 Positions: rotary embeddings (RoPE) at every level, at absolute unit indices (0.5 bits better than
 none after 120 steps: docs/training.md). RoPE is relative, so a patch's bytes are treated the same
 wherever the patch is, and sequences longer than those seen in training still get well-defined
@@ -48,6 +49,7 @@ class ModelConfig:
     block_types: tuple[str, ...] = ("transformer", "transformer")
     max_len: int = 2048  # bytes per training sequence (a multiple of patch_sizes[0])
     local_window: int = 0  # bytes before its patch the byte level sees (the copy path)
+    bit_embed: bool = False  # also embed the 8 bits of every byte (fields that straddle bytes)
     dropout: float = 0.0
     mlp_ratio: int = 4
     rope_base: float = 10000.0
@@ -179,12 +181,6 @@ PRESETS: dict[str, ModelConfig] = {
     ),
 }
 
-# CPU states with the executed word (`--ir-word executed`): the byte level does the arithmetic, so
-# it is as wide as the patch level and deeper, and sees the whole previous 32-byte block
-# (rv32e-mini: word + state) through its window
-PRESETS["cpu-small"] = replace(PRESETS["small"], d_model=(256, 256), n_layers=(3, 4),
-                               n_heads=(4, 4), local_window=32)
-
 # small3's body parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
 PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_layers=(7, 4, 4),
                                  n_heads=(3, 3, 2))
@@ -200,6 +196,9 @@ class Level(nn.Module):
         self.vocab_size = cfg.vocab_size
         d = cfg.d_model[k]
         self.embed = nn.Embedding(self.unit * cfg.vocab_size, d)  # one table per slot in a unit
+        # the bits of the unit's bytes (0 for specials), one linear map over all its slots
+        self.bits = nn.Linear(self.unit * 8, d, bias=False) if cfg.bit_embed else None
+        self.register_buffer("bit_values", 1 << torch.arange(8), persistent=False)
         self.register_buffer("offsets", torch.arange(self.unit) * cfg.vocab_size, persistent=False)
         self.start = nn.Parameter(torch.zeros(d))
         if k > 0:
@@ -222,7 +221,12 @@ class Level(nn.Module):
     def embed_units(self, ids: Tensor) -> Tensor:
         """(B, L*U) byte ids -> (B, L, D): a unit of U bytes is the sum of its slots' embeddings."""
         B = ids.shape[0]
-        return self.embed(ids.view(B, -1, self.unit) + self.offsets).sum(2)
+        units = ids.view(B, -1, self.unit)  # (B, L, U)
+        x = self.embed(units + self.offsets).sum(2)  # (B, L, D)
+        if self.bits is not None:
+            bits = (units[..., None] & self.bit_values).ne(0) & (units[..., None] < 256)
+            x = x + self.bits(bits.flatten(2).to(x.dtype))  # (B, L, U*8) -> (B, L, D)
+        return x
 
     def forward(
         self, x: Tensor, pos: Positions, caches: list | None = None, recompute: bool = False
@@ -246,6 +250,11 @@ class ByteModel(nn.Module):
         self.levels = nn.ModuleList(Level(config, k) for k in range(config.n_levels))
         self.head = nn.Linear(config.d_model[-1], config.vocab_size, bias=False)
         self.apply(self._init_weights)
+        # the start vectors are the whole input of a level's first unit: a zero vector there
+        # meets LayerNorm's 1/sqrt(eps) and gave a gradient norm of ~3.6e6 at the first step,
+        # so clipping shrank every other gradient by as much (docs/training.md)
+        for level in self.levels:
+            nn.init.normal_(level.start, std=0.02)
         # GPT-2: the projections into the residual stream are scaled down by depth
         for level, n in zip(self.levels, config.n_layers):
             for name, p in level.named_parameters():

@@ -52,10 +52,10 @@ METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 # Arguments that decide the trained weights; a resumed run must use the same ones.
 IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad_accum",
-            "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word",
+            "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word", "bit_embed",
             "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from")
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
-CONFIG_OVERRIDES = ("max_len", "local_window")  # TrainArgs that replace the preset's ModelConfig
+CONFIG_OVERRIDES = ("max_len", "local_window", "bit_embed")  # TrainArgs that replace the preset's ModelConfig
 
 
 @dataclass
@@ -81,6 +81,7 @@ class TrainArgs:
     min_lr_ratio: float = 0.1
     max_len: int | None = None  # default: the preset's context (max_len)
     local_window: int | None = None  # default: the preset's (bytes before a patch the byte level sees)
+    bit_embed: bool | None = None  # default: the preset's (also embed every byte's bits)
     checkpoint_activations: bool = False  # recompute activations in backward: less memory
     weight_decay: float = 0.1
     clip: float = 1.0

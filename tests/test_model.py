@@ -184,3 +184,28 @@ def test_activation_checkpointing_same_gradients_less_saved(name, window, dropou
     for n in grads[0]:
         torch.testing.assert_close(grads[1][n], grads[0][n], rtol=0, atol=0, msg=n)
     assert saved[1] < saved[0] / 2, saved
+
+
+def test_bit_embedding_is_causal_and_sees_single_bits():
+    torch.manual_seed(0)
+    model = ByteModel(replace(PRESETS["tiny3"], bit_embed=True)).double()
+    ids = torch.randint(0, 256, (2, 64), generator=torch.Generator().manual_seed(4))
+    ids[:, 40:] = 256  # PAD: a special has no bits
+    ref = model(ids)
+    changed = ids.clone()
+    changed[:, 20] ^= 0x10  # one bit of one byte
+    out = model(changed)
+    assert torch.equal(out[:, :21], ref[:, :21]) and not torch.allclose(out[:, 21], ref[:, 21])
+    plain = ByteModel(replace(PRESETS["tiny3"], bit_embed=False))
+    assert model.num_parameters() - plain.num_parameters() == sum(
+        u * 8 * d for u, d in zip((16, 4, 1), PRESETS["tiny3"].d_model))
+
+
+def test_first_gradient_is_not_blown_up_by_a_zero_start_vector():
+    """Each level's first unit sees only the start vector; a zero one met LayerNorm's
+    1/sqrt(eps) and made the first gradient norm ~1e6, so clipping froze everything else."""
+    torch.manual_seed(0)
+    model = ByteModel(PRESETS["tiny"])
+    ids = torch.randint(0, 256, (4, 64), generator=torch.Generator().manual_seed(5))
+    F.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
+    assert torch.nn.utils.clip_grad_norm_(model.parameters(), 1e12) < 100
