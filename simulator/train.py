@@ -42,7 +42,7 @@ from simulator.checkpoint import (
     resolve_model_path,
     save_run_state,
 )
-from simulator.codec import TASKS, make_codec
+from simulator.codec import TASKS, codec_from_options, make_codec
 from simulator.data import EncodedSplit, batch_sequences, curriculum_sequences, load_split
 from simulator.evaluate import split_loss
 from simulator.metrics import bits_per_token
@@ -326,13 +326,15 @@ def sample_inputs(model, ids: torch.Tensor, replace: torch.Tensor) -> torch.Tens
 
 def initial_weights(path: str, config, codec_options: dict[str, Any]):
     """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have
-    this run's shape and codec."""
+    this run's shape and codec layout; the CPU profile may differ (a ladder from rv32e-mini
+    to rv32e: the model knows nothing of state sizes)."""
     model, meta = load_pretrained(resolve_model_path(path))
     have, want = model.config.to_dict(), config.to_dict()
     diff = [f"{k} {have[k]!r} there, {want[k]!r} here" for k in want
             if k != "checkpoint_activations" and have[k] != want[k]]
-    diff += [f"codec {k} {meta['codec'].get(k)!r} there, {v!r} here"
-             for k, v in codec_options.items() if meta["codec"].get(k) != v]
+    have_codec = codec_from_options(meta["codec"]).options()  # checkpoints of older layouts too
+    diff += [f"codec {k} {have_codec.get(k)!r} there, {v!r} here"  # a ladder may change the CPU
+             for k, v in codec_options.items() if k != "profile" and have_codec.get(k) != v]
     if diff:
         raise UserError(f"--init-from {path} does not fit this run: {'; '.join(diff[:3])}")
     return model.train()

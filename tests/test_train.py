@@ -180,6 +180,20 @@ def test_init_from_starts_with_the_checkpoint_weights(corpus, tmp_path):
     assert abs(more[0]["loss"] - first[-1]["loss"]) < abs(fresh[0]["loss"] - first[-1]["loss"])
     with pytest.raises(UserError, match="does not fit this run: patch_sizes"):
         train(_args(corpus, tmp_path / "other", preset="tiny3", init_from=str(tmp_path / "first")))
+    with pytest.raises(UserError, match="codec ir_word 'none' there, 'executed' here"):
+        train(_args(corpus, tmp_path / "layout", ir_word="executed",
+                    init_from=str(tmp_path / "first")))
+
+
+def test_init_from_climbs_to_another_profile(corpus, tmp_path):
+    """A ladder: rv32e-mini weights start an rv32e run (the model knows nothing of state sizes)."""
+    big = tmp_path / "rv32e"
+    build_cpu_corpus(datagen_parser().parse_args(
+        ["cpu", "--profile", "rv32e", "-n", "20", "--seed", "5", "--max-len", "3",
+         "--out", str(big), "--quiet"]))
+    train(_args(corpus, tmp_path / "mini", steps=2, curriculum=0))
+    train(_args(str(big), tmp_path / "up", steps=1, curriculum=0, init_from=str(tmp_path / "mini")))
+    assert json.loads((tmp_path / "up" / "run.json").read_text())["args"]["init_from"]
 
 
 def test_curriculum_widens_from_the_shortest_sequences():
