@@ -406,7 +406,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
 
     codec_info = codec.options()
     torch.manual_seed(args.seed)
-    start, elapsed = 0, 0.0
+    start, elapsed, cpu = 0, 0.0, 0.0  # wall and CPU seconds of the steps done
     if resume_from is None:
         model = ByteModel(config) if args.init_from is None else initial_weights(
             args.init_from, config, codec_info)
@@ -423,6 +423,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         if device.startswith("cuda") and "rng_cuda" in state:
             torch.cuda.set_rng_state(state["rng_cuda"])
         start, elapsed = int(state["step"]), float(state["elapsed"])
+        cpu = float(state.get("cpu", 0.0))
     if args.resume:
         _adopt_schedule(args, run, start, d)
     net = model
@@ -434,7 +435,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
 
     def checkpoint(step: int) -> None:
         if d.main:
-            state = {"step": step, "elapsed": elapsed, "optimizer": optimizer.state_dict(),
+            state = {"step": step, "elapsed": elapsed, "cpu": cpu,
+                     "optimizer": optimizer.state_dict(),
                      "rng_torch": torch.get_rng_state()}
             if device.startswith("cuda"):
                 state["rng_cuda"] = torch.cuda.get_rng_state()
@@ -446,7 +448,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     last: dict[str, Any] = (read_metrics(run) or [{}])[-1] if d.main else {}
     try:
         for step in range(start, args.steps):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             lr = lr_at(step, args, warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -464,9 +466,10 @@ def train(args: TrainArgs) -> dict[str, Any]:
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
             elapsed += dt
+            cpu += time.process_time() - c0  # this process's threads: what a shared machine gave
             rec = {"step": step + 1, "loss": loss, "bpb": bits_per_token(loss), "lr": lr,
                    "grad_norm": grad_norm, "tokens": int(train_split.n_targets[seqs].sum()),
-                   "time_s": round(elapsed, 3),
+                   "time_s": round(elapsed, 3), "cpu_s": round(cpu, 3),
                    "bytes_per_s": round(int(train_split.lengths[seqs].sum()) / dt, 1)}
             done = step + 1
             if len(valid_split) and (done % args.eval_every == 0 or done == args.steps):
@@ -485,7 +488,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
                         "complete checkpoint is kept, run again with --resume") from None
     finally:
         bar.close()
-    summary = {"steps": args.steps, "wall_s": round(elapsed, 1), "hardware": hardware(device),
+    summary = {"steps": args.steps, "wall_s": round(elapsed, 1), "cpu_s": round(cpu, 1),
+               "hardware": hardware(device),
                "processes": d.world, "final": last,
                "sequences": {"train": len(train_split), "valid": len(valid_split),
                              "left_out_longer_than_max_len": train_split.n_too_long

@@ -96,8 +96,10 @@ def test_two_processes_give_the_loss_of_one(corpus, tmp_path):
         assert rb["grad_norm"] == pytest.approx(ra["grad_norm"], rel=1e-4)
     assert b[-1]["valid_loss"] == pytest.approx(a[-1]["valid_loss"], rel=1e-5)
     wa, wb = _weights(one.out), _weights(two.out)
+    # Adam divides by sqrt(v) + 1e-8: where a gradient is ~1e-8, the all-reduce's summation
+    # order moves the update by ~1e-6 (1/1000 of an lr-sized step); anything larger is a bug
     for k in wa:
-        np.testing.assert_allclose(wb[k], wa[k], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(wb[k], wa[k], rtol=1e-4, atol=1e-5)
 
 
 def test_killed_and_resumed_run_is_bit_identical(corpus, tmp_path):
