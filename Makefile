@@ -35,7 +35,7 @@ bench: setup
 	$(PY) -m benchmarks.all
 
 lint: setup
-	$(VENV)/bin/ruff check datagen simulator benchmarks tests examples
+	$(VENV)/bin/ruff check bytesim_common datagen simulator benchmarks tests examples
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,9 +32,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bytesim_common.errors import UserError
+from bytesim_common.files import atomic_write, atomic_write_json, is_leftover
+from bytesim_common.progress import progress_bar
 from datagen import CORPUS_FORMAT, __version__
-from datagen.errors import UserError
-from datagen.progress import progress_bar
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "valid", "test")
@@ -109,34 +109,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees the old file or the new, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def is_leftover(path: Path) -> bool:
-    """A hidden file that an interrupted writer of ours leaves (atomic_write's temporary file,
-    the folder probe): never data, so a folder holding only these counts as empty."""
-    return path.name == ".write-probe" or (path.name.startswith(".") and path.name.endswith(".tmp"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def shard_name(i: int) -> str:

@@ -27,8 +27,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from datagen.corpus import atomic_write, atomic_write_json
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
+from bytesim_common.files import atomic_write, atomic_write_json
 from simulator import __version__
 from simulator.codec import codec_from_options
 

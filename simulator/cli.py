@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from datagen.cli import _Parser
-from datagen.errors import UserError, cli_entry
+from bytesim_common.cli import OneLineErrorParser, cli_entry
+from bytesim_common.errors import UserError
 from simulator.codec import IR_WORDS
 
 
@@ -191,7 +191,7 @@ def _add_music(sub, task: str, source: str, target: str) -> None:
 
 
 def run_music(args: argparse.Namespace) -> int:
-    from datagen.corpus import atomic_write
+    from bytesim_common.files import atomic_write
     from simulator.facade import ModelOutputError, MusicConverter
 
     src, dst = Path(args.input), Path(args.output)
@@ -224,8 +224,8 @@ COMMANDS = {"train": run_train, "eval": run_eval, "probe": run_probe, "export": 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="simulator", description="Train, evaluate and use bytesim byte models.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineErrorParser(prog="simulator", description="Train, evaluate and use bytesim byte models.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
     add_train(sub)
     add_eval(sub)
     add_probe(sub)

@@ -17,8 +17,8 @@ from typing import TextIO
 
 import numpy as np
 
+from bytesim_common.errors import UserError
 from datagen.corpus import read_table
-from datagen.errors import UserError
 from simulator.codec import PAD, Codec
 
 COLUMNS = {"cpu": ["profile", "program", "states"], "abc2midi": ["abc", "midi"],

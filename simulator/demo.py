@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 from simulator.facade import CPUSimulator, ModelOutputError, MusicConverter, midi_summary
 
 EXAMPLE_PROGRAM = """\

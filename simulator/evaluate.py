@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datagen.errors import UserError
-from datagen.progress import progress_bar
+from bytesim_common.errors import UserError
+from bytesim_common.progress import progress_bar
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import (
     END,

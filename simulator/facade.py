@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from bytesim_common.errors import UserError
 from datagen.cpu import (
     PROFILES,
     Profile,
@@ -33,7 +34,6 @@ from datagen.cpu import (
     zero_state,
 )
 from datagen.cpu.harness import DEFAULT_MAX_STEPS
-from datagen.errors import UserError
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import (
     END,

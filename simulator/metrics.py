@@ -200,7 +200,7 @@ def note_f1(predicted: bytes, reference: bytes) -> float:
 
 def _save_png(fig, path) -> None:
     """Write a figure as a PNG atomically (a killed run never leaves half an image)."""
-    from datagen.corpus import atomic_write
+    from bytesim_common.files import atomic_write
 
     buf = io.BytesIO()
     fig.savefig(buf, dpi=110, format="png")

@@ -31,9 +31,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from datagen.corpus import atomic_write, atomic_write_json, is_leftover, read_manifest
-from datagen.errors import UserError
-from datagen.progress import progress_bar
+from bytesim_common.errors import UserError
+from bytesim_common.files import atomic_write, atomic_write_json, is_leftover
+from bytesim_common.progress import progress_bar
+from datagen.corpus import read_manifest
 from simulator import __version__
 from simulator.checkpoint import (
     latest_checkpoint,

@@ -15,7 +15,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["datagen", "simulator"]):
-    from datagen.errors import UserError
+    from bytesim_common.errors import UserError
     from datagen.music import convert as conv
     from datagen.music.normalize import BadMidi, normalize_midi
     from datagen.music.sources import read_abc_text, split_tunes

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 from simulator.checkpoint import INDEX, load_pretrained, save_pretrained
 from simulator.cli import main
 from simulator.codec import make_codec

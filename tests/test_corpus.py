@@ -6,8 +6,8 @@ from functools import partial
 import pyarrow as pa
 import pytest
 
+from bytesim_common.errors import UserError
 from datagen.corpus import CorpusJob, RowBatch, parse_shard, read_table, split_of, write_corpus
-from datagen.errors import UserError
 
 SCHEMA = pa.schema([("i", pa.int64()), ("payload", pa.binary()), ("split", pa.string())])
 

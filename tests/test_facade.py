@@ -9,8 +9,8 @@ import mido
 import pytest
 import torch
 
+from bytesim_common.errors import UserError
 from datagen.cpu import PROFILES, run_program
-from datagen.errors import UserError
 from simulator.checkpoint import read_config, save_pretrained
 from simulator.facade import (
     CPUSimulator,

@@ -32,12 +32,12 @@ from reliability_helpers import (
     untrained_checkpoint,
 )
 
+from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cli import main as datagen_main
 from datagen.cpu import PROFILES, assemble, disassemble, run_program
 from datagen.cpu.build import build_cpu_corpus
 from datagen.cpu.harness import Emulator, zero_state
-from datagen.errors import UserError
 from datagen.music import convert as conv
 from datagen.music.build import build_music_corpus
 from datagen.music.normalize import BadMidi, normalize_midi

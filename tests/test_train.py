@@ -14,9 +14,9 @@ import pytest
 from safetensors.numpy import load_file
 
 import simulator.train
+from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cpu.build import build_cpu_corpus
-from datagen.errors import UserError
 from simulator.data import batch_sequences, curriculum_sequences
 from simulator.train import TrainArgs, lr_at, read_metrics, resolve_curriculum, train
 

@@ -8,7 +8,7 @@ import capstone
 import unicorn
 from unicorn import riscv_const, x86_const
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 CLASSES = ("alu", "alu_imm", "upper", "muldiv", "load", "store", "branch")
 

@@ -23,8 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from bytesim_common.errors import UserError
 from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
-from datagen.errors import UserError
 from datagen.music import convert as conv
 from datagen.music.normalize import BadMidi, normalize_midi
 from datagen.music.sources import (

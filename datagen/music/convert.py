@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 CONVERTERS = ("abc2midi", "music21")
 DEFAULT_TIMEOUT_S = 10.0

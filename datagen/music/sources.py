@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 _FIELD = re.compile(r"^[A-Za-z+]:")
 # Fields that name or describe a tune but are no part of its music: left out of the split key.

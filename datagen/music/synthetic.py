@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, fields
 from fractions import Fraction as F
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 LETTERS = "CDEFGAB"
 LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}

@@ -1,14 +1,14 @@
-"""User errors: one line, exit code 2, never a traceback."""
+"""Command-line plumbing: a `main(argv)` wrapper and an argument parser, both reporting a user
+error as one line `PROG: error: ...` with exit code 2."""
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable
 
-
-class UserError(Exception):
-    """A problem with what the user asked for or gave us (bad argument, bad file)."""
+from bytesim_common.errors import UserError
 
 
 def cli_entry(prog: str) -> Callable[[Callable[[list[str] | None], int | None]], Callable]:
@@ -32,3 +32,10 @@ def cli_entry(prog: str) -> Callable[[Callable[[list[str] | None], int | None]],
         return run
 
     return wrap
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (exit 2) rather than usage + message."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UserError(f"{message} (see `{self.prog} --help`)")

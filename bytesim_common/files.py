@@ -1,0 +1,37 @@
+"""Atomic file writes: a reader sees the old file or the new one, never a part."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write(path: Path | str, data: bytes) -> None:
+    """Write `data` to `path` so that a reader sees the old file or the new, never a part."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path | str, obj: Any) -> None:
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
+
+
+def is_leftover(path: Path) -> bool:
+    """A hidden file that an interrupted writer of ours leaves (atomic_write's temporary file,
+    the folder probe): never data, so a folder holding only these counts as empty."""
+    return path.name == ".write-probe" or (path.name.startswith(".") and path.name.endswith(".tmp"))
