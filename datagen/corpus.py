@@ -44,6 +44,15 @@ SHARD_NAME = re.compile(r"shard-\d{5,}\.parquet")
 SIDECAR_KEYS = frozenset({"sha256", "rows", "counts", "failures", "failure_examples"})
 
 
+_KIND_SCHEMAS: dict[str, pa.Schema] = {}
+
+
+def register_kind(kind: str, schema: pa.Schema) -> None:
+    """A generator declares the Parquet schema of the corpus kind it makes (on import), so that
+    readers check shards against it; `datagen.kinds` imports every generator."""
+    _KIND_SCHEMAS[kind] = schema
+
+
 @dataclass
 class RowBatch:
     """What `make_rows(start, stop)` returns: the rows, and the rows it could not make."""
@@ -323,14 +332,8 @@ def read_manifest(corpus: Path | str, kind: str | None = None) -> dict:
 
 
 def kind_schema(kind: str) -> pa.Schema | None:
-    """The Parquet schema of the shards of a corpus kind made by this datagen (else None)."""
-    if kind == "cpu":
-        from datagen.cpu.build import SCHEMA
-    elif kind == "music":
-        from datagen.music.build import SCHEMA
-    else:
-        return None
-    return SCHEMA
+    """The Parquet schema of the shards of a registered corpus kind (else None)."""
+    return _KIND_SCHEMAS.get(kind)
 
 
 def _check_columns(t: pa.Table, columns: list[str], schema: pa.Schema | None, path: Path) -> None:

@@ -10,7 +10,7 @@ from functools import partial
 import pyarrow as pa
 
 from bytesim_common.errors import UserError
-from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
+from datagen.corpus import CorpusJob, RowBatch, parse_shard, register_kind, split_of, write_corpus
 from datagen.cpu.harness import MAX_STEPS_LIMIT, emulator
 from datagen.cpu.isa import disassemble
 from datagen.cpu.profiles import get_profile
@@ -28,6 +28,7 @@ SCHEMA = pa.schema([
     ("asm", pa.string()),  # capstone text, one instruction per line
     ("split", pa.string()),
 ])
+register_kind("cpu", SCHEMA)
 
 
 def row_seed(seed: int, index: int) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from bytesim_common.errors import UserError
-from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
+from datagen.corpus import CorpusJob, RowBatch, parse_shard, register_kind, split_of, write_corpus
 from datagen.music import convert as conv
 from datagen.music.normalize import BadMidi, normalize_midi
 from datagen.music.sources import (
@@ -51,6 +51,7 @@ SCHEMA = pa.schema([
     ("converter_errors", pa.int32()),  # error messages printed while still writing a file
     ("split", pa.string()),
 ])
+register_kind("music", SCHEMA)
 
 
 def encoded_length(abc: bytes, midi: bytes) -> int:
