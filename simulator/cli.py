@@ -147,7 +147,7 @@ def add_export(sub) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from simulator.checkpoint import export_run
+    from simulator.export import export_run
 
     export_run(args.run, args.dest, args.eval_json)
     print(f"exported {args.run} -> {args.dest}")

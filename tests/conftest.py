@@ -16,7 +16,7 @@ from datagen.cli import build_parser as datagen_parser
 from datagen.corpus import read_table
 from datagen.cpu.build import build_cpu_corpus
 from datagen.music.build import build_music_corpus
-from simulator.checkpoint import export_run
+from simulator.export import export_run
 from simulator.train import TrainArgs, train
 
 

@@ -108,7 +108,7 @@ def test_cli_error_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_model_card_names_the_music_data_licences():
-    from simulator.checkpoint import _licence_note
+    from simulator.export import _licence_note
 
     note = _licence_note({"kind": "music", "args": {"sources": ["music21", "synthetic"]}})
     assert "non-commercial" in note and "GPL" in note and "synthetic" in note
