@@ -230,7 +230,6 @@ class Codec:
     """Base: a task's byte layout. Subclasses set `task` and implement the layout."""
 
     task: str
-    stop_id = END
 
     def __init__(self, align: int = 16):
         if align < 16 or align % 16:
