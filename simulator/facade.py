@@ -270,7 +270,7 @@ class Comparison:
     predicted: Trace
     emulator: Trace
     byte_accuracy: float | None  # None when Unicorn's trace has no step
-    states_exact: float | None
+    state_exact: float | None
     final_exact: bool
     by_register: dict[str, float | None]  # byte accuracy per register
     steps: tuple[StepReport, ...]
@@ -280,7 +280,7 @@ class Comparison:
         return {"profile": self.emulator.profile, "program_hex": self.emulator.program.hex(),
                 "predicted": [s.hex() for s in self.predicted.state_bytes],
                 "emulator": [s.hex() for s in self.emulator.state_bytes],
-                "byte_accuracy": self.byte_accuracy, "states_exact": self.states_exact}
+                "byte_accuracy": self.byte_accuracy, "state_exact": self.state_exact}
 
     def format(self) -> str:
         """Both traces, register by register; `<-` marks a register the model got wrong."""
@@ -310,7 +310,7 @@ class Comparison:
                        f"steps, unicorn {self.emulator.stop} after {self.emulator.n_steps} steps")]
         if self.byte_accuracy is not None:
             lines.append(f"byte accuracy {100 * self.byte_accuracy:.2f}%, states exact "
-                         f"{100 * self.states_exact:.2f}%, final state "
+                         f"{100 * self.state_exact:.2f}%, final state "
                          f"{'right' if self.final_exact else 'wrong'}")
         return "\n".join(lines)
 

@@ -49,11 +49,11 @@ def test_cpu_json_on_machine_code_with_an_init_file(tiny_cpu, learned, tmp_path,
     assert code == 0
     got = json.loads(out)
     assert list(got) == ["profile", "program_hex", "predicted", "emulator", "byte_accuracy",
-                         "states_exact"]
+                         "state_exact"]
     want = [states[i: i + 16].hex() for i in range(0, len(states), 16)]
     assert got["profile"] == "rv32e-mini" and got["program_hex"] == program.hex()
     assert got["emulator"] == got["predicted"] == want
-    assert got["byte_accuracy"] == got["states_exact"] == 1.0
+    assert got["byte_accuracy"] == got["state_exact"] == 1.0
 
 
 def test_cpu_on_assembly_file_string_and_stdin(tiny_cpu, tmp_path, capsys, monkeypatch):

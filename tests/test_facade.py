@@ -62,12 +62,12 @@ def test_trace_views_agree_with_the_bytes(sim, tiny_cpu):
 def test_compare_scores_a_learned_program_as_exact(sim, tiny_cpu):
     row = tiny_cpu.rows[1]
     c = sim.compare(row["program"], _init(row))
-    assert c.byte_accuracy == c.states_exact == 1.0 and c.final_exact
+    assert c.byte_accuracy == c.state_exact == 1.0 and c.final_exact
     assert len(c.steps) == row["n_steps"] and all(s.exact and not s.wrong_registers
                                                   for s in c.steps)
     assert set(c.by_register.values()) == {1.0}
     assert list(c.summary()) == ["profile", "program_hex", "predicted", "emulator",
-                                 "byte_accuracy", "states_exact"]
+                                 "byte_accuracy", "state_exact"]
     assert c.summary()["predicted"] == c.summary()["emulator"]
     assert "MISMATCH" not in c.format() and "<-" not in c.format()
 
@@ -80,7 +80,7 @@ def test_compare_traces_marks_the_wrong_register_and_missing_states():
     states = bytearray(emu.states)
     states[16 + 8] ^= 0xFF  # state 1: one byte of x2 wrong
     c = compare_traces(Trace(truth.profile, truth.program, bytes(states), "end", "model"), truth)
-    assert c.byte_accuracy == 31 / 32 and c.states_exact == 0.5 and c.final_exact
+    assert c.byte_accuracy == 31 / 32 and c.state_exact == 0.5 and c.final_exact
     assert [s.wrong_registers for s in c.steps] == [("x2",), ()]
     assert c.by_register["x2"] == 7 / 8 and c.by_register["x1"] == 1.0
     assert [s.instruction_class for s in c.steps] == ["alu_imm", "alu_imm"]
