@@ -48,7 +48,7 @@ def _sequences_note(summary: dict[str, Any], info: dict[str, Any]) -> str:
     if not seqs:
         return "?"
     return (f"train {seqs['train']}, valid {seqs['valid']}; "
-            f"{seqs['left_out_longer_than_max_len']} left out as longer than --max-len "
+            f"{seqs['left_out_longer_than_max_len']} left out as longer than --context "
             f"{info.get('args', {}).get('max_len', '?')}")
 
 

@@ -149,3 +149,25 @@ def test_demo_runs_both_parts_or_says_what_is_missing(tiny_cpu, tiny_abc2midi, t
                       "--abc2midi-model", str(tiny_abc2midi.checkpoint))
     assert missing.returncode == 0 and "skipping the CPU part: no model at" in missing.stdout
     assert "reference (" in missing.stdout
+
+
+def test_train_options_are_the_train_args_fields_with_their_defaults(capsys):
+    from dataclasses import MISSING, fields
+
+    from simulator.cli import build_parser
+    from simulator.train import TrainArgs, command_line
+
+    args = build_parser().parse_args(["train", "--task", "cpu", "--data", "d", "--out", "o"])
+    for f in fields(TrainArgs):
+        if f.default is not MISSING:
+            assert getattr(args, f.name) == f.default, f.name
+    assert TrainArgs.from_namespace(args) == TrainArgs(task="cpu", data="d", out="o")
+    # --context is the bytes of a sequence; --max-len, its former name, still works (with a word)
+    new = build_parser().parse_args(["train", "--task", "cpu", "--data", "d", "--out", "o",
+                                     "--context", "256"])
+    assert capsys.readouterr().err == ""
+    old = build_parser().parse_args(["train", "--task", "cpu", "--data", "d", "--out", "o",
+                                     "--max-len", "256"])
+    assert new.max_len == old.max_len == 256
+    assert "--max-len is deprecated, use --context" in capsys.readouterr().err
+    assert "--context 256" in command_line(TrainArgs.from_namespace(new))

@@ -252,7 +252,7 @@ def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
         train(_args(corpus, tmp_path / "r", steps=1, seed=5, resume=True))
     with pytest.raises(UserError, match="schedule"):
         train(_args(corpus, tmp_path / "r", steps=1, lr=1.0, resume=True))
-    with pytest.raises(UserError, match="longer than --max-len 16"):
+    with pytest.raises(UserError, match="longer than --context 16"):
         train(_args(corpus, tmp_path / "s", max_len=16))
     with pytest.raises(UserError, match="scheduled-sampling"):
         train(_args(corpus, tmp_path / "v", scheduled_sampling=1.5))
