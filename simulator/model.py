@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from simulator.blocks import BLOCKS, BlockSpec, Positions
+from simulator.blocks import BLOCKS, LevelShape, Positions
 from simulator.generate import generate
 
 
@@ -48,7 +48,11 @@ class ModelConfig:
     d_model: tuple[int, ...] = (256, 128)
     n_layers: tuple[int, ...] = (4, 2)
     n_heads: tuple[int, ...] = (4, 2)
-    block_types: tuple[str, ...] = ("transformer", "transformer")
+    block_types: tuple[str, ...] = ("transformer", "transformer")  # names in blocks.BLOCKS
+    # per level, settings of that level's block config (e.g. {"mlp_ratio": 2}); () = none. The
+    # shared fields below (n_heads[k], mlp_ratio, dropout, rope_base) fill the block config's
+    # fields of the same name unless an option sets them.
+    block_options: tuple[dict[str, Any], ...] = ()
     max_len: int = 2048  # bytes per training sequence (a multiple of patch_sizes[0])
     local_window: int = 0  # bytes before its patch the byte level sees (the copy path)
     bit_embed: bool = False  # also embed the 8 bits of every byte (fields that straddle bytes)
@@ -60,7 +64,7 @@ class ModelConfig:
     checkpoint_activations: bool = False
 
     def __post_init__(self) -> None:
-        for f in ("patch_sizes", "d_model", "n_layers", "n_heads", "block_types"):
+        for f in ("patch_sizes", "d_model", "n_layers", "n_heads", "block_types", "block_options"):
             setattr(self, f, tuple(getattr(self, f)))
         self._check()
 
@@ -89,6 +93,11 @@ class ModelConfig:
         for name in self.block_types:
             if name not in BLOCKS:
                 raise ValueError(f"unknown block type {name!r}; registered: {sorted(BLOCKS)}")
+        if self.block_options and len(self.block_options) != n:
+            raise ValueError(f"ModelConfig.block_options needs {n} entries (one per level) or "
+                             f"none, got {self.block_options}")
+        for k in range(n):
+            self.block_config(k)
         if self.max_len < 1 or self.max_len % self.patch_sizes[0]:
             raise ValueError(
                 f"ModelConfig.max_len {self.max_len} must be a multiple of {self.patch_sizes[0]}"
@@ -102,6 +111,20 @@ class ModelConfig:
             raise ValueError(f"invalid ModelConfig {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    def block_config(self, k: int) -> Any:
+        """The typed config of level k's blocks: its type's `config_class`, from the shared
+        fields it declares and then level k's block_options."""
+        cls = BLOCKS[self.block_types[k]].config_class
+        names = {f.name for f in fields(cls)}
+        shared = {"n_heads": self.n_heads[k], "mlp_ratio": self.mlp_ratio,
+                  "dropout": self.dropout, "rope_base": self.rope_base}
+        options = dict(self.block_options[k]) if self.block_options else {}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ValueError(f"level {k}: {self.block_types[k]!r} blocks have no setting "
+                             f"{', '.join(unknown)} (theirs: {', '.join(sorted(names))})")
+        return cls(**{**{key: v for key, v in shared.items() if key in names}, **options})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -206,18 +229,9 @@ class Level(nn.Module):
         if k > 0:
             self.from_parent = nn.Linear(cfg.d_model[k - 1], d, bias=False)
             self.slot = nn.Embedding(self.group, d)
-        spec = BlockSpec(
-            d_model=d,
-            n_heads=cfg.n_heads[k],
-            group=self.group,
-            window=cfg.local_window if last else 0,
-            mlp_ratio=cfg.mlp_ratio,
-            dropout=cfg.dropout,
-            rope_base=cfg.rope_base,
-        )
-        self.blocks = nn.ModuleList(
-            BLOCKS[cfg.block_types[k]](spec) for _ in range(cfg.n_layers[k])
-        )
+        shape = LevelShape(d_model=d, group=self.group, window=cfg.local_window if last else 0)
+        block, block_config = BLOCKS[cfg.block_types[k]], cfg.block_config(k)
+        self.blocks = nn.ModuleList(block(shape, block_config) for _ in range(cfg.n_layers[k]))
         self.norm = nn.LayerNorm(d)
 
     def embed_units(self, ids: Tensor) -> Tensor:

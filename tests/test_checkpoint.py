@@ -1,6 +1,7 @@
 """Checkpoints: round trips (single file and sharded), and one-line refusals of bad folders."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,6 +11,8 @@ from simulator.checkpoint import INDEX, load_pretrained, save_pretrained
 from simulator.cli import main
 from simulator.codec import make_codec
 from simulator.model import PRESETS, ByteModel
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CODEC = make_codec("cpu", 16).options()
 
@@ -112,3 +115,29 @@ def test_model_card_names_the_music_data_licences():
 
     note = _licence_note({"kind": "music", "args": {"sources": ["music21", "synthetic"]}})
     assert "non-commercial" in note and "GPL" in note and "synthetic" in note
+
+
+# The shipped checkpoints' outputs on a fixed input, measured before their config.json was read
+# through typed block configs: the argmax predictions (a hash) and the logits' sum and |sum|.
+SHIPPED_OUTPUTS = {
+    "cpu-rv32e": ("0bd4523457a9afa6", -107878.664, 118644.966),
+    "cpu-rv32e-mini": ("fdc4523567f36c78", -35097.08, 44058.481),
+    "abc2midi": ("512299eee555381e", -43685.374, 48526.695),
+    "midi2abc": ("3d298f63cbe3023f", -41160.694, 47645.882),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_OUTPUTS))
+def test_shipped_checkpoints_load_and_give_the_same_outputs(name):
+    import hashlib
+
+    model, _ = load_pretrained(ROOT / "trained" / name)
+    U = model.config.patch_sizes[0]
+    ids = (torch.arange(4 * U) * 37 % 258)[None]
+    with torch.no_grad():
+        logits = model(ids)
+    argmax = hashlib.sha256(logits.argmax(-1).numpy().tobytes()).hexdigest()[:16]
+    want_argmax, want_sum, want_abs = SHIPPED_OUTPUTS[name]
+    assert argmax == want_argmax
+    assert float(logits.double().sum()) == pytest.approx(want_sum, rel=1e-6)
+    assert float(logits.double().abs().sum()) == pytest.approx(want_abs, rel=1e-6)
