@@ -331,9 +331,9 @@ def read_manifest(corpus: Path | str, kind: str | None = None) -> dict:
     return manifest
 
 
-def kind_schema(kind: str) -> pa.Schema | None:
+def kind_schema(kind: str | None) -> pa.Schema | None:
     """The Parquet schema of the shards of a registered corpus kind (else None)."""
-    return _KIND_SCHEMAS.get(kind)
+    return None if kind is None else _KIND_SCHEMAS.get(kind)
 
 
 def _check_columns(t: pa.Table, columns: list[str], schema: pa.Schema | None, path: Path) -> None:

@@ -126,9 +126,9 @@ class KVCache:
             if c.valid is not None:
                 valid = c.valid
             valids.append(F.pad(valid, (pad, 0), value=False))
-        valid = torch.cat(valids)
-        valid = None if bool(valid.all()) else valid
-        return cls(torch.cat(ks), torch.cat(vs), valid, caches[0].seen)
+        valid_all = torch.cat(valids)
+        return cls(torch.cat(ks), torch.cat(vs), None if bool(valid_all.all()) else valid_all,
+                   caches[0].seen)
 
 
 class Positions:
@@ -233,6 +233,7 @@ class CausalSelfAttention(nn.Module):
     def _window_mask(self, n: int, device: torch.device) -> Tensor:
         """(n, 1, G, W+G) bool: query i of group g sees window key j (position g*G - W + j)."""
         G, W = self.group, self.window
+        assert G is not None, "a window needs a group"
         i = torch.arange(G, device=device)[:, None]
         j = torch.arange(W + G, device=device)[None, :]
         start = torch.arange(n, device=device)[:, None, None] * G - W

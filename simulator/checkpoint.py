@@ -20,7 +20,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
@@ -31,6 +31,9 @@ from bytesim_common.errors import UserError
 from bytesim_common.files import atomic_write, atomic_write_json
 from simulator import __version__
 from simulator.codec import codec_from_options
+
+if TYPE_CHECKING:
+    from simulator.model import ByteModel
 
 FORMAT = 1  # bumped whenever the layout of a checkpoint changes
 CONFIG = "config.json"
@@ -75,7 +78,7 @@ def _shards(tensors: dict[str, torch.Tensor], limit: int) -> list[dict[str, torc
     return shards
 
 
-def save_pretrained(model: torch.nn.Module, codec_info: dict[str, Any], path: Path | str,
+def save_pretrained(model: ByteModel, codec_info: dict[str, Any], path: Path | str,
                     preset: str | None = None, max_shard_bytes: int = MAX_SHARD_BYTES) -> None:
     """Write `config.json` and the weights of `model` (a `ByteModel`) to the folder `path`."""
     path = Path(path)
@@ -201,7 +204,7 @@ def load_pretrained(path: Path | str, device: str | torch.device = "cpu"):
 # Run folders
 
 
-def save_run_state(run: Path | str, model: torch.nn.Module, codec_info: dict[str, Any],
+def save_run_state(run: Path | str, model: ByteModel, codec_info: dict[str, Any],
                    preset: str | None, state: dict[str, Any]) -> Path:
     """Atomically store a resumable checkpoint of a run; return its folder."""
     run = Path(run)
@@ -268,8 +271,9 @@ def resolve_model_path(path: Path | str) -> Path:
     path = Path(path)
     if (path / CONFIG).exists():
         return path
-    if (path / LATEST).exists():
-        return latest_checkpoint(path)
+    folder = latest_checkpoint(path)  # None: not a run folder, or one without a checkpoint yet
+    if folder is not None:
+        return folder
     if not path.exists():
         raise UserError(f"no model at {path}")
     raise UserError(f"{path} is neither a checkpoint (no {CONFIG}) nor a run folder "
