@@ -1,4 +1,4 @@
-"""Training speed (SPEC §9): bytes/s of one training step (forward, cross-entropy, backward, AdamW)
+"""Training speed: bytes/s of one training step (forward, cross-entropy, backward, AdamW)
 of our hierarchical model, side by side in one run with, at the same context and batch:
 
 - a flat causal byte transformer of the same parameter count (our blocks, full attention);

@@ -1,4 +1,4 @@
-"""The `datagen` command (SPEC §6)."""
+"""The `datagen` command; what it writes: docs/formats.md."""
 
 from __future__ import annotations
 

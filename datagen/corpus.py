@@ -1,4 +1,4 @@
-"""Corpus on disk (SPEC §5): Parquet shards + per-shard sidecars + `manifest.json`.
+"""Corpus on disk (docs/formats.md): Parquet shards + per-shard sidecars + `manifest.json`.
 
 Shared by every generator (CPU traces, music pairs). A generator describes its rows as a
 `CorpusJob`: a pure function `make_rows(start, stop)` of the row indices, the Parquet schema,

@@ -1,4 +1,4 @@
-"""Checkpoints (SPEC §8): `config.json` + safetensors weights (no pickle), and run-folder state.
+"""Checkpoints (docs/formats.md): `config.json` + safetensors weights (no pickle), and run-folder state.
 
 A checkpoint folder holds `config.json` (model config, codec options, format and bytesim version,
 the sha256 of every weights file) and either `model.safetensors` or, when the weights exceed

@@ -1,4 +1,4 @@
-"""The `simulator` command (SPEC §6): train, eval, export, cpu, abc2midi, midi2abc.
+"""The `simulator` command: train, eval, export, cpu, abc2midi, midi2abc.
 
 Each subcommand is an `add_<name>(sub)` that builds its parser and a `run_<name>(args)` that
 does the work; `COMMANDS` maps the name to the runner. A new subcommand (e.g. `cpu`) is one
@@ -41,7 +41,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="SPEC §7 metrics of a model on a corpus split")
+    p = sub.add_parser("eval", help="the metrics of docs/metrics.md for a model on a corpus split")
     p.add_argument("--model", required=True, help="a run folder or trained/NAME")
     p.add_argument("--data", required=True, help="corpus folder")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
@@ -112,7 +112,7 @@ def add_cpu(sub) -> None:
                    help="initial state: REG=VAL,... (others zero, pc = code base) or a file "
                    "holding such pairs or the raw state bytes (default: drawn with --seed)")
     p.add_argument("--model", default=None, help="checkpoint (default: trained/cpu-rv32e)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (SPEC §6)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (its keys: docs/formats.md)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="states to run at most (default: Unicorn 1024; the model: what fits "
                    "its context)")

@@ -1,4 +1,4 @@
-"""Task codecs (SPEC §2-4): a sample <-> token ids + loss mask, byte-exact both ways.
+"""Task codecs (layouts: docs/formats.md): a sample <-> token ids + loss mask, byte-exact both ways.
 
 Ids 0..255 are bytes, PAD = 256, END = 257. A sequence is a list of segments; each segment starts
 on a patch boundary (`align` = the model's top-level patch size) with a header patch (short ASCII,

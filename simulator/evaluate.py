@@ -1,4 +1,4 @@
-"""`simulator eval`: SPEC §7 metrics of a checkpoint on a corpus split.
+"""`simulator eval`: the metrics (docs/metrics.md) of a checkpoint on a corpus split.
 
 Teacher-forced: one forward pass over each whole sequence (loss, bpb, argmax accuracies).
 Free-running: the model continues each prompt greedily with `ByteModel.generate`, constrained to

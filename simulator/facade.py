@@ -265,7 +265,7 @@ class StepReport:
 @dataclass(frozen=True)
 class Comparison:
     """The model's trace beside Unicorn's, scored on the target states (state_1 .. state_n of
-    Unicorn's trace) with the SPEC §7 definitions (`simulator.metrics`)."""
+    Unicorn's trace) with the definitions of docs/metrics.md (`simulator.metrics`)."""
 
     predicted: Trace
     emulator: Trace
@@ -276,7 +276,7 @@ class Comparison:
     steps: tuple[StepReport, ...]
 
     def summary(self) -> dict[str, Any]:
-        """The `simulator cpu --json` object (SPEC §6)."""
+        """The `simulator cpu --json` object (docs/formats.md)."""
         return {"profile": self.emulator.profile, "program_hex": self.emulator.program.hex(),
                 "predicted": [s.hex() for s in self.predicted.state_bytes],
                 "emulator": [s.hex() for s in self.emulator.state_bytes],

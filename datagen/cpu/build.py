@@ -1,4 +1,4 @@
-"""`datagen cpu`: a corpus of Unicorn traces of random programs (SPEC §5, §6)."""
+"""`datagen cpu`: a corpus of Unicorn traces of random programs (docs/formats.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unicorn runs that record the full state after every executed instruction (SPEC §3).
+"""Unicorn runs that record the full state after every executed instruction (docs/formats.md).
 
 One `Emulator` per profile and process, reused for every program: every register is reset (the
 ones outside the state too), the code page rewritten, the data page zeroed and the translation

@@ -1,4 +1,4 @@
-"""CPU profiles (SPEC §3): the architecture, the state's registers and the memory map, as data."""
+"""CPU profiles (docs/formats.md): the architecture, the state's registers and the memory map, as data."""
 
 from __future__ import annotations
 

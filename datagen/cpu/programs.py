@@ -1,4 +1,4 @@
-"""Seeded random programs and initial states (SPEC §3), valid by construction.
+"""Seeded random programs and initial states, valid by construction.
 
 A program is a list of groups of instructions; each group is one instruction except where an
 instruction needs a set-up to be valid:

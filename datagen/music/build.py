@@ -1,4 +1,4 @@
-"""`datagen music`: ABC -> MIDI pairs from a reference converter, as a `CorpusJob` (SPEC §4-§6).
+"""`datagen music`: ABC -> MIDI pairs from a reference converter, as a `CorpusJob` (docs/formats.md).
 
 Rows are a pure function of (arguments, row index). The sources given are interleaved round
 robin; a source that runs out (music21's ~13,000 tunes, the user's files) drops out of the

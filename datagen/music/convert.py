@@ -1,4 +1,4 @@
-"""Reference converters (SPEC §4): abc2midi (default) or music21, and midi2abc for the reverse.
+"""Reference converters: abc2midi (default) or music21, and midi2abc for the reverse.
 
 `convert(abc, converter)` returns a `Conversion`: the converter's raw MIDI bytes, or the kind of
 failure. Failure kinds (counted in the manifest, never dropped):

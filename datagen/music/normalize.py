@@ -1,4 +1,4 @@
-"""The one MIDI normalisation pass (SPEC §4), applied to every converter's output.
+"""The one MIDI normalisation pass (docs/music.md), applied to every converter's output.
 
 `normalize_midi(data)` parses the file with mido and writes it again, which gives:
 

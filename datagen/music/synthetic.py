@@ -1,4 +1,4 @@
-"""A seeded generator of valid, musically plausible ABC tunes (SPEC §4).
+"""A seeded generator of valid, musically plausible ABC tunes.
 
 Each tune is a pure function of `(seed, index, options)`. It covers every key (tonic x mode with
 at most 7 sharps or flats), common and compound meters (2/4 3/4 4/4 6/8 9/8 12/8 3/8 C C|),
