@@ -35,3 +35,16 @@ def is_leftover(path: Path) -> bool:
     """A hidden file that an interrupted writer of ours leaves (atomic_write's temporary file,
     the folder probe): never data, so a folder holding only these counts as empty."""
     return path.name == ".write-probe" or (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
+def display_path(path: Path | str, *roots: Path | str) -> str:
+    """`path` as a person or a document should see it: relative to the first of `roots` (default:
+    the current folder) that holds it, else as given. No machine's absolute paths in cards and
+    printed output where a relative one says the same."""
+    path = Path(path)
+    for root in roots or (Path.cwd(),):
+        try:
+            return str(path.resolve().relative_to(Path(root).resolve()))
+        except ValueError:
+            continue
+    return str(path)

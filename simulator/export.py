@@ -7,11 +7,13 @@ and, given `simulator eval --json` output, its metrics.
 from __future__ import annotations
 
 import json
+import shlex
+import time
 from pathlib import Path
 from typing import Any
 
 from bytesim_common.errors import UserError
-from bytesim_common.files import atomic_write
+from bytesim_common.files import atomic_write, display_path
 from datagen.corpus import read_manifest
 from simulator.checkpoint import (
     CONFIG,
@@ -22,6 +24,18 @@ from simulator.checkpoint import (
     save_pretrained,
 )
 from simulator.evaluate import format_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shown(path: Path | str) -> str:
+    """A path as a card states it: relative to the repository, or to the current folder."""
+    return display_path(path, REPO, Path.cwd())
+
+
+def _shown_command(command: str) -> str:
+    """A recorded command with its absolute paths made relative as `_shown` does."""
+    return shlex.join(_shown(a) if a.startswith("/") else a for a in shlex.split(command))
 
 
 def _licence_note(manifest: dict[str, Any] | None) -> str:
@@ -72,7 +86,9 @@ def export_run(run: Path | str, dest: Path | str, eval_json: Path | str | None =
     if eval_json is not None:
         try:
             lines = Path(eval_json).read_text().strip().splitlines()
-            table = format_table(json.loads(lines[-1]))
+            result = json.loads(lines[-1])
+            table = format_table({**result, "data": _shown(result["data"]),
+                                  "model": _shown(result["model"])})
         except (OSError, IndexError, json.JSONDecodeError, KeyError) as e:
             raise UserError(f"--eval-json {eval_json}: not `simulator eval --json` output "
                             f"({e})") from None
@@ -86,16 +102,17 @@ def export_run(run: Path | str, dest: Path | str, eval_json: Path | str | None =
         f"# {dest.name}", "",
         (f"A bytesim byte model for the `{meta['codec']['task']}` task "
          f"(preset `{meta.get('preset')}`, {n_params / 1e6:.2f}M parameters), "
-         f"exported from `{run}` at step {step}."), "",
+         f"exported from `{_shown(run)}` at step {step}."), "",
         "| | |", "| --- | --- |",
-        (f"| data | `{data}` ({counts.get('rows', '?')} rows; "
+        (f"| data | `{_shown(data) if data else '?'}` ({counts.get('rows', '?')} rows; "
          f"{manifest.get('generator', '?') if manifest else '?'}, "
          f"args `{json.dumps(manifest.get('args')) if manifest else '?'}`) |"),
         f"| data licence | {_licence_note(manifest)} |",
         f"| sequences | {_sequences_note(summary, info)} |",
-        f"| command | `{info.get('command', '?')}` |",
+        f"| command | `{_shown_command(info['command']) if 'command' in info else '?'}` |",
         f"| steps | {step} of {info.get('args', {}).get('steps', '?')} |",
         f"| wall time | {summary.get('wall_s', '?')} s |",
+        f"| dates | trained from {info.get('started', '?')[:10]}, exported {time.strftime('%Y-%m-%d')} |",
         f"| hardware | {info.get('hardware', '?')} x {info.get('processes', 1)} process(es) |",
         f"| codec | `{json.dumps(meta['codec'], sort_keys=True)}` |",
         f"| bytesim | {meta['bytesim_version']} (checkpoint format {meta['format']}) |", "",

@@ -141,3 +141,17 @@ def test_shipped_checkpoints_load_and_give_the_same_outputs(name):
     assert argmax == want_argmax
     assert float(logits.double().sum()) == pytest.approx(want_sum, rel=1e-6)
     assert float(logits.double().abs().sum()) == pytest.approx(want_abs, rel=1e-6)
+
+
+def test_model_card_states_paths_relative_and_the_dates(tiny_cpu, tmp_path, monkeypatch):
+    """A card names the run, the data and the command relative to where they were exported
+    (the repository or the current folder), never the machine's absolute paths, and is dated."""
+    from simulator.export import export_run
+
+    root = tiny_cpu.run.parent
+    monkeypatch.chdir(root)
+    card = (export_run(tiny_cpu.run.name, tmp_path / "card") / "README.md").read_text()
+    assert str(root) not in card
+    assert f"exported from `{tiny_cpu.run.name}`" in card
+    assert "--data corpus" in card and "| data | `corpus`" in card
+    assert "| dates | trained from 20" in card
