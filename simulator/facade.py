@@ -13,6 +13,7 @@ harness for CPUs, abc2midi / midi2abc for music.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,15 +56,17 @@ InitialState = None | bytes | Mapping[str, int] | str
 
 
 def default_model_path(name: str) -> Path:
-    """`trained/NAME` of the repository (where `simulator export` puts shipped checkpoints)."""
-    return TRAINED / name
+    """`trained/NAME` of the repository (where `simulator export` puts shipped checkpoints), or
+    NAME in the folder $BYTESIM_TRAINED names (an install that does not carry `trained/`)."""
+    return Path(os.environ.get("BYTESIM_TRAINED") or TRAINED) / name
 
 
 def _load(path: str | Path | None, default: str, device: str):
     if path is None and not default_model_path(default).exists():
         raise UserError(f"no checkpoint at {default_model_path(default)}: train one "
                         f"(`simulator train` then `simulator export RUN trained/{default}`) "
-                        "or give a model path")
+                        "or give a model path (--model), or set BYTESIM_TRAINED to the folder "
+                        "that holds the shipped checkpoints")
     folder = resolve_model_path(default_model_path(default) if path is None else path)
     model, meta = load_pretrained(folder, device)
     return folder, model, meta, codec_from_options(meta["codec"])

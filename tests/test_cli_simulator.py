@@ -171,3 +171,25 @@ def test_train_options_are_the_train_args_fields_with_their_defaults(capsys):
     assert new.max_len == old.max_len == 256
     assert "--max-len is deprecated, use --context" in capsys.readouterr().err
     assert "--context 256" in command_line(TrainArgs.from_namespace(new))
+
+
+def test_a_non_editable_install_is_pointed_at_trained_in_one_line(tmp_path):
+    """`pip install .` (not editable) does not carry trained/: the default model is then
+    refused in one line that names BYTESIM_TRAINED, and BYTESIM_TRAINED points at it."""
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                    "--no-build-isolation", "--target", str(site), str(REPO)],
+                   check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(site), "OMP_NUM_THREADS": "1"}
+    env.pop("BYTESIM_TRAINED", None)
+    cmd = [sys.executable, "-m", "simulator", "cpu", "li x1, 5", "--json"]
+    where = subprocess.run([sys.executable, "-c", "import simulator; print(simulator.__file__)"],
+                           check=True, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert where.stdout.startswith(str(site))  # the installed copy, not this checkout
+    r = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "BYTESIM_TRAINED" in r.stderr and "--model" in r.stderr
+    r = subprocess.run(cmd, check=False, cwd=tmp_path, capture_output=True, text=True,
+                       env={**env, "BYTESIM_TRAINED": str(REPO / "trained")})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["profile"] == "rv32e"
