@@ -130,13 +130,20 @@ def test_too_long_input_and_bad_max_steps_are_refused(sim):
     assert sim.predict("nop", max_steps=2).n_steps <= 2
 
 
-def test_profile_comes_from_the_run_or_is_asked_for(tiny_cpu):
+def test_profile_comes_from_the_run_or_is_asked_for(tiny_cpu, tmp_path):
     assert CPUSimulator.from_pretrained(tiny_cpu.run).profile.name == "rv32e-mini"
-    if read_config(tiny_cpu.checkpoint)["codec"].get("profile"):
-        assert CPUSimulator.from_pretrained(tiny_cpu.checkpoint).profile.name == "rv32e-mini"
-    else:
-        with pytest.raises(UserError, match="does not record the CPU profile"):
-            CPUSimulator.from_pretrained(tiny_cpu.checkpoint)
+    assert read_config(tiny_cpu.checkpoint)["codec"]["profile"] == "rv32e-mini"
+    assert CPUSimulator.from_pretrained(tiny_cpu.checkpoint).profile.name == "rv32e-mini"
+    # a checkpoint that does not record its profile (as older ones) must be told it
+    unrecorded = tmp_path / "no-profile"
+    shutil.copytree(tiny_cpu.checkpoint, unrecorded)
+    config = read_config(unrecorded)
+    config["codec"]["profile"] = None
+    (unrecorded / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="does not record the CPU profile"):
+        CPUSimulator.from_pretrained(unrecorded)
+    assert CPUSimulator.from_pretrained(unrecorded, profile="rv32e-mini").profile.name == \
+        "rv32e-mini"
     with pytest.raises(UserError, match="trained on rv32e-mini traces, not x86"):
         CPUSimulator.from_pretrained(tiny_cpu.run, profile="x86")
 
@@ -207,3 +214,4 @@ def test_invalid_model_output_carries_the_raw_bytes(tmp_path, monkeypatch):
 def test_a_cpu_checkpoint_is_not_a_music_converter(tiny_cpu):
     with pytest.raises(UserError, match="is a cpu model, not a music converter"):
         MusicConverter.from_pretrained(tiny_cpu.checkpoint)
+
