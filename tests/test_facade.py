@@ -215,3 +215,17 @@ def test_a_cpu_checkpoint_is_not_a_music_converter(tiny_cpu):
     with pytest.raises(UserError, match="is a cpu model, not a music converter"):
         MusicConverter.from_pretrained(tiny_cpu.checkpoint)
 
+
+def test_x86_through_the_facade(tiny_x86):
+    """x86 goes the same way: the profile from the checkpoint, x86 machine code, its registers."""
+    sim = CPUSimulator.from_pretrained(tiny_x86.checkpoint)
+    assert sim.profile.name == "x86"
+    x86 = PROFILES["x86"]
+    rows = tiny_x86.rows
+    inits = [r["states"][: x86.state_size] for r in rows]
+    assert [t.states for t in sim.predict([r["program"] for r in rows], inits)] == \
+        [r["states"] for r in rows]
+    c = sim.compare(rows[0]["program"], inits[0])
+    assert c.byte_accuracy == c.state_exact == 1.0 and c.final_exact
+    assert list(c.predicted.registers[0]) == list(x86.registers)
+    assert c.summary()["profile"] == "x86"
