@@ -3,7 +3,9 @@
 A checkpoint folder holds `config.json` (model config, codec options, format and bytesim version,
 the sha256 of every weights file) and either `model.safetensors` or, when the weights exceed
 `max_shard_bytes`, HF-style shards `model-0000i-of-0000n.safetensors` listed in
-`model.safetensors.index.json`. Loading checks everything and fails with one line.
+`model.safetensors.index.json`; no shard holds more than `max_shard_bytes` of tensors, so a
+tensor larger than that is stored as row parts `NAME@part0`, `NAME@part1`, ... (joined on
+loading). Loading checks everything and fails with one line.
 
 A run folder (`simulator train --out RUN`) keeps its latest resumable state in
 `RUN/checkpoints/step-XXXXXXX/` (a checkpoint folder + `state.pt`: optimizer, RNG, step), made
@@ -42,6 +44,7 @@ INDEX = "model.safetensors.index.json"
 STATE = "state.pt"
 LATEST = "latest"
 MAX_SHARD_BYTES = 15 * 2**20  # files over 16 MB cannot travel back from a remote GPU machine
+PART = "@part"  # a tensor over the cap is stored as NAME@part0, NAME@part1, ... (rows of it)
 CONFIG_KEYS = {"format", "bytesim_version", "model", "codec", "files", "preset"}
 WEIGHTS_NAME = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors")
 
@@ -65,16 +68,49 @@ def _unique_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             if k not in aliases}
 
 
+def _split_by_rows(name: str, t: torch.Tensor, limit: int) -> dict[str, torch.Tensor]:
+    """A tensor of more than `limit` bytes as parts `NAME@partK` of whole rows (dim 0), each of
+    at most `limit` bytes; `_join_parts` puts it back."""
+    row = t[0].numel() * t.element_size() if t.dim() else t.element_size()
+    if t.dim() == 0 or row > limit:
+        raise ValueError(f"tensor {name}: one row ({row} bytes) exceeds the shard cap of "
+                         f"{limit} bytes")
+    rows = limit // row
+    return {f"{name}{PART}{k}": t[a: a + rows].clone()
+            for k, a in enumerate(range(0, t.shape[0], rows))}
+
+
+def _join_parts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `_split_by_rows` over a whole state dict."""
+    parts: dict[str, dict[int, torch.Tensor]] = {}
+    out = {}
+    for key, t in tensors.items():
+        name, sep, k = key.rpartition(PART)
+        if sep and k.isdigit():
+            parts.setdefault(name, {})[int(k)] = t
+        else:
+            out[key] = t
+    for name, pieces in parts.items():
+        if sorted(pieces) != list(range(len(pieces))):
+            raise ValueError(f"tensor {name}: parts {sorted(pieces)} are not 0..{len(pieces) - 1}")
+        out[name] = torch.cat([pieces[k] for k in range(len(pieces))])
+    return out
+
+
 def _shards(tensors: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
+    """Pack tensors, in order, into shards of at most `limit` bytes; a bigger tensor is split."""
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
-    for name, t in tensors.items():
-        n = t.numel() * t.element_size()
-        if shards[-1] and size + n > limit:
-            shards.append({})
-            size = 0
-        shards[-1][name] = t
-        size += n
+    for big_name, big in tensors.items():
+        n_big = big.numel() * big.element_size()
+        pieces = _split_by_rows(big_name, big, limit) if n_big > limit else {big_name: big}
+        for name, t in pieces.items():
+            n = t.numel() * t.element_size()
+            if shards[-1] and size + n > limit:
+                shards.append({})
+                size = 0
+            shards[-1][name] = t
+            size += n
     return shards
 
 
@@ -159,7 +195,10 @@ def _read_weights(path: Path, files: dict[str, str]) -> dict[str, torch.Tensor]:
             tensors.update(st_load(data))
         except (SafetensorError, ValueError) as e:
             raise UserError(f"{f} is not a readable safetensors file: {e}") from None
-    return tensors
+    try:
+        return _join_parts(tensors)
+    except (ValueError, RuntimeError) as e:  # missing parts, parts of other widths
+        raise UserError(f"{path}: {e}") from None
 
 
 def _check_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:

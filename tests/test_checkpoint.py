@@ -1,10 +1,12 @@
 """Checkpoints: round trips (single file and sharded), and one-line refusals of bad folders."""
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from bytesim_common.errors import UserError
 from simulator.checkpoint import INDEX, load_pretrained, save_pretrained
@@ -155,3 +157,40 @@ def test_model_card_states_paths_relative_and_the_dates(tiny_cpu, tmp_path, monk
     assert f"exported from `{tiny_cpu.run.name}`" in card
     assert "--data corpus" in card and "| data | `corpus`" in card
     assert "| dates | trained from 20" in card
+
+
+def test_a_tensor_over_the_shard_cap_is_split_and_joined(tmp_path):
+    """No shard holds more than the cap: a bigger tensor (tiny's 1 MB top-level embedding
+    against a 200 kB cap) is stored as row parts and comes back whole."""
+    model = ByteModel(PRESETS["tiny"])
+    cap = 200_000
+    big = "levels.0.embed.weight"
+    assert model.state_dict()[big].numel() * 4 > cap
+    save_pretrained(model, CODEC, tmp_path, max_shard_bytes=cap)
+    weight_map = json.loads((tmp_path / INDEX).read_text())["weight_map"]
+    assert big not in weight_map and f"{big}@part0" in weight_map
+    for shard in tmp_path.glob("model-*-of-*.safetensors"):
+        tensors = load_file(shard)
+        assert sum(t.numel() * t.element_size() for t in tensors.values()) <= cap
+    loaded = load_pretrained(tmp_path)[0]
+    assert torch.equal(loaded.state_dict()[big], model.state_dict()[big])
+    assert _same_outputs(model, loaded)
+    # a part gone missing is refused in one line
+    shard = tmp_path / weight_map[f"{big}@part1"]
+    tensors = {k: v for k, v in load_file(shard).items() if k != f"{big}@part1"}
+    save_file(tensors, shard)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["files"][shard.name] = hashlib.sha256(shard.read_bytes()).hexdigest()
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    _refused(tmp_path, "parts")
+
+
+def test_the_largest_shipped_checkpoint_saves_under_the_cap(tmp_path):
+    """trained/cpu-rv32e's 16.9 MB embedding, saved again: every file under the 15 MiB cap."""
+    from simulator.checkpoint import MAX_SHARD_BYTES
+
+    model, meta = load_pretrained(ROOT / "trained" / "cpu-rv32e")
+    save_pretrained(model, meta["codec"], tmp_path, meta["preset"])
+    assert max(p.stat().st_size for p in tmp_path.glob("*.safetensors")) < MAX_SHARD_BYTES + 2**16
+    again = load_pretrained(tmp_path)[0].state_dict()
+    assert all(torch.equal(t, again[k]) for k, t in model.state_dict().items())
