@@ -2,19 +2,16 @@
 
 import hashlib
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from helpers import ROOT
 from safetensors.torch import load_file, save_file
 
 from bytesim_common.errors import UserError
 from simulator.checkpoint import INDEX, load_pretrained, save_pretrained
-from simulator.cli import main
 from simulator.codec import make_codec
 from simulator.model import PRESETS, ByteModel
-
-ROOT = Path(__file__).resolve().parents[1]
 
 CODEC = make_codec("cpu", 16).options()
 
@@ -102,14 +99,6 @@ def test_other_version_and_unknown_fields(saved, tmp_path):
     _refused(tmp_path / "nowhere", "no checkpoint folder")
     (path / "config.json").write_text("{not json")
     _refused(path, "not valid JSON")
-
-
-def test_cli_error_is_one_line_and_exit_2(tmp_path, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(["eval", "--model", str(tmp_path / "missing"), "--data", str(tmp_path)])
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("simulator: error:")
 
 
 def test_model_card_names_the_music_data_licences():

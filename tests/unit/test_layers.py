@@ -4,7 +4,8 @@ neither side, `datagen` never imports `simulator`. Imports inside functions coun
 import ast
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from helpers import ROOT
+
 PACKAGES = ("bytesim_common", "datagen", "simulator")
 
 

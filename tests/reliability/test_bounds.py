@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_helpers import ROOT, assert_one_line_error, in_process, untrained_checkpoint
+from helpers import ROOT, assert_one_line_error, in_process, untrained_checkpoint
 
 from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
