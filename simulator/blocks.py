@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, is_dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BLOCKS: dict[str, type[nn.Module]] = {}
+BLOCKS: dict[str, Any] = {}  # name -> block class (an nn.Module with a config_class)
 
 
 def register_block(name: str):

@@ -191,8 +191,9 @@ class _CachedDecoder:
                 continue  # this level's current unit is not finished yet
             x = level.embed_units(self.tail[:, self.tail.shape[1] - level.unit :])  # (n, 1, D)
             if k > 0:
-                slot = (self.phase // level.unit) % level.group
-                x = x + self.ctx[k][:, None] + level.slot.weight[slot]
+                ctx, G = self.ctx[k], level.group
+                assert ctx is not None and G is not None  # every level below the top has them
+                x = x + ctx[:, None] + level.slot.weight[(self.phase // level.unit) % G]
             h = level(x, Positions((self.t // level.unit)[:, None]), self.caches[k])  # (n, 1, D)
             if k + 1 < len(levels):
                 self.ctx[k + 1] = levels[k + 1].from_parent(h[:, -1])

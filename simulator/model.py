@@ -29,7 +29,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -213,11 +213,15 @@ PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_la
 class Level(nn.Module):
     """One decoder level: embeds the previous unit, adds the parent's context, runs its blocks."""
 
+    group: int | None  # G_k; None at the top level
+    offsets: Tensor  # buffers
+    bit_values: Tensor
+
     def __init__(self, cfg: ModelConfig, k: int):
         super().__init__()
         last = k == cfg.n_levels - 1
         self.unit = 1 if last else cfg.patch_sizes[k]  # U_k
-        self.group = None if k == 0 else cfg.patch_sizes[k - 1] // self.unit  # G_k
+        self.group = None
         self.vocab_size = cfg.vocab_size
         d = cfg.d_model[k]
         self.embed = nn.Embedding(self.unit * cfg.vocab_size, d)  # one table per slot in a unit
@@ -227,11 +231,14 @@ class Level(nn.Module):
         self.register_buffer("offsets", torch.arange(self.unit) * cfg.vocab_size, persistent=False)
         self.start = nn.Parameter(torch.zeros(d))
         if k > 0:
+            self.group = group = cfg.patch_sizes[k - 1] // self.unit
             self.from_parent = nn.Linear(cfg.d_model[k - 1], d, bias=False)
-            self.slot = nn.Embedding(self.group, d)
+            self.slot = nn.Embedding(group, d)
         shape = LevelShape(d_model=d, group=self.group, window=cfg.local_window if last else 0)
         block, block_config = BLOCKS[cfg.block_types[k]], cfg.block_config(k)
-        self.blocks = nn.ModuleList(block(shape, block_config) for _ in range(cfg.n_layers[k]))
+        # an nn.ModuleList of blocks of any registered type
+        self.blocks = cast(Sequence[Any], nn.ModuleList(block(shape, block_config)
+                                                        for _ in range(cfg.n_layers[k])))
         self.norm = nn.LayerNorm(d)
 
     def embed_units(self, ids: Tensor) -> Tensor:
@@ -263,7 +270,9 @@ class ByteModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.levels = nn.ModuleList(Level(config, k) for k in range(config.n_levels))
+        # an nn.ModuleList, typed as the Levels it holds
+        self.levels = cast(Sequence[Level], nn.ModuleList(Level(config, k)
+                                                          for k in range(config.n_levels)))
         self.head = nn.Linear(config.d_model[-1], config.vocab_size, bias=False)
         self.apply(self._init_weights)
         # the start vectors are the whole input of a level's first unit: a zero vector there
@@ -319,9 +328,11 @@ class ByteModel(nn.Module):
             start = level.start.expand(B, 1, -1)  # (B, 1, D_k)
             x = torch.cat([start, level.embed_units(ids)], 1)[:, :L]  # (B, L_k, D_k): unit m-1 at m
             if k > 0:
+                G = level.group
+                assert G is not None  # every level below the top has one
                 ctx = level.from_parent(hs[-1])  # (B, L_{k-1}, D_k)
-                ctx = ctx.repeat_interleave(level.group, 1)[:, :L]  # (B, L_k, D_k): parent of m
-                slots = torch.arange(L, device=ids.device) % level.group  # (L_k,) m's slot
+                ctx = ctx.repeat_interleave(G, 1)[:, :L]  # (B, L_k, D_k): parent of m
+                slots = torch.arange(L, device=ids.device) % G  # (L_k,) m's slot
                 x = x + ctx + level.slot(slots)
             pos = Positions(torch.arange(L, device=ids.device)[None])  # (1, L_k)
             hs.append(level(x, pos, None if caches is None else caches[k], recompute))
