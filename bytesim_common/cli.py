@@ -100,10 +100,12 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls: type) -> None:
             kwargs["action"] = "store_true"
         else:
             kwargs["type"] = kind
-        if f.default is MISSING and f.default_factory is MISSING:
-            kwargs["required"] = True
-        else:
+        if f.default is not MISSING:
             kwargs["default"] = f.default
+        elif f.default_factory is not MISSING:
+            kwargs["default"] = f.default_factory()
+        else:
+            kwargs["required"] = True
         if aliases:
             kwargs["help"] = f"{kwargs['help']} ({', '.join(aliases)}: deprecated spelling)"
             kwargs["action"] = _deprecated_alias(flag_of(f), aliases, kwargs.pop("action", None))
