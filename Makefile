@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow bench lint typecheck clean
 
 setup: $(STAMP)
 
@@ -35,7 +35,11 @@ bench: setup
 	$(PY) -m benchmarks.all
 
 lint: setup
-	$(VENV)/bin/ruff check datagen simulator benchmarks tests examples
+	$(VENV)/bin/ruff check bytesim_common datagen simulator benchmarks tests examples
+
+# the core modules listed under [tool.mypy] in pyproject.toml
+typecheck: setup
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

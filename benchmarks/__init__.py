@@ -1,1 +1,1 @@
-"""Benchmarks, each run as `python -m benchmarks.NAME [--quick] [--json]` (SPEC §9)."""
+"""Benchmarks, each run as `python -m benchmarks.NAME [--quick] [--json]`."""

@@ -1,4 +1,4 @@
-"""Every benchmark (SPEC §9), one after another in this process, recorded as one dated table in
+"""Every benchmark, one after another in this process, recorded as one dated table in
 RESULTS.md (keys prefixed with the benchmark's name). `make bench` runs this.
 
     python -m benchmarks.all [--quick] [--json] [--no-record] [--device cuda] [--threads N]

@@ -1,4 +1,4 @@
-"""Data generation speed (SPEC §9): traces/s per profile against the unhooked emulator, and
+"""Data generation speed: traces/s per profile against the unhooked emulator, and
 the speed-up of 2 workers over 1. Each part is a function returning JSON-able figures; a new
 part (e.g. music pairs/s) is one function plus one line in PARTS.
 

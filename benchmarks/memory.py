@@ -1,4 +1,4 @@
-"""Training memory (SPEC §9): the peak memory of one training step (forward, cross-entropy,
+"""Training memory: the peak memory of one training step (forward, cross-entropy,
 backward, AdamW) at growing context lengths, batch 1, for a two- and a three-level model, with
 activation checkpointing (`ModelConfig.checkpoint_activations`, `simulator train
 --checkpoint-activations`): the way to train on long contexts. One point without it, at the

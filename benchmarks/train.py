@@ -1,4 +1,4 @@
-"""Training speed (SPEC §9): bytes/s of one training step (forward, cross-entropy, backward, AdamW)
+"""Training speed: bytes/s of one training step (forward, cross-entropy, backward, AdamW)
 of our hierarchical model, side by side in one run with, at the same context and batch:
 
 - a flat causal byte transformer of the same parameter count (our blocks, full attention);
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmarks.results import run_benchmark
-from simulator.blocks import BlockSpec, Positions, TransformerBlock
+from simulator.blocks import LevelShape, Positions, TransformerBlock, TransformerConfig
 from simulator.model import ByteModel, ModelConfig
 
 VOCAB = 258
@@ -102,8 +102,8 @@ class FlatByteModel(nn.Module):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, d_model)
         self.start = nn.Parameter(torch.zeros(d_model))
-        spec = BlockSpec(d_model=d_model, n_heads=n_heads, group=None)
-        self.blocks = nn.ModuleList(TransformerBlock(spec) for _ in range(n_layers))
+        shape, config = LevelShape(d_model=d_model, group=None), TransformerConfig(n_heads=n_heads)
+        self.blocks = nn.ModuleList(TransformerBlock(shape, config) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab_size, bias=False)
 

@@ -1,23 +1,16 @@
-"""The `datagen` command (SPEC §6)."""
+"""The `datagen` command; what it writes: docs/formats.md."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from datagen.errors import UserError, cli_entry
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (exit 2) rather than usage + message."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UserError(f"{message} (see `{self.prog} --help`)")
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="datagen", description="Make corpora from real emulators and converters.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineErrorParser(prog="datagen", description="Make corpora from real emulators and converters.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
 
     cpu = sub.add_parser("cpu", help="CPU traces from Unicorn runs of random programs")
     cpu.add_argument("--profile", default="rv32e", help="rv32e (default), rv32e-mini, x86")

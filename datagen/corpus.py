@@ -1,4 +1,4 @@
-"""Corpus on disk (SPEC §5): Parquet shards + per-shard sidecars + `manifest.json`.
+"""Corpus on disk (docs/formats.md): Parquet shards + per-shard sidecars + `manifest.json`.
 
 Shared by every generator (CPU traces, music pairs). A generator describes its rows as a
 `CorpusJob`: a pure function `make_rows(start, stop)` of the row indices, the Parquet schema,
@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,15 +32,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from bytesim_common.errors import UserError
+from bytesim_common.files import atomic_write, atomic_write_json, is_leftover
+from bytesim_common.progress import progress_bar
 from datagen import CORPUS_FORMAT, __version__
-from datagen.errors import UserError
-from datagen.progress import progress_bar
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "valid", "test")
 MAX_FAILURE_EXAMPLES = 5
 SHARD_NAME = re.compile(r"shard-\d{5,}\.parquet")
 SIDECAR_KEYS = frozenset({"sha256", "rows", "counts", "failures", "failure_examples"})
+
+
+_KIND_SCHEMAS: dict[str, pa.Schema] = {}
+
+
+def register_kind(kind: str, schema: pa.Schema) -> None:
+    """A generator declares the Parquet schema of the corpus kind it makes (on import), so that
+    readers check shards against it; `datagen.kinds` imports every generator."""
+    _KIND_SCHEMAS[kind] = schema
 
 
 @dataclass
@@ -109,34 +118,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a reader sees the old file or the new, never a part."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def is_leftover(path: Path) -> bool:
-    """A hidden file that an interrupted writer of ours leaves (atomic_write's temporary file,
-    the folder probe): never data, so a folder holding only these counts as empty."""
-    return path.name == ".write-probe" or (path.name.startswith(".") and path.name.endswith(".tmp"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
 def shard_name(i: int) -> str:
@@ -350,15 +331,9 @@ def read_manifest(corpus: Path | str, kind: str | None = None) -> dict:
     return manifest
 
 
-def kind_schema(kind: str) -> pa.Schema | None:
-    """The Parquet schema of the shards of a corpus kind made by this datagen (else None)."""
-    if kind == "cpu":
-        from datagen.cpu.build import SCHEMA
-    elif kind == "music":
-        from datagen.music.build import SCHEMA
-    else:
-        return None
-    return SCHEMA
+def kind_schema(kind: str | None) -> pa.Schema | None:
+    """The Parquet schema of the shards of a registered corpus kind (else None)."""
+    return None if kind is None else _KIND_SCHEMAS.get(kind)
 
 
 def _check_columns(t: pa.Table, columns: list[str], schema: pa.Schema | None, path: Path) -> None:

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from bytesim_common.errors import UserError
 from datagen.corpus import read_manifest, read_table
-from datagen.errors import UserError
+from datagen.kinds import KINDS  # noqa: F401 (each generator registers its shard schema)
 
 
 def format_cpu_row(row: dict, manifest: dict) -> str:

@@ -38,7 +38,7 @@ def main() -> None:
     for s in wrong:
         print(f"step {s.step} ({s.instruction_class}: {s.instruction}): wrong "
               f"{', '.join(s.wrong_registers)}")
-    print(json.dumps({"byte_accuracy": report.byte_accuracy, "states_exact": report.states_exact,
+    print(json.dumps({"byte_accuracy": report.byte_accuracy, "state_exact": report.state_exact,
                       "by_register": report.by_register}))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from datagen.corpus import write_corpus
 from datagen.cpu.build import cpu_job
-from simulator.checkpoint import export_run
+from simulator.export import export_run
 from simulator.facade import CPUSimulator
 from simulator.train import TrainArgs, train
 

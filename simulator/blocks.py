@@ -1,7 +1,13 @@
-"""Block registry: the layers a decoder level of the byte model is built from.
+"""Block types: the layers a decoder level of the byte model is built from, by name.
+
+A block is built from two things: the `LevelShape` its level gives every block (width and the
+attention pattern), and its own typed config, a dataclass that the block type declares as
+`config_class` (`TransformerConfig` for "transformer"). `ModelConfig.block_types[k]` names the
+type of level k's blocks and `ModelConfig.block_options[k]` sets fields of its config, so a new
+block type brings its own settings.
 
 A block maps x (B, L, D) -> (B, L, D) causally. Its attention pattern is fixed at construction by
-`BlockSpec.group` and `BlockSpec.window`:
+`LevelShape.group` and `LevelShape.window`:
 
     group None       full causal attention over the whole sequence (the top level)
     group G, window W   the sequence is cut into groups of G positions (the units of the level
@@ -18,29 +24,36 @@ keeps only what later positions can still see, and supports `select(rows)` and
 `type(cache).stack([...])` (caches made one prompt at a time, batched; shorter ones are padded on
 the left and masked).
 
-New block types (e.g. Mamba): decorate an nn.Module class taking `__init__(spec: BlockSpec)` with
-`@register_block("name")` and give it the same `forward(x, pos, cache=None)` and `new_cache()`
-contract; the model builds each level from `BLOCKS[config.block_types[k]]`.
+New block types (e.g. Mamba): write the config dataclass of its settings, decorate an nn.Module
+class taking `__init__(shape: LevelShape, config: ItsConfig)` and naming `config_class = ItsConfig`
+with `@register_block("name")`, and give it the same `forward(x, pos, cache=None)` and
+`new_cache()` contract. The model builds level k's blocks as
+`BLOCKS[name](shape, config.block_config(k))`.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-BLOCKS: dict[str, type[nn.Module]] = {}
+BLOCKS: dict[str, Any] = {}  # name -> block class (an nn.Module with a config_class)
 
 
 def register_block(name: str):
-    """Class decorator: make a block type available to `ModelConfig.block_types` under `name`."""
+    """Class decorator: make a block type (a class with a `config_class`) available to
+    `ModelConfig.block_types` under `name`."""
 
     def add(cls: type[nn.Module]) -> type[nn.Module]:
         if name in BLOCKS:
             raise ValueError(f"block type {name!r} is already registered")
+        if not is_dataclass(getattr(cls, "config_class", None)):
+            raise ValueError(f"block type {name!r}: {cls.__name__}.config_class must be the "
+                             "dataclass of its settings")
         BLOCKS[name] = cls
         return cls
 
@@ -48,11 +61,19 @@ def register_block(name: str):
 
 
 @dataclass(frozen=True)
-class BlockSpec:
+class LevelShape:
+    """What a level gives each of its blocks, whatever their type."""
+
     d_model: int
-    n_heads: int
     group: int | None  # None: full causal attention; else groups of this many positions
     window: int = 0  # positions before the group that are visible too (needs a group)
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """The settings of a "transformer" block."""
+
+    n_heads: int
     mlp_ratio: int = 4
     dropout: float = 0.0
     rope_base: float = 10000.0
@@ -106,9 +127,9 @@ class KVCache:
             if c.valid is not None:
                 valid = c.valid
             valids.append(F.pad(valid, (pad, 0), value=False))
-        valid = torch.cat(valids)
-        valid = None if bool(valid.all()) else valid
-        return cls(torch.cat(ks), torch.cat(vs), valid, caches[0].seen)
+        valid_all = torch.cat(valids)
+        return cls(torch.cat(ks), torch.cat(vs), None if bool(valid_all.all()) else valid_all,
+                   caches[0].seen)
 
 
 class Positions:
@@ -148,15 +169,15 @@ def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
 class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention with RoPE, full or grouped (+ window), with a KV cache."""
 
-    def __init__(self, spec: BlockSpec):
+    def __init__(self, shape: LevelShape, config: TransformerConfig):
         super().__init__()
-        if spec.window and spec.group is None:
+        if shape.window and shape.group is None:
             raise ValueError("an attention window needs a group (full attention sees everything)")
-        self.n_heads, self.group, self.window = spec.n_heads, spec.group, spec.window
-        self.dropout = spec.dropout
-        self.qkv = nn.Linear(spec.d_model, 3 * spec.d_model, bias=False)
-        self.out = nn.Linear(spec.d_model, spec.d_model, bias=False)
-        self.head_dim, self.rope_base = spec.d_model // spec.n_heads, spec.rope_base
+        self.n_heads, self.group, self.window = config.n_heads, shape.group, shape.window
+        self.dropout = config.dropout
+        self.qkv = nn.Linear(shape.d_model, 3 * shape.d_model, bias=False)
+        self.out = nn.Linear(shape.d_model, shape.d_model, bias=False)
+        self.head_dim, self.rope_base = shape.d_model // config.n_heads, config.rope_base
 
     def forward(self, x: Tensor, pos: Positions, cache: KVCache | None = None) -> Tensor:
         B, L, D = x.shape
@@ -213,6 +234,7 @@ class CausalSelfAttention(nn.Module):
     def _window_mask(self, n: int, device: torch.device) -> Tensor:
         """(n, 1, G, W+G) bool: query i of group g sees window key j (position g*G - W + j)."""
         G, W = self.group, self.window
+        assert G is not None, "a window needs a group"
         i = torch.arange(G, device=device)[:, None]
         j = torch.arange(W + G, device=device)[None, :]
         start = torch.arange(n, device=device)[:, None, None] * G - W
@@ -220,10 +242,10 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, spec: BlockSpec):
+    def __init__(self, d_model: int, ratio: int):
         super().__init__()
-        self.up = nn.Linear(spec.d_model, spec.mlp_ratio * spec.d_model, bias=False)
-        self.out = nn.Linear(spec.mlp_ratio * spec.d_model, spec.d_model, bias=False)
+        self.up = nn.Linear(d_model, ratio * d_model, bias=False)
+        self.out = nn.Linear(ratio * d_model, d_model, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out(F.gelu(self.up(x), approximate="tanh"))
@@ -233,13 +255,15 @@ class MLP(nn.Module):
 class TransformerBlock(nn.Module):
     """Pre-norm transformer block: x + attn(norm(x)), then x + mlp(norm(x))."""
 
-    def __init__(self, spec: BlockSpec):
+    config_class = TransformerConfig
+
+    def __init__(self, shape: LevelShape, config: TransformerConfig):
         super().__init__()
-        self.norm1 = nn.LayerNorm(spec.d_model)
-        self.attn = CausalSelfAttention(spec)
-        self.norm2 = nn.LayerNorm(spec.d_model)
-        self.mlp = MLP(spec)
-        self.drop = nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
+        self.norm1 = nn.LayerNorm(shape.d_model)
+        self.attn = CausalSelfAttention(shape, config)
+        self.norm2 = nn.LayerNorm(shape.d_model)
+        self.mlp = MLP(shape.d_model, config.mlp_ratio)
+        self.drop = nn.Dropout(config.dropout) if config.dropout else nn.Identity()
 
     def new_cache(self) -> KVCache:
         empty = self.attn.qkv.weight.new_zeros(1, self.attn.n_heads, 0, self.attn.head_dim)

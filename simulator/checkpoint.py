@@ -1,9 +1,11 @@
-"""Checkpoints (SPEC §8): `config.json` + safetensors weights (no pickle), and run-folder state.
+"""Checkpoints (docs/formats.md): `config.json` + safetensors weights (no pickle), and run-folder state.
 
 A checkpoint folder holds `config.json` (model config, codec options, format and bytesim version,
 the sha256 of every weights file) and either `model.safetensors` or, when the weights exceed
 `max_shard_bytes`, HF-style shards `model-0000i-of-0000n.safetensors` listed in
-`model.safetensors.index.json`. Loading checks everything and fails with one line.
+`model.safetensors.index.json`; no shard holds more than `max_shard_bytes` of tensors, so a
+tensor larger than that is stored as row parts `NAME@part0`, `NAME@part1`, ... (joined on
+loading). Loading checks everything and fails with one line.
 
 A run folder (`simulator train --out RUN`) keeps its latest resumable state in
 `RUN/checkpoints/step-XXXXXXX/` (a checkpoint folder + `state.pt`: optimizer, RNG, step), made
@@ -20,17 +22,20 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from datagen.corpus import atomic_write, atomic_write_json
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
+from bytesim_common.files import atomic_write, atomic_write_json
 from simulator import __version__
 from simulator.codec import codec_from_options
+
+if TYPE_CHECKING:
+    from simulator.model import ByteModel
 
 FORMAT = 1  # bumped whenever the layout of a checkpoint changes
 CONFIG = "config.json"
@@ -39,6 +44,7 @@ INDEX = "model.safetensors.index.json"
 STATE = "state.pt"
 LATEST = "latest"
 MAX_SHARD_BYTES = 15 * 2**20  # files over 16 MB cannot travel back from a remote GPU machine
+PART = "@part"  # a tensor over the cap is stored as NAME@part0, NAME@part1, ... (rows of it)
 CONFIG_KEYS = {"format", "bytesim_version", "model", "codec", "files", "preset"}
 WEIGHTS_NAME = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors")
 
@@ -62,20 +68,53 @@ def _unique_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             if k not in aliases}
 
 
+def _split_by_rows(name: str, t: torch.Tensor, limit: int) -> dict[str, torch.Tensor]:
+    """A tensor of more than `limit` bytes as parts `NAME@partK` of whole rows (dim 0), each of
+    at most `limit` bytes; `_join_parts` puts it back."""
+    row = t[0].numel() * t.element_size() if t.dim() else t.element_size()
+    if t.dim() == 0 or row > limit:
+        raise ValueError(f"tensor {name}: one row ({row} bytes) exceeds the shard cap of "
+                         f"{limit} bytes")
+    rows = limit // row
+    return {f"{name}{PART}{k}": t[a: a + rows].clone()
+            for k, a in enumerate(range(0, t.shape[0], rows))}
+
+
+def _join_parts(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The inverse of `_split_by_rows` over a whole state dict."""
+    parts: dict[str, dict[int, torch.Tensor]] = {}
+    out = {}
+    for key, t in tensors.items():
+        name, sep, k = key.rpartition(PART)
+        if sep and k.isdigit():
+            parts.setdefault(name, {})[int(k)] = t
+        else:
+            out[key] = t
+    for name, pieces in parts.items():
+        if sorted(pieces) != list(range(len(pieces))):
+            raise ValueError(f"tensor {name}: parts {sorted(pieces)} are not 0..{len(pieces) - 1}")
+        out[name] = torch.cat([pieces[k] for k in range(len(pieces))])
+    return out
+
+
 def _shards(tensors: dict[str, torch.Tensor], limit: int) -> list[dict[str, torch.Tensor]]:
+    """Pack tensors, in order, into shards of at most `limit` bytes; a bigger tensor is split."""
     shards: list[dict[str, torch.Tensor]] = [{}]
     size = 0
-    for name, t in tensors.items():
-        n = t.numel() * t.element_size()
-        if shards[-1] and size + n > limit:
-            shards.append({})
-            size = 0
-        shards[-1][name] = t
-        size += n
+    for big_name, big in tensors.items():
+        n_big = big.numel() * big.element_size()
+        pieces = _split_by_rows(big_name, big, limit) if n_big > limit else {big_name: big}
+        for name, t in pieces.items():
+            n = t.numel() * t.element_size()
+            if shards[-1] and size + n > limit:
+                shards.append({})
+                size = 0
+            shards[-1][name] = t
+            size += n
     return shards
 
 
-def save_pretrained(model: torch.nn.Module, codec_info: dict[str, Any], path: Path | str,
+def save_pretrained(model: ByteModel, codec_info: dict[str, Any], path: Path | str,
                     preset: str | None = None, max_shard_bytes: int = MAX_SHARD_BYTES) -> None:
     """Write `config.json` and the weights of `model` (a `ByteModel`) to the folder `path`."""
     path = Path(path)
@@ -156,7 +195,10 @@ def _read_weights(path: Path, files: dict[str, str]) -> dict[str, torch.Tensor]:
             tensors.update(st_load(data))
         except (SafetensorError, ValueError) as e:
             raise UserError(f"{f} is not a readable safetensors file: {e}") from None
-    return tensors
+    try:
+        return _join_parts(tensors)
+    except (ValueError, RuntimeError) as e:  # missing parts, parts of other widths
+        raise UserError(f"{path}: {e}") from None
 
 
 def _check_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
@@ -201,7 +243,7 @@ def load_pretrained(path: Path | str, device: str | torch.device = "cpu"):
 # Run folders
 
 
-def save_run_state(run: Path | str, model: torch.nn.Module, codec_info: dict[str, Any],
+def save_run_state(run: Path | str, model: ByteModel, codec_info: dict[str, Any],
                    preset: str | None, state: dict[str, Any]) -> Path:
     """Atomically store a resumable checkpoint of a run; return its folder."""
     run = Path(run)
@@ -268,100 +310,10 @@ def resolve_model_path(path: Path | str) -> Path:
     path = Path(path)
     if (path / CONFIG).exists():
         return path
-    if (path / LATEST).exists():
-        return latest_checkpoint(path)
+    folder = latest_checkpoint(path)  # None: not a run folder, or one without a checkpoint yet
+    if folder is not None:
+        return folder
     if not path.exists():
         raise UserError(f"no model at {path}")
     raise UserError(f"{path} is neither a checkpoint (no {CONFIG}) nor a run folder "
                     f"(no {LATEST}; has it saved a checkpoint yet?)")
-
-
-# ---------------------------------------------------------------------------------------------
-# Export: run folder -> trained/NAME
-
-
-def _licence_note(manifest: dict[str, Any] | None) -> str:
-    if manifest is None:
-        return "unknown (the corpus was not found at export time)"
-    if manifest.get("kind") == "cpu":
-        return "CPU traces made by bytesim's `datagen cpu` (ours; MIT, like the code)."
-    sources = manifest.get("args", {}).get("sources") or []
-    notes = []
-    if "music21" in sources:
-        notes.append("tunes from music21's bundled corpus, which is not uniformly free (its "
-                     "license.txt files: Essen is for non-commercial use, the Josquin files are "
-                     "GPL, other collections state no terms)")
-    if "synthetic" in sources:
-        notes.append("synthetic tunes from bytesim's generator (ours; MIT)")
-    others = [s for s in sources if s not in ("music21", "synthetic")]
-    if others:
-        notes.append(f"user files ({', '.join(others)}): their owners' terms")
-    return "; ".join(notes) + "." if notes else "see the corpus manifest."
-
-
-def _sequences_note(summary: dict[str, Any], info: dict[str, Any]) -> str:
-    seqs = summary.get("sequences")
-    if not seqs:
-        return "?"
-    return (f"train {seqs['train']}, valid {seqs['valid']}; "
-            f"{seqs['left_out_longer_than_max_len']} left out as longer than --max-len "
-            f"{info.get('args', {}).get('max_len', '?')}")
-
-
-def export_run(run: Path | str, dest: Path | str, eval_json: Path | str | None = None) -> Path:
-    """Write `dest/` = config.json + weights + README.md (model card) from a run's checkpoint."""
-    from datagen.corpus import read_manifest
-
-    run, dest = Path(run), Path(dest)
-    folder = latest_checkpoint(run) if (run / LATEST).exists() else None
-    if folder is None:
-        raise UserError(f"{run} is not a run folder with a checkpoint (no {LATEST})")
-    model, meta = load_pretrained(folder)
-    info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
-    summary = json.loads((run / "summary.json").read_text()) \
-        if (run / "summary.json").exists() else {}
-    step = load_run_state(folder)["step"]
-    data = info.get("args", {}).get("data")
-    try:
-        manifest = read_manifest(data) if data else None
-    except UserError:
-        manifest = None
-    table = ""
-    if eval_json is not None:
-        from simulator.evaluate import format_table
-
-        try:
-            lines = Path(eval_json).read_text().strip().splitlines()
-            table = format_table(json.loads(lines[-1]))
-        except (OSError, IndexError, json.JSONDecodeError, KeyError) as e:
-            raise UserError(f"--eval-json {eval_json}: not `simulator eval --json` output "
-                            f"({e})") from None
-    if dest.exists() and any(p.name != CONFIG and not p.name.startswith("model")
-                             and p.name != "README.md" for p in dest.iterdir()):
-        raise UserError(f"{dest} holds other files than a checkpoint; use another folder")
-    save_pretrained(model, meta["codec"], dest, meta.get("preset"))
-    counts = manifest.get("counts", {}) if manifest else {}
-    n_params = sum(p.numel() for p in model.parameters())
-    card = [
-        f"# {dest.name}", "",
-        (f"A bytesim byte model for the `{meta['codec']['task']}` task "
-         f"(preset `{meta.get('preset')}`, {n_params / 1e6:.2f}M parameters), "
-         f"exported from `{run}` at step {step}."), "",
-        "| | |", "| --- | --- |",
-        (f"| data | `{data}` ({counts.get('rows', '?')} rows; "
-         f"{manifest.get('generator', '?') if manifest else '?'}, "
-         f"args `{json.dumps(manifest.get('args')) if manifest else '?'}`) |"),
-        f"| data licence | {_licence_note(manifest)} |",
-        f"| sequences | {_sequences_note(summary, info)} |",
-        f"| command | `{info.get('command', '?')}` |",
-        f"| steps | {step} of {info.get('args', {}).get('steps', '?')} |",
-        f"| wall time | {summary.get('wall_s', '?')} s |",
-        f"| hardware | {info.get('hardware', '?')} x {info.get('processes', 1)} process(es) |",
-        f"| codec | `{json.dumps(meta['codec'], sort_keys=True)}` |",
-        f"| bytesim | {meta['bytesim_version']} (checkpoint format {meta['format']}) |", "",
-        "## Metrics", "",
-        table or "Not measured yet: run `simulator eval --model THIS --data CORPUS --json` and "
-        "export again with `--eval-json`.", "",
-    ]
-    atomic_write(dest / "README.md", "\n".join(card).encode())
-    return dest

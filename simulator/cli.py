@@ -1,4 +1,4 @@
-"""The `simulator` command (SPEC §6): train, eval, export, cpu, abc2midi, midi2abc.
+"""The `simulator` command: train, eval, export, cpu, abc2midi, midi2abc.
 
 Each subcommand is an `add_<name>(sub)` that builds its parser and a `run_<name>(args)` that
 does the work; `COMMANDS` maps the name to the runner. A new subcommand (e.g. `cpu`) is one
@@ -13,69 +13,19 @@ import os
 import sys
 from pathlib import Path
 
-from datagen.cli import _Parser
-from datagen.errors import UserError, cli_entry
-from simulator.codec import IR_WORDS
+from bytesim_common.cli import OneLineErrorParser, cli_entry
+from bytesim_common.errors import UserError
+
+
+def _train_args() -> type:
+    from simulator.train import TrainArgs
+
+    return TrainArgs
 
 
 def add_train(sub) -> None:
-    p = sub.add_parser("train", help="train a model on a corpus (resumable)")
-    p.add_argument("--task", required=True, choices=["cpu", "abc2midi", "midi2abc"])
-    p.add_argument("--data", required=True, help="corpus folder (made by `datagen`)")
-    p.add_argument("--out", required=True, help="run folder (checkpoints, metrics, loss curve)")
-    p.add_argument("--preset", default="tiny", help="model preset (see simulator.model.PRESETS)")
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--save-every", type=int, default=200, help="checkpoint every K steps")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--batch-size", type=int, default=32,
-                   help="sequences per step, over all processes and --grad-accum micro-steps")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
-    p.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
-                   help="constant with a linear decay over the last --decay-frac of the steps "
-                   "(default), or cosine")
-    p.add_argument("--warmup", type=int, default=None,
-                   help="linear warmup steps (default: 5%% of --steps, at most 200)")
-    p.add_argument("--decay-frac", type=float, default=0.2)
-    p.add_argument("--grad-accum", type=int, default=1, help="micro-steps per optimizer step")
-    p.add_argument("--eval-every", type=int, default=100, help="validation loss every K steps")
-    p.add_argument("--valid-limit", type=int, default=1000,
-                   help="validation rows scored (the split's first N; 0 = all)")
-    p.add_argument("--max-len", type=int, default=None,
-                   help="longest sequence in bytes (default: the preset's context); longer "
-                   "sequences are left out and counted")
-    p.add_argument("--sort-window", type=int, default=8,
-                   help="batches whose sequences are sorted by length together, so that a batch "
-                   "pads less (1 = plain shuffling)")
-    p.add_argument("--local-window", type=int, default=None,
-                   help="bytes before its patch that the byte level attends to (the copy path; "
-                   "default: the preset's)")
-    p.add_argument("--bit-embed", action="store_const", const=True, default=None,
-                   help="also embed the 8 bits of every byte (default: the preset's)")
-    p.add_argument("--checkpoint-activations", action="store_true",
-                   help="keep only each block's input and recompute its activations in the "
-                   "backward pass: much less memory for long contexts, the same gradients")
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--clip", type=float, default=1.0, help="gradient norm clipping")
-    p.add_argument("--ir-word", choices=IR_WORDS, default="none",
-                   help="cpu: an instruction word in each state block: none; fetched (the word "
-                        "at the state's pc, after it, predicted: bGPT's IR); executed (the word "
-                        "executed to reach the state, before it, given; the trace ends where "
-                        "the predicted pc leaves the program). Default: none")
-    p.add_argument("--interleave-ir", dest="ir_word", action="store_const", const="fetched",
-                   help=argparse.SUPPRESS)
-    p.add_argument("--init-from", default=None, metavar="CHECKPOINT",
-                   help="start from this checkpoint's weights (e.g. trained/cpu-rv32e) with a "
-                        "fresh optimizer; its shape and codec must be the run's")
-    p.add_argument("--curriculum", type=int, default=None, metavar="STEPS",
-                   help="draw the first STEPS batches from the shortest sequences, widening "
-                        "linearly from the shortest 10%% to all (default: half of --steps; "
-                        "0: none)")
-    p.add_argument("--scheduled-sampling", type=float, default=0.0, metavar="P",
-                   help="replace target inputs by the model's own predictions, a share rising "
-                        "linearly to P at the last step (default 0: teacher forcing)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    # the options are TrainArgs' fields, read (with torch) only when `train` is parsed
+    sub.add_parser("train", help="train a model on a corpus (resumable)", options_from=_train_args)
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -91,7 +41,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def add_eval(sub) -> None:
-    p = sub.add_parser("eval", help="SPEC §7 metrics of a model on a corpus split")
+    p = sub.add_parser("eval", help="the metrics of docs/metrics.md for a model on a corpus split")
     p.add_argument("--model", required=True, help="a run folder or trained/NAME")
     p.add_argument("--data", required=True, help="corpus folder")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
@@ -147,7 +97,7 @@ def add_export(sub) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from simulator.checkpoint import export_run
+    from simulator.export import export_run
 
     export_run(args.run, args.dest, args.eval_json)
     print(f"exported {args.run} -> {args.dest}")
@@ -162,7 +112,7 @@ def add_cpu(sub) -> None:
                    help="initial state: REG=VAL,... (others zero, pc = code base) or a file "
                    "holding such pairs or the raw state bytes (default: drawn with --seed)")
     p.add_argument("--model", default=None, help="checkpoint (default: trained/cpu-rv32e)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (SPEC §6)")
+    p.add_argument("--json", action="store_true", help="print one JSON object (its keys: docs/formats.md)")
     p.add_argument("--max-steps", type=int, default=None,
                    help="states to run at most (default: Unicorn 1024; the model: what fits "
                    "its context)")
@@ -191,7 +141,7 @@ def _add_music(sub, task: str, source: str, target: str) -> None:
 
 
 def run_music(args: argparse.Namespace) -> int:
-    from datagen.corpus import atomic_write
+    from bytesim_common.files import atomic_write
     from simulator.facade import ModelOutputError, MusicConverter
 
     src, dst = Path(args.input), Path(args.output)
@@ -224,8 +174,8 @@ COMMANDS = {"train": run_train, "eval": run_eval, "probe": run_probe, "export": 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="simulator", description="Train, evaluate and use bytesim byte models.")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    p = OneLineErrorParser(prog="simulator", description="Train, evaluate and use bytesim byte models.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=OneLineErrorParser)
     add_train(sub)
     add_eval(sub)
     add_probe(sub)

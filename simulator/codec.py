@@ -1,4 +1,4 @@
-"""Task codecs (SPEC §2-4): a sample <-> token ids + loss mask, byte-exact both ways.
+"""Task codecs (layouts: docs/formats.md): a sample <-> token ids + loss mask, byte-exact both ways.
 
 Ids 0..255 are bytes, PAD = 256, END = 257. A sequence is a list of segments; each segment starts
 on a patch boundary (`align` = the model's top-level patch size) with a header patch (short ASCII,
@@ -230,7 +230,6 @@ class Codec:
     """Base: a task's byte layout. Subclasses set `task` and implement the layout."""
 
     task: str
-    stop_id = END
 
     def __init__(self, align: int = 16):
         if align < 16 or align % 16:

@@ -17,8 +17,9 @@ from typing import TextIO
 
 import numpy as np
 
+from bytesim_common.errors import UserError
 from datagen.corpus import read_table
-from datagen.errors import UserError
+from datagen.kinds import KINDS  # noqa: F401 (each generator registers its shard schema)
 from simulator.codec import PAD, Codec
 
 COLUMNS = {"cpu": ["profile", "program", "states"], "abc2midi": ["abc", "midi"],
@@ -98,9 +99,9 @@ def load_split(corpus: Path | str, task: str, codec: Codec, split: str, max_len:
     enc = encode_rows(rows, codec, max_len)
     if enc.n_too_long and log is not None:
         print(f"{split}: {enc.n_too_long} of {len(rows)} sequences are longer than the context "
-              f"(--max-len {max_len}) and are left out", file=log)
+              f"(--context {max_len}) and are left out", file=log)
     if required and len(enc) == 0:
-        why = (f"all {len(rows)} sequences are longer than --max-len {max_len}" if rows
+        why = (f"all {len(rows)} sequences are longer than --context {max_len}" if rows
                else "it has no rows")
         raise UserError(f"cannot use the {split} split of {corpus}: {why}")
     return enc
@@ -157,8 +158,3 @@ def curriculum_sequences(by_length: np.ndarray, seed: int, step: int, batch_size
     pick = np.random.default_rng([seed, step, 2]).choice(pool, size=min(batch_size, pool),
                                                         replace=False)
     return by_length[np.sort(pick)]
-
-
-def pad_length(lengths: np.ndarray, align: int) -> int:
-    """The padded length of a batch: the longest sequence, rounded up to `align`."""
-    return int(-(-int(lengths.max()) // align) * align)

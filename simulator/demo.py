@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
+from bytesim_common.files import display_path
 from simulator.facade import CPUSimulator, ModelOutputError, MusicConverter, midi_summary
 
 EXAMPLE_PROGRAM = """\
@@ -37,13 +38,13 @@ A2 | d2 f2 a2 | g2 e2 c2 | d4 A2 | d6 |]
 
 def demo_cpu(path: str | None, profile: str | None) -> None:
     sim = CPUSimulator.from_pretrained(path, profile=profile)
-    print(f"== CPU simulator {sim.path} ({sim.profile.name}) vs Unicorn ==")
+    print(f"== CPU simulator {display_path(sim.path)} ({sim.profile.name}) vs Unicorn ==")
     print(sim.compare(EXAMPLE_PROGRAM, EXAMPLE_STATE).format())
 
 
 def demo_music(path: str | None) -> None:
     conv = MusicConverter.from_pretrained(path, task="abc2midi")
-    print(f"== ABC -> MIDI with {conv.path} vs the reference converter ==")
+    print(f"== ABC -> MIDI with {display_path(conv.path)} vs the reference converter ==")
     print(EXAMPLE_TUNE)
     reference = conv.reference_abc_to_midi(EXAMPLE_TUNE)
     print(f"reference ({len(reference)} bytes):\n{midi_summary(reference)}")

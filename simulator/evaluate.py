@@ -1,4 +1,4 @@
-"""`simulator eval`: SPEC §7 metrics of a checkpoint on a corpus split.
+"""`simulator eval`: the metrics (docs/metrics.md) of a checkpoint on a corpus split.
 
 Teacher-forced: one forward pass over each whole sequence (loss, bpb, argmax accuracies).
 Free-running: the model continues each prompt greedily with `ByteModel.generate`, constrained to
@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datagen.errors import UserError
-from datagen.progress import progress_bar
+from bytesim_common.errors import UserError
+from bytesim_common.progress import progress_bar
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import (
     END,

@@ -13,6 +13,7 @@ harness for CPUs, abc2midi / midi2abc for music.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from bytesim_common.errors import UserError
 from datagen.cpu import (
     PROFILES,
     Profile,
@@ -33,7 +35,6 @@ from datagen.cpu import (
     zero_state,
 )
 from datagen.cpu.harness import DEFAULT_MAX_STEPS
-from datagen.errors import UserError
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import (
     END,
@@ -55,15 +56,17 @@ InitialState = None | bytes | Mapping[str, int] | str
 
 
 def default_model_path(name: str) -> Path:
-    """`trained/NAME` of the repository (where `simulator export` puts shipped checkpoints)."""
-    return TRAINED / name
+    """`trained/NAME` of the repository (where `simulator export` puts shipped checkpoints), or
+    NAME in the folder $BYTESIM_TRAINED names (an install that does not carry `trained/`)."""
+    return Path(os.environ.get("BYTESIM_TRAINED") or TRAINED) / name
 
 
 def _load(path: str | Path | None, default: str, device: str):
     if path is None and not default_model_path(default).exists():
         raise UserError(f"no checkpoint at {default_model_path(default)}: train one "
                         f"(`simulator train` then `simulator export RUN trained/{default}`) "
-                        "or give a model path")
+                        "or give a model path (--model), or set BYTESIM_TRAINED to the folder "
+                        "that holds the shipped checkpoints")
     folder = resolve_model_path(default_model_path(default) if path is None else path)
     model, meta = load_pretrained(folder, device)
     return folder, model, meta, codec_from_options(meta["codec"])
@@ -265,22 +268,22 @@ class StepReport:
 @dataclass(frozen=True)
 class Comparison:
     """The model's trace beside Unicorn's, scored on the target states (state_1 .. state_n of
-    Unicorn's trace) with the SPEC §7 definitions (`simulator.metrics`)."""
+    Unicorn's trace) with the definitions of docs/metrics.md (`simulator.metrics`)."""
 
     predicted: Trace
     emulator: Trace
     byte_accuracy: float | None  # None when Unicorn's trace has no step
-    states_exact: float | None
+    state_exact: float | None
     final_exact: bool
     by_register: dict[str, float | None]  # byte accuracy per register
     steps: tuple[StepReport, ...]
 
     def summary(self) -> dict[str, Any]:
-        """The `simulator cpu --json` object (SPEC §6)."""
+        """The `simulator cpu --json` object (docs/formats.md)."""
         return {"profile": self.emulator.profile, "program_hex": self.emulator.program.hex(),
                 "predicted": [s.hex() for s in self.predicted.state_bytes],
                 "emulator": [s.hex() for s in self.emulator.state_bytes],
-                "byte_accuracy": self.byte_accuracy, "states_exact": self.states_exact}
+                "byte_accuracy": self.byte_accuracy, "state_exact": self.state_exact}
 
     def format(self) -> str:
         """Both traces, register by register; `<-` marks a register the model got wrong."""
@@ -310,7 +313,7 @@ class Comparison:
                        f"steps, unicorn {self.emulator.stop} after {self.emulator.n_steps} steps")]
         if self.byte_accuracy is not None:
             lines.append(f"byte accuracy {100 * self.byte_accuracy:.2f}%, states exact "
-                         f"{100 * self.states_exact:.2f}%, final state "
+                         f"{100 * self.state_exact:.2f}%, final state "
                          f"{'right' if self.final_exact else 'wrong'}")
         return "\n".join(lines)
 

@@ -1,4 +1,4 @@
-"""The metrics of SPEC §7, defined once: CPU state accuracies, music file scores, bits per byte.
+"""The metrics of docs/metrics.md, defined once: CPU state accuracies, music file scores, bits per byte.
 
 CPU metrics are computed on target states only (state_1 .. state_n of each trace):
 - byte_accuracy: the fraction of target state bytes right (bGPT's metric);
@@ -30,12 +30,12 @@ MIDI_ERRORS = (OSError, EOFError, ValueError, KeyError, IndexError, TypeError, K
 
 
 def bits_per_token(loss_nats: float) -> float:
-    """Mean loss in nats per target token -> bits per target token (the `bpb` of SPEC §7)."""
+    """Mean loss in nats per target token -> bits per target token (the `bpb` of docs/metrics.md)."""
     return loss_nats / LN2
 
 
 class CpuTally:
-    """Accumulates CPU metrics over traces; `result()` gives the SPEC §7 numbers."""
+    """Accumulates CPU metrics over traces; `result()` gives the numbers of docs/metrics.md."""
 
     def __init__(self, registers: Sequence[str], register_bytes: Sequence[int]):
         self.registers = list(registers)
@@ -200,7 +200,7 @@ def note_f1(predicted: bytes, reference: bytes) -> float:
 
 def _save_png(fig, path) -> None:
     """Write a figure as a PNG atomically (a killed run never leaves half an image)."""
-    from datagen.corpus import atomic_write
+    from bytesim_common.files import atomic_write
 
     buf = io.BytesIO()
     fig.savefig(buf, dpi=110, format="png")

@@ -27,14 +27,16 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from simulator.blocks import BLOCKS, BlockSpec, Positions
+from simulator.blocks import BLOCKS, LevelShape, Positions
+from simulator.generate import generate
 
 
 @dataclass
@@ -46,7 +48,11 @@ class ModelConfig:
     d_model: tuple[int, ...] = (256, 128)
     n_layers: tuple[int, ...] = (4, 2)
     n_heads: tuple[int, ...] = (4, 2)
-    block_types: tuple[str, ...] = ("transformer", "transformer")
+    block_types: tuple[str, ...] = ("transformer", "transformer")  # names in blocks.BLOCKS
+    # per level, settings of that level's block config (e.g. {"mlp_ratio": 2}); () = none. The
+    # shared fields below (n_heads[k], mlp_ratio, dropout, rope_base) fill the block config's
+    # fields of the same name unless an option sets them.
+    block_options: tuple[dict[str, Any], ...] = ()
     max_len: int = 2048  # bytes per training sequence (a multiple of patch_sizes[0])
     local_window: int = 0  # bytes before its patch the byte level sees (the copy path)
     bit_embed: bool = False  # also embed the 8 bits of every byte (fields that straddle bytes)
@@ -58,7 +64,7 @@ class ModelConfig:
     checkpoint_activations: bool = False
 
     def __post_init__(self) -> None:
-        for f in ("patch_sizes", "d_model", "n_layers", "n_heads", "block_types"):
+        for f in ("patch_sizes", "d_model", "n_layers", "n_heads", "block_types", "block_options"):
             setattr(self, f, tuple(getattr(self, f)))
         self._check()
 
@@ -87,6 +93,11 @@ class ModelConfig:
         for name in self.block_types:
             if name not in BLOCKS:
                 raise ValueError(f"unknown block type {name!r}; registered: {sorted(BLOCKS)}")
+        if self.block_options and len(self.block_options) != n:
+            raise ValueError(f"ModelConfig.block_options needs {n} entries (one per level) or "
+                             f"none, got {self.block_options}")
+        for k in range(n):
+            self.block_config(k)
         if self.max_len < 1 or self.max_len % self.patch_sizes[0]:
             raise ValueError(
                 f"ModelConfig.max_len {self.max_len} must be a multiple of {self.patch_sizes[0]}"
@@ -100,6 +111,20 @@ class ModelConfig:
             raise ValueError(f"invalid ModelConfig {self}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+
+    def block_config(self, k: int) -> Any:
+        """The typed config of level k's blocks: its type's `config_class`, from the shared
+        fields it declares and then level k's block_options."""
+        cls = BLOCKS[self.block_types[k]].config_class
+        names = {f.name for f in fields(cls)}
+        shared = {"n_heads": self.n_heads[k], "mlp_ratio": self.mlp_ratio,
+                  "dropout": self.dropout, "rope_base": self.rope_base}
+        options = dict(self.block_options[k]) if self.block_options else {}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise ValueError(f"level {k}: {self.block_types[k]!r} blocks have no setting "
+                             f"{', '.join(unknown)} (theirs: {', '.join(sorted(names))})")
+        return cls(**{**{key: v for key, v in shared.items() if key in names}, **options})
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -188,11 +213,15 @@ PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_la
 class Level(nn.Module):
     """One decoder level: embeds the previous unit, adds the parent's context, runs its blocks."""
 
+    group: int | None  # G_k; None at the top level
+    offsets: Tensor  # buffers
+    bit_values: Tensor
+
     def __init__(self, cfg: ModelConfig, k: int):
         super().__init__()
         last = k == cfg.n_levels - 1
         self.unit = 1 if last else cfg.patch_sizes[k]  # U_k
-        self.group = None if k == 0 else cfg.patch_sizes[k - 1] // self.unit  # G_k
+        self.group = None
         self.vocab_size = cfg.vocab_size
         d = cfg.d_model[k]
         self.embed = nn.Embedding(self.unit * cfg.vocab_size, d)  # one table per slot in a unit
@@ -202,20 +231,14 @@ class Level(nn.Module):
         self.register_buffer("offsets", torch.arange(self.unit) * cfg.vocab_size, persistent=False)
         self.start = nn.Parameter(torch.zeros(d))
         if k > 0:
+            self.group = group = cfg.patch_sizes[k - 1] // self.unit
             self.from_parent = nn.Linear(cfg.d_model[k - 1], d, bias=False)
-            self.slot = nn.Embedding(self.group, d)
-        spec = BlockSpec(
-            d_model=d,
-            n_heads=cfg.n_heads[k],
-            group=self.group,
-            window=cfg.local_window if last else 0,
-            mlp_ratio=cfg.mlp_ratio,
-            dropout=cfg.dropout,
-            rope_base=cfg.rope_base,
-        )
-        self.blocks = nn.ModuleList(
-            BLOCKS[cfg.block_types[k]](spec) for _ in range(cfg.n_layers[k])
-        )
+            self.slot = nn.Embedding(group, d)
+        shape = LevelShape(d_model=d, group=self.group, window=cfg.local_window if last else 0)
+        block, block_config = BLOCKS[cfg.block_types[k]], cfg.block_config(k)
+        # an nn.ModuleList of blocks of any registered type
+        self.blocks = cast(Sequence[Any], nn.ModuleList(block(shape, block_config)
+                                                        for _ in range(cfg.n_layers[k])))
         self.norm = nn.LayerNorm(d)
 
     def embed_units(self, ids: Tensor) -> Tensor:
@@ -247,7 +270,9 @@ class ByteModel(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.levels = nn.ModuleList(Level(config, k) for k in range(config.n_levels))
+        # an nn.ModuleList, typed as the Levels it holds
+        self.levels = cast(Sequence[Level], nn.ModuleList(Level(config, k)
+                                                          for k in range(config.n_levels)))
         self.head = nn.Linear(config.d_model[-1], config.vocab_size, bias=False)
         self.apply(self._init_weights)
         # the start vectors are the whole input of a level's first unit: a zero vector there
@@ -303,9 +328,11 @@ class ByteModel(nn.Module):
             start = level.start.expand(B, 1, -1)  # (B, 1, D_k)
             x = torch.cat([start, level.embed_units(ids)], 1)[:, :L]  # (B, L_k, D_k): unit m-1 at m
             if k > 0:
+                G = level.group
+                assert G is not None  # every level below the top has one
                 ctx = level.from_parent(hs[-1])  # (B, L_{k-1}, D_k)
-                ctx = ctx.repeat_interleave(level.group, 1)[:, :L]  # (B, L_k, D_k): parent of m
-                slots = torch.arange(L, device=ids.device) % level.group  # (L_k,) m's slot
+                ctx = ctx.repeat_interleave(G, 1)[:, :L]  # (B, L_k, D_k): parent of m
+                slots = torch.arange(L, device=ids.device) % G  # (L_k,) m's slot
                 x = x + ctx + level.slot(slots)
             pos = Positions(torch.arange(L, device=ids.device)[None])  # (1, L_k)
             hs.append(level(x, pos, None if caches is None else caches[k], recompute))
@@ -314,212 +341,13 @@ class ByteModel(nn.Module):
     def new_caches(self) -> list[list]:
         return [[block.new_cache() for block in level.blocks] for level in self.levels]
 
-    @torch.no_grad()
     def generate(
-        self,
-        prompts: Sequence[Sequence[int]],
-        max_new: int,
-        *,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        generator: torch.Generator | None = None,
-        stop_id: int | None = None,
-        allowed: Callable[[int, list[int]], Tensor | None] | None = None,
-        callback: Callable[[int, int], None] | None = None,
-        use_cache: bool = True,
+        self, prompts: Sequence[Sequence[int]], max_new: int, **options: Any
     ) -> list[list[int]]:
-        """Continue each prompt by up to `max_new` ids; returns the new ids per prompt (not the prompt).
-
-        prompts: a ragged batch; each prompt's length must be a multiple of patch_sizes[0] (it may be
-            empty), so that all prompts stand at the same place in a patch at every step.
-        temperature: 0 = greedy (argmax); otherwise sample from softmax(logits / temperature),
-            restricted to the `top_k` most likely ids and/or the smallest set of probability >= `top_p`,
-            drawing from `generator`, a CPU torch.Generator (same state -> same output).
-        stop_id: a sequence ends (its output includes stop_id) once it emits stop_id as the first byte
-            of a top-level patch (e.g. END); stop_id elsewhere is an ordinary id.
-        allowed: allowed(b, seq) -> bool (V,) mask of the ids permitted next for prompt b, where seq is
-            prompt + generated so far (so len(seq) is the absolute position); None = no constraint.
-        callback: callback(b, new_id) is called once per generated id, in order.
-        use_cache: True keeps a KV cache at every level (the top level over the patches so far, each
-            lower level over its current unit and window) and prefills it one prompt at a time;
-            False recomputes the whole prefix for every byte (bGPT's way; a slow reference).
-        """
-        U = self.config.patch_sizes[0]
-        for b, p in enumerate(prompts):
-            if len(p) % U or any(not 0 <= i < self.config.vocab_size for i in p):
-                raise ValueError(
-                    f"prompt {b}: length {len(p)} must be a multiple of {U} and ids in [0, {self.config.vocab_size})"
-                )
-        if (
-            temperature < 0
-            or (top_k is not None and top_k < 1)
-            or (top_p is not None and not 0 < top_p <= 1)
-        ):
-            raise ValueError("need temperature >= 0, top_k >= 1 and 0 < top_p <= 1")
-        seqs = [list(p) for p in prompts]
-        outs: list[list[int]] = [[] for _ in prompts]
-        active = list(range(len(prompts)))
-        if max_new <= 0 or not active:
-            return outs
-        was_training = self.training
-        self.eval()
-        try:
-            decoder = (
-                _CachedDecoder(self, prompts) if use_cache else _RecomputeDecoder(self, prompts)
-            )
-            for step in range(max_new):
-                logits = decoder.logits()  # (n_active, V)
-                if allowed is not None:
-                    logits = _constrain(logits, [allowed(b, seqs[b]) for b in active])
-                ids = _choose(logits, temperature, top_k, top_p, generator)  # (n_active,)
-                keep = []
-                for i, (b, y) in enumerate(zip(active, ids.tolist())):
-                    at_patch_start = len(seqs[b]) % U == 0
-                    seqs[b].append(y)
-                    outs[b].append(y)
-                    if callback is not None:
-                        callback(b, y)
-                    if not (y == stop_id and at_patch_start):
-                        keep.append(i)
-                if not keep or step == max_new - 1:
-                    break
-                if len(keep) < len(active):
-                    decoder.select(keep)
-                    ids, active = ids[keep], [active[i] for i in keep]
-                decoder.advance(ids)
-        finally:
-            self.train(was_training)
-        return outs
-
-
-def _constrain(logits: Tensor, masks: list[Tensor | None]) -> Tensor:
-    """Set the logits of disallowed ids to -inf. masks: per row a bool (V,) tensor or None."""
-    if all(m is None for m in masks):
-        return logits
-    everything = torch.ones(logits.shape[-1], dtype=torch.bool)
-    mask = torch.stack(
-        [everything if m is None else torch.as_tensor(m, dtype=torch.bool).cpu() for m in masks]
-    )
-    empty = (~mask.any(-1)).nonzero().flatten().tolist()
-    if empty:
-        raise ValueError(f"allowed() permits no id for batch row(s) {empty}")
-    return logits.masked_fill(~mask.to(logits.device), float("-inf"))
-
-
-def _choose(
-    logits: Tensor,
-    temperature: float,
-    top_k: int | None,
-    top_p: float | None,
-    generator: torch.Generator | None,
-) -> Tensor:
-    """(n, V) logits -> (n,) ids: argmax at temperature 0, else a top-k / top-p sample."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    logits = logits.float() / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = logits.topk(top_k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1:
-        sorted_logits, order = logits.sort(-1, descending=True)
-        probs = sorted_logits.softmax(-1)
-        outside = probs.cumsum(-1) - probs >= top_p  # mass before this id already reaches top_p
-        logits = logits.scatter(-1, order, sorted_logits.masked_fill(outside, float("-inf")))
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
-
-
-class _CachedDecoder:
-    """Incremental decoding with a KV cache at every level.
-
-    State for the byte at absolute position t (per row; all rows share t mod U_0): level k has run
-    its positions up to the unit containing t; ctx[k] is the parent's projected output for that unit.
-    """
-
-    def __init__(self, model: ByteModel, prompts: Sequence[Sequence[int]]):
-        self.model = model
-        levels = model.levels
-        device = model.head.weight.device
-        U0 = levels[0].unit
-        caches, ctxs, logits = [], [], []
-        for p in prompts:  # prefill one prompt at a time, then batch the caches
-            ids = torch.tensor([list(p)], dtype=torch.long, device=device)  # (1, T)
-            c = model.new_caches()
-            out, hs = model._run(ids, c, extend=True)
-            caches.append(c)
-            ctxs.append(
-                [None] + [levels[k].from_parent(hs[k - 1][:, -1]) for k in range(1, len(levels))]
-            )
-            logits.append(out[:, -1])
-        self.caches = [
-            [type(c0).stack([c[k][i] for c in caches]) for i, c0 in enumerate(caches[0][k])]
-            for k in range(len(levels))
-        ]
-        # ctx[k] (n, D_k): level k's context from its parent's current unit
-        self.ctx = [None] + [torch.cat([c[k] for c in ctxs]) for k in range(1, len(levels))]
-        self.next_logits = torch.cat(logits)  # (n, V)
-        self.t = torch.tensor([len(p) for p in prompts], device=device)  # (n,) position to predict
-        self.phase = 0  # t mod U_0, the same for every row
-        self.tail = torch.zeros(len(prompts), U0, dtype=torch.long, device=device)  # last U_0 bytes
-        for i, p in enumerate(prompts):
-            if p:
-                self.tail[i] = torch.tensor(list(p[-U0:]), device=device)
-
-    def logits(self) -> Tensor:
-        return self.next_logits
-
-    def select(self, rows: list[int]) -> None:
-        idx = torch.tensor(rows, device=self.t.device)
-        for level_caches in self.caches:
-            for c in level_caches:
-                c.select(idx)
-        self.ctx = [None if c is None else c[idx] for c in self.ctx]
-        self.t, self.tail = self.t[idx], self.tail[idx]
-
-    def advance(self, ids: Tensor) -> None:
-        """Feed the chosen ids (n,) and compute the logits for the next position."""
-        self.tail = torch.cat([self.tail[:, 1:], ids[:, None]], 1)
-        self.t = self.t + 1
-        self.phase = (self.phase + 1) % self.tail.shape[1]
-        levels = self.model.levels
-        for k, level in enumerate(levels):
-            if self.phase % level.unit:
-                continue  # this level's current unit is not finished yet
-            x = level.embed_units(self.tail[:, self.tail.shape[1] - level.unit :])  # (n, 1, D)
-            if k > 0:
-                slot = (self.phase // level.unit) % level.group
-                x = x + self.ctx[k][:, None] + level.slot.weight[slot]
-            h = level(x, Positions((self.t // level.unit)[:, None]), self.caches[k])  # (n, 1, D)
-            if k + 1 < len(levels):
-                self.ctx[k + 1] = levels[k + 1].from_parent(h[:, -1])
-        self.next_logits = self.model.head(h[:, -1])
-
-
-class _RecomputeDecoder:
-    """The reference: for each byte, run the full forward over the whole prefix (no cache)."""
-
-    def __init__(self, model: ByteModel, prompts: Sequence[Sequence[int]]):
-        self.model = model
-        self.seqs = [list(p) for p in prompts]
-
-    def logits(self) -> Tensor:
-        U = self.model.config.patch_sizes[0]
-        device = self.model.head.weight.device
-        rows = []
-        for s in self.seqs:
-            t = len(s)
-            filler = [0] * (U - t % U)  # up to the next whole patch; causal, so never seen at t
-            ids = torch.tensor([s + filler], dtype=torch.long, device=device)
-            rows.append(self.model._run(ids)[0][0, t])
-        return torch.stack(rows)
-
-    def select(self, rows: list[int]) -> None:
-        self.seqs = [self.seqs[i] for i in rows]
-
-    def advance(self, ids: Tensor) -> None:
-        for s, y in zip(self.seqs, ids.tolist()):
-            s.append(y)
+        """Continue each prompt by up to `max_new` ids (greedy by default, KV-cached); returns the
+        new ids per prompt. The options (temperature, top_k, top_p, generator, stop_id, allowed,
+        callback, use_cache) are `simulator.generate.generate`'s."""
+        return generate(self, prompts, max_new, **options)
 
 
 __all__ = ["PRESETS", "ByteModel", "ModelConfig"]

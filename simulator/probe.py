@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import CpuCodec, codec_from_options
 from simulator.evaluate import evaluate_rows, percent

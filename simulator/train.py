@@ -31,9 +31,11 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from datagen.corpus import atomic_write, atomic_write_json, is_leftover, read_manifest
-from datagen.errors import UserError
-from datagen.progress import progress_bar
+from bytesim_common.cli import flag_of, option
+from bytesim_common.errors import UserError
+from bytesim_common.files import atomic_write, atomic_write_json, is_leftover
+from bytesim_common.progress import progress_bar
+from datagen.corpus import read_manifest
 from simulator import __version__
 from simulator.checkpoint import (
     latest_checkpoint,
@@ -42,7 +44,7 @@ from simulator.checkpoint import (
     resolve_model_path,
     save_run_state,
 )
-from simulator.codec import TASKS, codec_from_options, make_codec
+from simulator.codec import IR_WORDS, TASKS, codec_from_options, make_codec
 from simulator.data import EncodedSplit, batch_sequences, curriculum_sequences, load_split
 from simulator.evaluate import split_loss
 from simulator.metrics import bits_per_token
@@ -60,36 +62,66 @@ CONFIG_OVERRIDES = ("max_len", "local_window", "bit_embed")  # TrainArgs that re
 
 @dataclass
 class TrainArgs:
-    task: str
-    data: str
-    out: str
-    preset: str = "tiny"
-    steps: int = 1000
-    seed: int = 0
-    save_every: int = 200
-    resume: bool = False
-    batch_size: int = 32  # sequences per optimizer step, over all processes and micro-steps
-    lr: float = 1e-3
-    device: str = "auto"
-    grad_accum: int = 1
-    sort_window: int = 8  # batches whose sequences are sorted by length together (less padding)
-    eval_every: int = 100
-    valid_limit: int | None = 1000  # validation rows scored (the split's first N); 0/None = all
-    schedule: str = "constant"  # constant (+ final linear decay) | cosine
-    warmup: int | None = None  # default: 5% of the steps, at most 200
-    decay_frac: float = 0.2  # constant: the last fraction of the steps decays linearly
-    min_lr_ratio: float = 0.1
-    max_len: int | None = None  # default: the preset's context (max_len)
-    local_window: int | None = None  # default: the preset's (bytes before a patch the byte level sees)
-    bit_embed: bool | None = None  # default: the preset's (also embed every byte's bits)
-    checkpoint_activations: bool = False  # recompute activations in backward: less memory
-    weight_decay: float = 0.1
-    clip: float = 1.0
-    ir_word: str = "none"  # cpu: none | fetched | executed (simulator.codec.CpuCodec)
-    init_from: str | None = None  # start from this checkpoint's weights (a fresh optimizer)
-    curriculum: int | None = None  # steps of a curriculum from short sequences; default: half
-    scheduled_sampling: float = 0.0  # final share of target inputs replaced by predictions
-    quiet: bool = False
+    """The arguments of a training run: `simulator train`'s options are built from these fields
+    (`bytesim_common.cli.add_dataclass_options`), so each default is defined here only."""
+
+    task: str = option(choices=list(TASKS), help="cpu, abc2midi or midi2abc")
+    data: str = option(help="corpus folder (made by `datagen`)")
+    out: str = option(help="run folder (checkpoints, metrics, loss curve)")
+    preset: str = option("tiny", help="model preset (see simulator.model.PRESETS)")
+    steps: int = option(1000, help="optimizer steps")
+    seed: int = option(0, help="seed of the weights and of the batches")
+    save_every: int = option(200, help="checkpoint every K steps")
+    resume: bool = option(False, help="continue the run in --out")
+    batch_size: int = option(32, help="sequences per step, over all processes and --grad-accum "
+                             "micro-steps")
+    lr: float = option(1e-3, help="peak learning rate")
+    device: str = option("auto", help="auto (default), cpu, cuda, cuda:N")
+    grad_accum: int = option(1, help="micro-steps per optimizer step")
+    sort_window: int = option(8, help="batches whose sequences are sorted by length together, so "
+                              "that a batch pads less (1 = plain shuffling)")
+    eval_every: int = option(100, help="validation loss every K steps")
+    valid_limit: int | None = option(1000, help="validation rows scored (the split's first N; "
+                                     "0 = all)")
+    schedule: str = option("constant", choices=["constant", "cosine"],
+                           help="constant with a linear decay over the last --decay-frac of the "
+                           "steps (default), or cosine")
+    warmup: int | None = option(None, help="linear warmup steps (default: 5%% of --steps, at "
+                                "most 200)")
+    decay_frac: float = option(0.2, help="constant schedule: the last fraction of the steps "
+                               "decays linearly")
+    min_lr_ratio: float = option(0.1, help="the lowest learning rate, as a fraction of --lr")
+    max_len: int | None = option(None, flag="--context", aliases=("--max-len",), metavar="BYTES",
+                                 help="longest sequence in bytes (default: the preset's "
+                                 "context); longer sequences are left out and counted")
+    local_window: int | None = option(None, help="bytes before its patch that the byte level "
+                                      "attends to (the copy path; default: the preset's)")
+    bit_embed: bool | None = option(None, help="also embed the 8 bits of every byte (default: "
+                                    "the preset's)")
+    checkpoint_activations: bool = option(
+        False, help="keep only each block's input and recompute its activations in the backward "
+        "pass: much less memory for long contexts, the same gradients")
+    weight_decay: float = option(0.1, help="AdamW weight decay (matrices only)")
+    clip: float = option(1.0, help="gradient norm clipping")
+    ir_word: str = option("none", choices=list(IR_WORDS),
+                          const_flags={"--interleave-ir": "fetched"},
+                          help="cpu: an instruction word in each state block: none; fetched (the "
+                          "word at the state's pc, after it, predicted: bGPT's IR); executed (the "
+                          "word executed to reach the state, before it, given; the trace ends "
+                          "where the predicted pc leaves the program). Default: none")
+    init_from: str | None = option(None, metavar="CHECKPOINT",
+                                   help="start from this checkpoint's weights (e.g. "
+                                   "trained/cpu-rv32e) with a fresh optimizer; its shape and "
+                                   "codec must be the run's")
+    curriculum: int | None = option(None, metavar="STEPS",
+                                    help="draw the first STEPS batches from the shortest "
+                                    "sequences, widening linearly from the shortest 10%% to all "
+                                    "(default: half of --steps; 0: none)")
+    scheduled_sampling: float = option(0.0, metavar="P",
+                                       help="replace target inputs by the model's own "
+                                       "predictions, a share rising linearly to P at the last "
+                                       "step (default 0: teacher forcing)")
+    quiet: bool = option(False, help="no progress output")
 
     @classmethod
     def from_namespace(cls, ns: Any) -> TrainArgs:
@@ -213,6 +245,11 @@ def check_args(args: TrainArgs, d: Dist) -> None:
                         f"--grad-accum = {d.world} x {args.grad_accum}")
 
 
+def _flag(name: str) -> str:
+    """The command-line spelling of the TrainArgs field `name`."""
+    return next(flag_of(f) for f in fields(TrainArgs) if f.name == name)
+
+
 def _identity(args: TrainArgs) -> dict[str, Any]:
     return {k: getattr(args, k) for k in IDENTITY}
 
@@ -237,7 +274,7 @@ def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) ->
                             "before it was written has nothing to resume: start it without "
                             "--resume)")
         have = json.loads(info.read_text())["identity"]
-        diff = [f"--{k.replace('_', '-')} {have.get(k)!r} there, {v!r} now"
+        diff = [f"{_flag(k)} {have.get(k)!r} there, {v!r} now"
                 for k, v in _identity(args).items() if have.get(k) != v and k not in SCHEDULE]
         if diff:
             raise UserError(f"--resume with other arguments than {run} was started with: "
@@ -280,7 +317,7 @@ def command_line(args: TrainArgs, world: int = 1) -> str:
         if f.name == "resume":  # the command that makes the run, not how it was continued
             continue
         if f.name in ("task", "data", "out") or value != getattr(defaults, f.name):
-            flag = "--" + f.name.replace("_", "-")
+            flag = flag_of(f)
             if isinstance(value, bool):
                 argv += [flag] if value else []
             else:

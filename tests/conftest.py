@@ -16,7 +16,7 @@ from datagen.cli import build_parser as datagen_parser
 from datagen.corpus import read_table
 from datagen.cpu.build import build_cpu_corpus
 from datagen.music.build import build_music_corpus
-from simulator.checkpoint import export_run
+from simulator.export import export_run
 from simulator.train import TrainArgs, train
 
 
@@ -86,13 +86,23 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="session")
-def tiny_cpu(tmp_path_factory) -> TinyModel:
-    """A tiny rv32e-mini model that knows 7 short traces by heart (~6 s)."""
-    root = tmp_path_factory.mktemp("tiny-cpu")
-    _datagen("cpu", "--profile", "rv32e-mini", "-n", "8", "--seed", "3", "--max-len", "4",
+def _tiny_cpu_model(root: Path, profile: str) -> TinyModel:
+    """A tiny model of `profile` that knows 7 short traces by heart (~6 s)."""
+    _datagen("cpu", "--profile", profile, "-n", "8", "--seed", "3", "--max-len", "4",
              "--out", str(root / "corpus"))
     return _train("cpu", root / "corpus", root, steps=150, batch_size=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_cpu(tmp_path_factory) -> TinyModel:
+    """rv32e-mini, the CPU model of most tests."""
+    return _tiny_cpu_model(tmp_path_factory.mktemp("tiny-cpu"), "rv32e-mini")
+
+
+@pytest.fixture(scope="session")
+def tiny_x86(tmp_path_factory) -> TinyModel:
+    """The same for x86."""
+    return _tiny_cpu_model(tmp_path_factory.mktemp("tiny-x86"), "x86")
 
 
 def _music_corpus(root: Path) -> Path:

@@ -1,4 +1,4 @@
-"""`datagen cpu`: a corpus of Unicorn traces of random programs (SPEC §5, §6)."""
+"""`datagen cpu`: a corpus of Unicorn traces of random programs (docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from functools import partial
 
 import pyarrow as pa
 
-from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
+from bytesim_common.errors import UserError
+from datagen.corpus import CorpusJob, RowBatch, parse_shard, register_kind, split_of, write_corpus
 from datagen.cpu.harness import MAX_STEPS_LIMIT, emulator
 from datagen.cpu.isa import disassemble
 from datagen.cpu.profiles import get_profile
 from datagen.cpu.programs import encode_program, parse_mix, random_initial_state, random_program
-from datagen.errors import UserError
 
 MAX_LEN = 1024  # branch offsets and the code page hold programs of up to this many instructions
 
@@ -28,6 +28,7 @@ SCHEMA = pa.schema([
     ("asm", pa.string()),  # capstone text, one instruction per line
     ("split", pa.string()),
 ])
+register_kind("cpu", SCHEMA)
 
 
 def row_seed(seed: int, index: int) -> int:

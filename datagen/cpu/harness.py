@@ -1,4 +1,4 @@
-"""Unicorn runs that record the full state after every executed instruction (SPEC §3).
+"""Unicorn runs that record the full state after every executed instruction (docs/formats.md).
 
 One `Emulator` per profile and process, reused for every program: every register is reset (the
 ones outside the state too), the code page rewritten, the data page zeroed and the translation
@@ -27,8 +27,8 @@ try:  # the C library handle; the Python wrappers cost more than the emulation i
 except ImportError:  # unicorn < 2.1
     from unicorn.unicorn import _uc as _uclib  # type: ignore[attr-defined,no-redef]
 
+from bytesim_common.errors import UserError
 from datagen.cpu.profiles import Profile, get_profile
-from datagen.errors import UserError
 
 DEFAULT_MAX_STEPS = 1024
 MAX_STEPS_LIMIT = 1 << 16  # states are recorded in memory allocated up front: bound it

@@ -1,4 +1,4 @@
-"""CPU profiles (SPEC §3): the architecture, the state's registers and the memory map, as data."""
+"""CPU profiles (docs/formats.md): the architecture, the state's registers and the memory map, as data."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import capstone
 import unicorn
 from unicorn import riscv_const, x86_const
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 CLASSES = ("alu", "alu_imm", "upper", "muldiv", "load", "store", "branch")
 

@@ -1,4 +1,4 @@
-"""Seeded random programs and initial states (SPEC §3), valid by construction.
+"""Seeded random programs and initial states, valid by construction.
 
 A program is a list of groups of instructions; each group is one instruction except where an
 instruction needs a set-up to be valid:
@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import random
 
+from bytesim_common.errors import UserError
 from datagen.cpu import rv32, x86
 from datagen.cpu.isa import isa_module
 from datagen.cpu.profiles import CLASSES, Profile
-from datagen.errors import UserError
 
 Insn = tuple
 DEFAULT_MIX = {"alu": 3, "alu_imm": 3, "upper": 1, "muldiv": 2, "load": 2, "store": 2, "branch": 2}

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 Insn = tuple
 MAX_INSN_BYTES = 4

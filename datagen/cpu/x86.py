@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 Insn = tuple
 MAX_INSN_BYTES = 7  # the longest instruction `encode` makes (e.g. `mov word ptr [a], r16`)

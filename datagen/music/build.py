@@ -1,4 +1,4 @@
-"""`datagen music`: ABC -> MIDI pairs from a reference converter, as a `CorpusJob` (SPEC §4-§6).
+"""`datagen music`: ABC -> MIDI pairs from a reference converter, as a `CorpusJob` (docs/formats.md).
 
 Rows are a pure function of (arguments, row index). The sources given are interleaved round
 robin; a source that runs out (music21's ~13,000 tunes, the user's files) drops out of the
@@ -23,8 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
+from datagen.corpus import CorpusJob, RowBatch, parse_shard, register_kind, split_of, write_corpus
 from datagen.music import convert as conv
 from datagen.music.normalize import BadMidi, normalize_midi
 from datagen.music.sources import (
@@ -51,6 +51,7 @@ SCHEMA = pa.schema([
     ("converter_errors", pa.int32()),  # error messages printed while still writing a file
     ("split", pa.string()),
 ])
+register_kind("music", SCHEMA)
 
 
 def encoded_length(abc: bytes, midi: bytes) -> int:

@@ -1,4 +1,4 @@
-"""Reference converters (SPEC §4): abc2midi (default) or music21, and midi2abc for the reverse.
+"""Reference converters: abc2midi (default) or music21, and midi2abc for the reverse.
 
 `convert(abc, converter)` returns a `Conversion`: the converter's raw MIDI bytes, or the kind of
 failure. Failure kinds (counted in the manifest, never dropped):
@@ -24,7 +24,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 CONVERTERS = ("abc2midi", "music21")
 DEFAULT_TIMEOUT_S = 10.0

@@ -1,4 +1,4 @@
-"""The one MIDI normalisation pass (SPEC §4), applied to every converter's output.
+"""The one MIDI normalisation pass (docs/music.md), applied to every converter's output.
 
 `normalize_midi(data)` parses the file with mido and writes it again, which gives:
 
@@ -24,7 +24,7 @@ The pass is defined as mido's reading and writing (`mido_pass`). mido builds a P
 per event, which costs more than running abc2midi, so the plain files that converters write
 (channel messages and known meta events) go through `_fast_pass`, which does at the byte level
 exactly what mido would; anything else (sysex, system messages, unknown meta events, odd chunk
-layouts) goes through mido itself. tests/test_music_normalize.py checks the two give the same
+layouts) goes through mido itself. tests/unit/test_music_normalize.py checks the two give the same
 bytes on thousands of converter outputs.
 """
 

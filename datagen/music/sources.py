@@ -1,4 +1,4 @@
-"""ABC tunes from files: music21's bundled corpus and users' own `.abc` files (SPEC §4).
+"""ABC tunes from files: music21's bundled corpus and users' own `.abc` files.
 
 A multi-tune file is split at its `X:` fields. The file header (the lines before the first
 `X:`) applies to every tune of the file, so its fields and `%%` directives are copied into each
@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 _FIELD = re.compile(r"^[A-Za-z+]:")
 # Fields that name or describe a tune but are no part of its music: left out of the split key.

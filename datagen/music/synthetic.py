@@ -1,11 +1,11 @@
-"""A seeded generator of valid, musically plausible ABC tunes (SPEC §4).
+"""A seeded generator of valid, musically plausible ABC tunes.
 
 Each tune is a pure function of `(seed, index, options)`. It covers every key (tonic x mode with
 at most 7 sharps or flats), common and compound meters (2/4 3/4 4/4 6/8 9/8 12/8 3/8 C C|),
 unit note lengths 1/4 1/8 1/16, tempo, note-length multipliers and fractions, broken rhythm,
 accidentals, octave marks, rests, ties, slurs, triplets, chords, guitar-chord symbols, repeats
 with first and second endings, parts (P:) and grace notes. Every bar is filled exactly, so
-abc2midi converts the tunes without errors or warnings (tested in tests/test_music_synthetic.py).
+abc2midi converts the tunes without errors or warnings (tested in tests/unit/test_music_synthetic.py).
 
 The melody is a random walk on the scale of the key (mostly steps, some leaps) that favours
 chord tones on downbeats and ends each part on the tonic; guitar chords follow a plain
@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, fields
 from fractions import Fraction as F
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 
 LETTERS = "CDEFGAB"
 LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}

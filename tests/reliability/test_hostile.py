@@ -5,7 +5,7 @@ Programs (random bytes, truncated instructions, bad assembly), ABC (fuzzed with 
 with atheris where it is installed: `pip install atheris`), MIDI (truncated, absurd lengths),
 checkpoints (internally corrupt safetensors, config.json of the wrong shape), corpora (shards
 of another schema, malformed manifests, shards that do not match their sha256).
-(Tampering that the sha256 checks catch is in tests/test_checkpoint.py and test_corpus.py.)
+(Tampering that the sha256 checks catch is in tests/unit/test_checkpoint.py and test_corpus.py.)
 """
 
 import hashlib
@@ -22,22 +22,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from reliability_helpers import (
+from helpers import (
     ROOT,
     assert_one_line_error,
     env,
     in_process,
     untrained_checkpoint,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cli import main as datagen_main
 from datagen.cpu import PROFILES, assemble, disassemble, run_program
 from datagen.cpu.build import build_cpu_corpus
 from datagen.cpu.harness import Emulator, zero_state
-from datagen.errors import UserError
 from datagen.music import convert as conv
 from datagen.music.build import build_music_corpus
 from datagen.music.normalize import BadMidi, normalize_midi
@@ -248,14 +248,14 @@ def test_simulator_abc2midi_on_hostile_input_never_leaves_a_partial_file(models,
 
 
 def test_atheris_fuzzes_abc(tmp_path):
-    """Coverage-guided fuzzing of the ABC path (tests/reliability_fuzz_abc.py) for a few
+    """Coverage-guided fuzzing of the ABC path (tests/reliability/fuzz_abc.py) for a few
     hundred inputs; any exception other than UserError is a crash."""
     pytest.importorskip("atheris")
     seeds = tmp_path / "seeds"  # the fuzzer's corpus: it adds the inputs that find new code
     seeds.mkdir()
     (seeds / "tune.abc").write_text(TUNE)
     (seeds / "two.abc").write_text("X:1\nK:C\nCDE|\n\nX:2\nM:6/8\nK:Am\n(3ABc [CEG]2 z|]\n")
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "reliability_fuzz_abc.py"),
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "reliability" / "fuzz_abc.py"),
                            "-runs=400", "-seed=7", "-max_len=600", f"-artifact_prefix={tmp_path}/",
                            str(seeds)], cwd=ROOT, env=env(tmp_path / "tmp"), capture_output=True,
                           text=True, timeout=300, check=False)
@@ -412,6 +412,8 @@ def test_a_broken_checkpoint_through_the_cli_is_exit_2(models, tmp_path):
     (folder / "config.json").write_bytes(b"\xff\xfe not json")
     status, _, err = sim("cpu", "nop", "--model", str(folder))
     assert_one_line_error(status, err, "config.json is not valid JSON")
+    status, _, err = sim("eval", "--model", str(tmp_path / "missing"), "--data", str(tmp_path))
+    assert_one_line_error(status, err, "simulator: error:", "no model at")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,9 +5,10 @@ from functools import partial
 
 import pyarrow as pa
 import pytest
+from helpers import visible_files
 
+from bytesim_common.errors import UserError
 from datagen.corpus import CorpusJob, RowBatch, parse_shard, read_table, split_of, write_corpus
-from datagen.errors import UserError
 
 SCHEMA = pa.schema([("i", pa.int64()), ("payload", pa.binary()), ("split", pa.string())])
 
@@ -28,10 +29,6 @@ def _job(n: int = 95, seed: int = 1) -> CorpusJob:
                      make_rows=partial(_rows, seed=seed), rows_per_shard=20, chunk_rows=6)
 
 
-def _files(d):
-    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if not p.name.startswith(".")}
-
-
 def test_workers_and_shards_give_identical_corpus(tmp_path):
     a = write_corpus(tmp_path / "a", _job(), workers=1, show_progress=False)
     write_corpus(tmp_path / "b", _job(), workers=2, show_progress=False)
@@ -39,7 +36,7 @@ def test_workers_and_shards_give_identical_corpus(tmp_path):
         write_corpus(tmp_path / "c", _job(), shard=(k, 3), show_progress=False)
     assert a["complete"] and a["counts"]["rows"] == 95 - len([i for i in range(95) if i % 7 == 3])
     assert a["failures"]["by_kind"] == {"odd": 14}
-    assert _files(tmp_path / "a") == _files(tmp_path / "b") == _files(tmp_path / "c")
+    assert visible_files(tmp_path / "a") == visible_files(tmp_path / "b") == visible_files(tmp_path / "c")
 
 
 def test_resume_skips_complete_shards_and_redoes_broken_ones(tmp_path):
@@ -50,7 +47,7 @@ def test_resume_skips_complete_shards_and_redoes_broken_ones(tmp_path):
     (d / "shard-00000.parquet").write_bytes(b"half a shard")  # a torn write from elsewhere
     m = write_corpus(d, _job(), show_progress=False)
     assert m["complete"]
-    assert _files(d) == _files(ref)
+    assert visible_files(d) == visible_files(ref)
     assert read_table(d).num_rows == m["counts"]["rows"]
 
 

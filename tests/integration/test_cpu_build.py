@@ -6,16 +6,13 @@ import subprocess
 import sys
 
 import pytest
+from helpers import visible_files
 
 from datagen.cli import main
 from datagen.corpus import read_table, split_of, write_corpus
 from datagen.cpu import assemble
 from datagen.cpu.build import SCHEMA, cpu_job
 from datagen.cpu.profiles import PROFILES
-
-
-def files(folder):
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
 
 
 def datagen(*args: str) -> subprocess.CompletedProcess:
@@ -32,7 +29,7 @@ def test_same_corpus_in_other_processes_and_with_two_workers(tmp_path):
     with pytest.raises(SystemExit) as e:
         main([*base, "--out", str(main_process)])
     assert e.value.code == 0
-    assert files(tmp_path / "one") == files(tmp_path / "two") == files(main_process)
+    assert visible_files(tmp_path / "one") == visible_files(tmp_path / "two") == visible_files(main_process)
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))
@@ -57,12 +54,12 @@ def test_shards_and_resume_give_the_identical_corpus(tmp_path):
     write_corpus(tmp_path / "ref", job, show_progress=False)
     for k in (1, 0):
         write_corpus(tmp_path / "sharded", job, shard=(k, 2), show_progress=False)
-    assert files(tmp_path / "sharded") == files(tmp_path / "ref")
+    assert visible_files(tmp_path / "sharded") == visible_files(tmp_path / "ref")
     part = tmp_path / "part"
     write_corpus(part, job, shard=(0, 2), show_progress=False)  # an interrupted run
     (part / "shard-00000.parquet").write_bytes(b"torn")
     write_corpus(part, job, show_progress=False)
-    assert files(part) == files(tmp_path / "ref")
+    assert visible_files(part) == visible_files(tmp_path / "ref")
 
 
 @pytest.mark.parametrize("args, message", [

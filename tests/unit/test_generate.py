@@ -6,7 +6,8 @@ from dataclasses import replace
 import pytest
 import torch
 
-from simulator.model import PRESETS, ByteModel, _CachedDecoder
+from simulator.generate import _CachedDecoder
+from simulator.model import PRESETS, ByteModel
 
 CONFIGS = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40)]
 END = 257

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from bytesim_common.errors import UserError
 from datagen.cli import main
 from datagen.corpus import read_table, write_corpus
 from datagen.cpu.build import cpu_job
-from datagen.errors import UserError
 from datagen.export_bgpt import export_bgpt
 from datagen.show import show
 

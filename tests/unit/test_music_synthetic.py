@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 from datagen.music.convert import abc2midi
 from datagen.music.synthetic import KEYS, METERS, SynthOptions, synthetic_tune
 

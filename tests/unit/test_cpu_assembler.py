@@ -10,9 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bytesim_common.errors import UserError
 from datagen.cpu import PROFILES, assemble, classify, disassemble, run_program, zero_state
 from datagen.cpu.rv32 import ABI_NAMES
-from datagen.errors import UserError
 from simulator.checkpoint import save_pretrained
 from simulator.cli import main
 from simulator.model import PRESETS, ByteModel

@@ -1,6 +1,7 @@
-"""Shared by tests/test_reliability_*.py: running the console modules, killing them at seeded
-random moments, checking folders after a kill, real full or read-only file systems (a tmpfs or
-a read-only bind mount in a private mount namespace), and small untrained checkpoints."""
+"""What the tests share besides conftest's fixtures: the repository root, running the console
+modules (as processes or in this one), one-line error checks, folder listings, killing runs at
+seeded random moments, real full or read-only file systems (a tmpfs or a read-only bind mount
+in a private mount namespace), and small untrained checkpoints."""
 
 from __future__ import annotations
 

@@ -4,23 +4,23 @@ referenced from the README."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(p.name for p in (REPO / "examples").glob("*.py"))
+from helpers import ROOT
+
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
 
 
 def _run(script: str, *args: str) -> str:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, str(REPO / "examples" / script), "--fast", *args],
-                          cwd=REPO, capture_output=True, text=True, env=env, timeout=300,
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), "--fast", *args],
+                          cwd=ROOT, capture_output=True, text=True, env=env, timeout=300,
                           check=False)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_every_example_is_in_the_readme():
-    readme = (REPO / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     assert EXAMPLES == ["compare_own_program.py", "convert_tune.py", "predict_program.py",
                         "train_tiny.py"]
     assert all(f"examples/{name}" in readme for name in EXAMPLES)

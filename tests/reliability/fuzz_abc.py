@@ -1,5 +1,5 @@
-"""Coverage-guided fuzzing of the ABC path with atheris (run by tests/test_reliability_hostile.py;
-by hand: `python tests/reliability_fuzz_abc.py -runs=100000`).
+"""Coverage-guided fuzzing of the ABC path with atheris (run by tests/reliability/test_hostile.py;
+by hand: `python tests/reliability/fuzz_abc.py -runs=100000`).
 
 An input is the bytes of an `.abc` file. The target reads it as datagen reads users' files,
 splits it into tunes, encodes each tune as the abc2midi codec does and decodes it back, and
@@ -15,7 +15,7 @@ from pathlib import Path
 import atheris
 
 with atheris.instrument_imports(include=["datagen", "simulator"]):
-    from datagen.errors import UserError
+    from bytesim_common.errors import UserError
     from datagen.music import convert as conv
     from datagen.music.normalize import BadMidi, normalize_midi
     from datagen.music.sources import read_abc_text, split_tunes

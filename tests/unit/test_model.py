@@ -209,3 +209,49 @@ def test_first_gradient_is_not_blown_up_by_a_zero_start_vector():
     ids = torch.randint(0, 256, (4, 64), generator=torch.Generator().manual_seed(5))
     F.cross_entropy(model(ids).flatten(0, 1), ids.flatten()).backward()
     assert torch.nn.utils.clip_grad_norm_(model.parameters(), 1e12) < 100
+
+
+def test_a_block_type_brings_its_own_settings():
+    """A block type declares the dataclass of its settings; block_options set them per level,
+    next to the transformer's, and a setting the type does not have is refused."""
+    from dataclasses import dataclass
+
+    from simulator.blocks import TransformerConfig
+
+    @dataclass(frozen=True)
+    class GatedConfig:
+        gate_init: float = 0.5  # a setting no other block has
+        dropout: float = 0.0  # filled from ModelConfig.dropout
+
+    @register_block("test-gated")
+    class Gated(torch.nn.Module):
+        config_class = GatedConfig
+
+        def __init__(self, shape, config):
+            super().__init__()
+            self.config = config
+            self.gate = torch.nn.Parameter(torch.full((shape.d_model,), config.gate_init))
+
+        def forward(self, x, pos, cache=None):
+            return x * self.gate
+
+        def new_cache(self):
+            return None
+
+    try:
+        cfg = replace(PRESETS["tiny"], block_types=("transformer", "test-gated"),
+                      block_options=({"mlp_ratio": 2}, {"gate_init": 0.25}))
+        model = ByteModel(cfg)
+        assert model.levels[1].blocks[0].config == GatedConfig(gate_init=0.25)
+        assert cfg.block_config(0) == TransformerConfig(n_heads=2, mlp_ratio=2)
+        assert model.levels[0].blocks[0].mlp.up.out_features == 2 * 64
+        assert model(torch.zeros(1, 32, dtype=torch.long)).shape == (1, 32, 258)
+        assert ModelConfig.from_dict(cfg.to_dict()) == cfg  # config.json round trip
+        with pytest.raises(ValueError, match="no setting n_heads"):
+            replace(cfg, block_options=({}, {"n_heads": 4}))
+        with pytest.raises(ValueError, match="one per level"):
+            replace(cfg, block_options=({},))
+        with pytest.raises(ValueError, match="config_class"):
+            register_block("test-no-config")(torch.nn.Identity)
+    finally:
+        del BLOCKS["test-gated"]

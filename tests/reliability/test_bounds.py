@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from reliability_helpers import ROOT, assert_one_line_error, in_process, untrained_checkpoint
+from helpers import ROOT, assert_one_line_error, in_process, untrained_checkpoint
 
+from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cli import main as datagen_main
 from datagen.corpus import write_corpus
 from datagen.cpu import assemble, run_program
 from datagen.cpu.build import build_cpu_corpus
 from datagen.cpu.harness import DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT
-from datagen.errors import UserError
 from datagen.music import convert as conv
 from datagen.music.build import music_job, music_spec
 from simulator.checkpoint import WEIGHTS_NAME, latest_checkpoint, load_pretrained

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
+from bytesim_common.errors import UserError
 from datagen.cli import main
 from datagen.corpus import read_table, write_corpus
-from datagen.errors import UserError
 from datagen.music import convert as conv
 from datagen.music.build import encoded_length, music_job, music_spec
 from datagen.music.normalize import normalize_midi, notes

@@ -9,8 +9,8 @@ import mido
 import pytest
 import torch
 
+from bytesim_common.errors import UserError
 from datagen.cpu import PROFILES, run_program
-from datagen.errors import UserError
 from simulator.checkpoint import read_config, save_pretrained
 from simulator.facade import (
     CPUSimulator,
@@ -62,12 +62,12 @@ def test_trace_views_agree_with_the_bytes(sim, tiny_cpu):
 def test_compare_scores_a_learned_program_as_exact(sim, tiny_cpu):
     row = tiny_cpu.rows[1]
     c = sim.compare(row["program"], _init(row))
-    assert c.byte_accuracy == c.states_exact == 1.0 and c.final_exact
+    assert c.byte_accuracy == c.state_exact == 1.0 and c.final_exact
     assert len(c.steps) == row["n_steps"] and all(s.exact and not s.wrong_registers
                                                   for s in c.steps)
     assert set(c.by_register.values()) == {1.0}
     assert list(c.summary()) == ["profile", "program_hex", "predicted", "emulator",
-                                 "byte_accuracy", "states_exact"]
+                                 "byte_accuracy", "state_exact"]
     assert c.summary()["predicted"] == c.summary()["emulator"]
     assert "MISMATCH" not in c.format() and "<-" not in c.format()
 
@@ -80,7 +80,7 @@ def test_compare_traces_marks_the_wrong_register_and_missing_states():
     states = bytearray(emu.states)
     states[16 + 8] ^= 0xFF  # state 1: one byte of x2 wrong
     c = compare_traces(Trace(truth.profile, truth.program, bytes(states), "end", "model"), truth)
-    assert c.byte_accuracy == 31 / 32 and c.states_exact == 0.5 and c.final_exact
+    assert c.byte_accuracy == 31 / 32 and c.state_exact == 0.5 and c.final_exact
     assert [s.wrong_registers for s in c.steps] == [("x2",), ()]
     assert c.by_register["x2"] == 7 / 8 and c.by_register["x1"] == 1.0
     assert [s.instruction_class for s in c.steps] == ["alu_imm", "alu_imm"]
@@ -130,13 +130,20 @@ def test_too_long_input_and_bad_max_steps_are_refused(sim):
     assert sim.predict("nop", max_steps=2).n_steps <= 2
 
 
-def test_profile_comes_from_the_run_or_is_asked_for(tiny_cpu):
+def test_profile_comes_from_the_run_or_is_asked_for(tiny_cpu, tmp_path):
     assert CPUSimulator.from_pretrained(tiny_cpu.run).profile.name == "rv32e-mini"
-    if read_config(tiny_cpu.checkpoint)["codec"].get("profile"):
-        assert CPUSimulator.from_pretrained(tiny_cpu.checkpoint).profile.name == "rv32e-mini"
-    else:
-        with pytest.raises(UserError, match="does not record the CPU profile"):
-            CPUSimulator.from_pretrained(tiny_cpu.checkpoint)
+    assert read_config(tiny_cpu.checkpoint)["codec"]["profile"] == "rv32e-mini"
+    assert CPUSimulator.from_pretrained(tiny_cpu.checkpoint).profile.name == "rv32e-mini"
+    # a checkpoint that does not record its profile (as older ones) must be told it
+    unrecorded = tmp_path / "no-profile"
+    shutil.copytree(tiny_cpu.checkpoint, unrecorded)
+    config = read_config(unrecorded)
+    config["codec"]["profile"] = None
+    (unrecorded / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UserError, match="does not record the CPU profile"):
+        CPUSimulator.from_pretrained(unrecorded)
+    assert CPUSimulator.from_pretrained(unrecorded, profile="rv32e-mini").profile.name == \
+        "rv32e-mini"
     with pytest.raises(UserError, match="trained on rv32e-mini traces, not x86"):
         CPUSimulator.from_pretrained(tiny_cpu.run, profile="x86")
 
@@ -207,3 +214,18 @@ def test_invalid_model_output_carries_the_raw_bytes(tmp_path, monkeypatch):
 def test_a_cpu_checkpoint_is_not_a_music_converter(tiny_cpu):
     with pytest.raises(UserError, match="is a cpu model, not a music converter"):
         MusicConverter.from_pretrained(tiny_cpu.checkpoint)
+
+
+def test_x86_through_the_facade(tiny_x86):
+    """x86 goes the same way: the profile from the checkpoint, x86 machine code, its registers."""
+    sim = CPUSimulator.from_pretrained(tiny_x86.checkpoint)
+    assert sim.profile.name == "x86"
+    x86 = PROFILES["x86"]
+    rows = tiny_x86.rows
+    inits = [r["states"][: x86.state_size] for r in rows]
+    assert [t.states for t in sim.predict([r["program"] for r in rows], inits)] == \
+        [r["states"] for r in rows]
+    c = sim.compare(rows[0]["program"], inits[0])
+    assert c.byte_accuracy == c.state_exact == 1.0 and c.final_exact
+    assert list(c.predicted.registers[0]) == list(x86.registers)
+    assert c.summary()["profile"] == "x86"
