@@ -27,7 +27,7 @@ END = 257
 VOCAB_SIZE = 258
 IR_BYTES = 4  # width of the `fetched` instruction word (bGPT's IR register)
 # where a CPU state block carries an instruction word (see `CpuCodec`)
-IR_WORDS = ("none", "fetched", "executed")
+IR_WORDS = ("none", "fetched", "given", "executed")
 EXECUTED_WIDTH = {"rv32": 4, "x86": 16}  # the longest instruction of the ISA, zero-padded
 
 TASKS = ("cpu", "abc2midi", "midi2abc")
@@ -180,40 +180,51 @@ _FORCED = [torch.nn.functional.one_hot(torch.tensor(i), VOCAB_SIZE).bool() for i
 
 
 @dataclass(frozen=True)
-class ExecutedConstraint(Constraint):
-    """State blocks `[executed word][state]`: the word is forced, and so is the end.
+class GivenWordConstraint(Constraint):
+    """State blocks with a given instruction word: the word is forced, and so is the end.
 
-    The word of a block is the program's bytes at the pc of the state before it (state_0's pc for
-    the first block), so it is given, never guessed; and a block starts only where that pc is
-    inside the program: where it has left the program the trace ends (END), the emulator
-    harness's stop rule, applied to the predicted pc.
+    The word is the program's bytes at a pc the model has predicted (or state_0's), so it is
+    given, never guessed: `ir_word` "given" puts after each state the word at that state's pc
+    (zeros outside the program); "executed" puts before each state the word at the pc of the
+    state before it. A block starts only where the pc of the state before it is inside the
+    program; where it has left the program the trace ends (END): the emulator harness's stop
+    rule, applied to the predicted pc.
     """
 
     program: bytes = b""
     code_base: int = 0
     pc_bytes: int = 4
-    word: int = 4  # bytes of the executed word at the start of each block
+    word: int = 4  # bytes of the word in each block
+    word_at: int = 0  # where the word starts in its block
+    state_at: int = 0  # where the state (its pc first) starts in its block
+    own_pc: bool = True  # the word is fetched at its own block's pc (else the block before's)
     pc0: int = 0  # state_0's pc
 
     def _pc(self, target: Sequence[int], k: int) -> int:
-        """The pc of the state before block k (state_0 for k = 0)."""
-        if k == 0:
+        """The pc of the state of target block k (k = -1: state_0)."""
+        if k < 0:
             return self.pc0
-        at = (k - 1) * self.stride + self.word
+        at = k * self.stride + self.state_at
         return int.from_bytes(bytes(int(i) for i in target[at: at + self.pc_bytes]), "little")
+
+    def _inside(self, pc: int) -> bool:
+        return 0 <= pc - self.code_base < len(self.program)
 
     def allowed(self, target: Sequence[int]) -> torch.Tensor:
         t = len(target)
         if END in target:
             return _MASKS["pad"]
         k, r = divmod(t, self.stride)
-        if r >= self.word:
-            return _MASKS["bytes" if r < self.block else "pad"]
-        at = self._pc(target, k) - self.code_base
-        if not 0 <= at < len(self.program):
-            return _MASKS["end"]  # r == 0 here: the pc left the program, the trace ends
-        code = self.program[at: at + self.word]
-        return _FORCED[code[r] if r < len(code) else 0]
+        if r == 0 and not self._inside(self._pc(target, k - 1)):
+            return _MASKS["end"]  # the pc left the program: the trace ends
+        if self.word_at <= r < self.word_at + self.word:
+            pc = self._pc(target, k if self.own_pc else k - 1)
+            if not self._inside(pc):
+                return _FORCED[0]
+            code = self.program[pc - self.code_base:][: self.word]
+            i = r - self.word_at
+            return _FORCED[code[i] if i < len(code) else 0]
+        return _MASKS["bytes" if r < self.block else "pad"]
 
 
 def generation_constraint(constraints: Sequence[Constraint], prompt_lens: Sequence[int]):
@@ -287,10 +298,13 @@ class CpuCodec(Codec):
     - "none": the block is the state;
     - "fetched": `[state][word at the state's pc]` (zeros outside the program), bGPT's IR
       register, predicted like the state;
-    - "executed": `[word executed to reach the state][state]` (zeros for state_0): the word sits
-      right before the bytes it determines, it is given (not scored; generation forces it from
-      the program and the predicted pc) and the trace ends where the predicted pc leaves the
-      program (`ExecutedConstraint`).
+    - "given": the same layout, but the word is given: not scored, generation forces it from the
+      program and the predicted pc, and the trace ends where the predicted pc leaves the
+      program (`GivenWordConstraint`). The next state's patches come after the whole word, so
+      every level sees the instruction before it predicts what the instruction does;
+    - "executed": `[word executed to reach the state][state]` (zeros for state_0), given as
+      above: the word sits right before the bytes it determines, inside the byte level's
+      reach, but in the same top-level patch as the state's first bytes.
     Decode checks the words against the program and drops them.
     """
 
@@ -315,6 +329,14 @@ class CpuCodec(Codec):
             return 0
         return IR_BYTES if self.ir_word == "fetched" else EXECUTED_WIDTH[_profile(profile).isa]
 
+    def word_offset(self, profile: str) -> int:
+        """Where the word starts inside its block."""
+        return 0 if self.ir_word == "executed" else _profile(profile).state_size
+
+    @property
+    def word_is_given(self) -> bool:
+        return self.ir_word in ("given", "executed")
+
     def state_offset(self, profile: str) -> int:
         """Where the state starts inside its block."""
         return self.word(profile) if self.ir_word == "executed" else 0
@@ -336,7 +358,7 @@ class CpuCodec(Codec):
         inside = (pc >= 0) & (pc < len(trace.program))
         at = np.where(inside, pc, len(trace.program))  # the zero tail
         fetched = code[at[:, None] + np.arange(word)]
-        if self.ir_word == "fetched":
+        if self.ir_word != "executed":
             return fetched
         return np.concatenate([np.zeros((1, word), np.uint8), fetched[:-1]])  # executed
 
@@ -347,8 +369,8 @@ class CpuCodec(Codec):
             raise ValueError(f"states of {len(trace.states)} bytes are not whole "
                              f"{prof.state_size}-byte {trace.profile} states")
         states = np.frombuffer(trace.states, np.uint8).reshape(-1, prof.state_size)
-        parts = {"none": [states], "fetched": [states, self.words(trace)],
-                 "executed": [self.words(trace), states]}[self.ir_word]
+        parts = {"none": [states], "executed": [self.words(trace), states]}.get(
+            self.ir_word, [states, self.words(trace)])
         body = np.concatenate(parts, axis=1).astype(np.int16)
         out = np.full((len(states), self.stride(trace.profile)), PAD, np.int16)
         out[:, : body.shape[1]] = body
@@ -366,9 +388,10 @@ class CpuCodec(Codec):
 
     def encode(self, sample: CpuTrace) -> tuple[np.ndarray, np.ndarray]:
         ids, mask = super().encode(sample)
-        if self.ir_word == "executed":  # the words are given, not predicted
-            mask[self.state_positions(sample)[:, :1] - self.state_offset(sample.profile)
-                 + np.arange(self.word(sample.profile))] = False
+        if self.word_is_given:  # not predicted
+            p = sample.profile
+            mask[self.state_positions(sample)[:, :1] - self.state_offset(p)
+                 + self.word_offset(p) + np.arange(self.word(p))] = False
         return ids, mask
 
     def _prompt_len(self, sample: CpuTrace) -> int:
@@ -424,14 +447,16 @@ class CpuCodec(Codec):
     def constraint(self, sample: CpuTrace) -> Constraint:
         profile = sample.profile
         align, stride, block = self.align, self.stride(profile), self.block(profile)
-        if self.ir_word != "executed":
+        if not self.word_is_given:
             return Constraint(align, stride, block)
         prof = _profile(profile)
         width = prof.register_bytes[0]
-        return ExecutedConstraint(align, stride, block, program=sample.program,
-                                  code_base=prof.code_base, pc_bytes=width,
-                                  word=self.word(profile),
-                                  pc0=int.from_bytes(sample.states[:width], "little"))
+        return GivenWordConstraint(align, stride, block, program=sample.program,
+                                   code_base=prof.code_base, pc_bytes=width,
+                                   word=self.word(profile), word_at=self.word_offset(profile),
+                                   state_at=self.state_offset(profile),
+                                   own_pc=self.ir_word == "given",
+                                   pc0=int.from_bytes(sample.states[:width], "little"))
 
 
 class MusicCodec(Codec):

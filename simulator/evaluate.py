@@ -221,7 +221,7 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
     res = {mode: t.result() for mode, t in tallies.items()}
     steps_res = {mode: t.result() for mode, t in one_step.items()}
     fr, tf, one = res["free_running"], res["teacher_forced"], steps_res["model"]
-    return {"profile": prof.name, "stop_rule": codec.ir_word == "executed",
+    return {"profile": prof.name, "stop_rule": codec.word_is_given,
             "step_exact": one["step_exact"], "write_exact": one["write_exact"],
             "branch_exact": one["branch_exact"], "final_exact": fr["final_exact"],
             "state_exact": fr["state_exact"], "byte_accuracy": fr["byte_accuracy"],

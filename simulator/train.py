@@ -106,9 +106,10 @@ class TrainArgs:
     ir_word: str = option("none", choices=list(IR_WORDS),
                           const_flags={"--interleave-ir": "fetched"},
                           help="cpu: an instruction word in each state block: none; fetched (the "
-                          "word at the state's pc, after it, predicted: bGPT's IR); executed (the "
-                          "word executed to reach the state, before it, given; the trace ends "
-                          "where the predicted pc leaves the program). Default: none")
+                          "word at the state's pc, after it, predicted: bGPT's IR); given (the "
+                          "same, but given, not predicted, and the trace ends where the "
+                          "predicted pc leaves the program); executed (the word executed to "
+                          "reach the state, before it, given). Default: none")
     init_from: str | None = option(None, metavar="CHECKPOINT",
                                    help="start from this checkpoint's weights (e.g. "
                                    "trained/cpu-rv32e) with a fresh optimizer; its shape and "

@@ -41,9 +41,9 @@ def test_cpu_round_trip(trace, align, ir_word):
     prompt = codec.prompt(trace)
     assert (ids[: len(prompt)] == prompt).all() and not mask[: len(prompt)].any()
     # the target is every state after state_0 (with its fetched word) plus the END; an
-    # executed word is given, not scored
+    # given or executed word is not scored
     n = len(trace.states) // STATE_SIZE[trace.profile] - 1
-    scored = codec.block(trace.profile) - (codec.word(trace.profile) if ir_word == "executed" else 0)
+    scored = codec.block(trace.profile) - (codec.word(trace.profile) if codec.word_is_given else 0)
     assert mask.sum() == n * scored + 1
     pos = codec.state_positions(trace)
     assert bytes(ids[pos].astype(np.uint8).ravel()) == trace.states[STATE_SIZE[trace.profile]:]
@@ -125,7 +125,8 @@ def test_constraint_accepts_valid_targets_and_forces_padding(align):
 
 
 def test_options_rebuild_the_same_codec():
-    for codec in (make_codec("cpu", 64, "fetched"), make_codec("cpu", 16, "executed"), make_codec("midi2abc", 16)):
+    for codec in (make_codec("cpu", 64, "fetched"), make_codec("cpu", 16, "executed"),
+                  make_codec("midi2abc", 16)):
         again = codec_from_options(codec.options())
         assert again.options() == codec.options()
     with pytest.raises(ValueError):
@@ -133,11 +134,13 @@ def test_options_rebuild_the_same_codec():
 
 
 @pytest.mark.parametrize("profile", ["rv32e", "x86"])
-def test_executed_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_program(profile):
+@pytest.mark.parametrize("ir_word", ["given", "executed"])
+def test_given_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_program(profile,
+                                                                                   ir_word):
     from datagen.cpu.build import make_row
     from datagen.cpu.programs import parse_mix
 
-    codec = CpuCodec(16, ir_word="executed", profile=profile)
+    codec = CpuCodec(16, ir_word=ir_word, profile=profile)
     for seed in range(20):
         trace = codec.sample_from_row(make_row(profile, seed, 4, 8, 64, parse_mix(None)))
         ids, mask = codec.encode(trace)
@@ -154,5 +157,8 @@ def test_executed_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_pr
         wrong = target[:stride]
         wrong[off: off + 4] = [0, 0, 0, 0]
         assert rule.allowed(wrong).tolist() == [i == END for i in range(VOCAB_SIZE)]
+        if ir_word == "given":  # the word at a pc outside the program is zeros
+            size = STATE_SIZE[profile]
+            assert rule.allowed(wrong[:size]).tolist() == [i == 0 for i in range(VOCAB_SIZE)]
         states, ended = codec.generated_states(trace, target)
         assert ended and states.tobytes() == trace.states[STATE_SIZE[profile]:]
