@@ -206,6 +206,10 @@ PRESETS: dict[str, ModelConfig] = {
     ),
 }
 
+# `small` with a byte level as deep as its patch level: one instruction's arithmetic is done by
+# the byte level (decode the operand fields, fetch the registers, compute), which takes depth
+PRESETS["small-deepbytes"] = replace(PRESETS["small"], n_layers=(4, 4))
+
 # small3's body parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
 PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_layers=(7, 4, 4),
                                  n_heads=(3, 3, 2))

@@ -365,16 +365,18 @@ def sample_inputs(model, ids: torch.Tensor, replace: torch.Tensor) -> torch.Tens
 def initial_weights(path: str, config, codec_options: dict[str, Any]):
     """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have
     this run's shape and codec layout; the CPU profile may differ (a ladder from rv32e-mini
-    to rv32e: the model knows nothing of state sizes)."""
+    to rv32e: the model knows nothing of state sizes), and so may the context (positions are
+    rotary: no weights depend on it)."""
     model, meta = load_pretrained(resolve_model_path(path))
     have, want = model.config.to_dict(), config.to_dict()
     diff = [f"{k} {have[k]!r} there, {want[k]!r} here" for k in want
-            if k != "checkpoint_activations" and have[k] != want[k]]
+            if k not in ("checkpoint_activations", "max_len") and have[k] != want[k]]
     have_codec = codec_from_options(meta["codec"]).options()  # checkpoints of older layouts too
     diff += [f"codec {k} {have_codec.get(k)!r} there, {v!r} here"  # a ladder may change the CPU
              for k, v in codec_options.items() if k != "profile" and have_codec.get(k) != v]
     if diff:
         raise UserError(f"--init-from {path} does not fit this run: {'; '.join(diff[:3])}")
+    model.config.max_len = config.max_len
     return model.train()
 
 
@@ -440,14 +442,15 @@ def train(args: TrainArgs) -> dict[str, Any]:
     train_split = load_split(args.data, args.task, codec, "train", args.max_len, log=log)
     valid_split = load_split(args.data, args.task, codec, "valid", args.max_len, required=False,
                              log=log, limit=args.valid_limit or None)
+    codec_info = codec.options()
+    # checked before the run folder is made: a checkpoint that does not fit leaves no run
+    start_from = initial_weights(args.init_from, config, codec_info) if args.init_from else None
     resume_from = prepare_run(args, d, device)  # after the data is read: a bad corpus leaves no run
 
-    codec_info = codec.options()
     torch.manual_seed(args.seed)
     start, elapsed, cpu = 0, 0.0, 0.0  # wall and CPU seconds of the steps done
     if resume_from is None:
-        model = ByteModel(config) if args.init_from is None else initial_weights(
-            args.init_from, config, codec_info)
+        model = ByteModel(config) if start_from is None else start_from
     else:
         model, _ = load_pretrained(resume_from)
         model.train()

@@ -162,6 +162,7 @@ def test_init_from_starts_with_the_checkpoint_weights(corpus, tmp_path):
     with pytest.raises(UserError, match="codec ir_word 'none' there, 'executed' here"):
         train(_args(corpus, tmp_path / "layout", ir_word="executed",
                     init_from=str(tmp_path / "first")))
+    assert not (tmp_path / "layout").exists()  # refused before the run folder was made
 
 
 def test_init_from_climbs_to_another_profile(corpus, tmp_path):
@@ -171,7 +172,8 @@ def test_init_from_climbs_to_another_profile(corpus, tmp_path):
         ["cpu", "--profile", "rv32e", "-n", "20", "--seed", "5", "--max-len", "3",
          "--out", str(big), "--quiet"]))
     train(_args(corpus, tmp_path / "mini", steps=2, curriculum=0))
-    train(_args(str(big), tmp_path / "up", steps=1, curriculum=0, init_from=str(tmp_path / "mini")))
+    train(_args(str(big), tmp_path / "up", steps=1, curriculum=0, max_len=1024,
+                init_from=str(tmp_path / "mini")))  # another context too
     assert json.loads((tmp_path / "up" / "run.json").read_text())["args"]["init_from"]
 
 

@@ -107,6 +107,7 @@ def test_preset_sizes():
         "tiny": (1e5, 1e6),
         "tiny3": (1e5, 1e6),
         "small": (2e6, 8e6),
+        "small-deepbytes": (2e6, 8e6),
         "small3": (2e6, 12e6),
         "small3-deep": (2e6, 12e6),
         "base": (30e6, 50e6),
