@@ -1,5 +1,5 @@
-"""`make demo`: the shipped checkpoints in trained/ on an example program and an example tune,
-each printed beside the ground truth (Unicorn; abc2midi). A missing checkpoint is said in one
+"""`make demo`: the shipped checkpoints in trained/ on single instructions of every class and an
+example program, and on an example tune, each beside the ground truth (Unicorn; abc2midi). A missing checkpoint is said in one
 line and the other part still runs.
 
     python -m simulator.demo [--cpu-model PATH] [--abc2midi-model PATH] [--profile NAME]
@@ -12,6 +12,7 @@ import argparse
 from bytesim_common.errors import UserError
 from bytesim_common.files import display_path
 from simulator.facade import CPUSimulator, ModelOutputError, MusicConverter, midi_summary
+from simulator.probe import format_probe, probe
 
 EXAMPLE_PROGRAM = """\
 # a little arithmetic on x1..x3 (valid on every RISC-V profile)
@@ -36,9 +37,15 @@ A2 | d2 f2 a2 | g2 e2 c2 | d4 A2 | d6 |]
 """
 
 
+PROBE_PROGRAMS = 10  # random single-instruction programs per class in the demo's probe
+
+
 def demo_cpu(path: str | None, profile: str | None) -> None:
     sim = CPUSimulator.from_pretrained(path, profile=profile)
     print(f"== CPU simulator {display_path(sim.path)} ({sim.profile.name}) vs Unicorn ==")
+    print(format_probe(probe(sim.path, PROBE_PROGRAMS)))
+    print("(pc-advance: the previous state with the pc moved on, the trivial baseline; "
+          "`simulator probe` for more programs)\n")
     print(sim.compare(EXAMPLE_PROGRAM, EXAMPLE_STATE).format())
 
 

@@ -140,6 +140,8 @@ def test_demo_runs_both_parts_or_says_what_is_missing(tiny_cpu, tiny_abc2midi, t
                    "--abc2midi-model", str(tiny_abc2midi.checkpoint))
     assert done.returncode == 0, done.stderr
     assert "vs Unicorn" in done.stdout and "reference (" in done.stdout
+    assert "single instructions, 10 random programs per class" in done.stdout
+    assert "| alu_imm |" in done.stdout and "| all |" in done.stdout
     assert "model (" in done.stdout or "model: the model's output" in done.stdout
     missing = _python("-m", "simulator.demo", "--cpu-model", str(tmp_path / "none"),
                       "--abc2midi-model", str(tiny_abc2midi.checkpoint))
