@@ -57,6 +57,7 @@ IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad
             "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word", "bit_embed",
             "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from")
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
+FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window")  # --init-from may change
 CONFIG_OVERRIDES = ("max_len", "local_window", "bit_embed")  # TrainArgs that replace the preset's ModelConfig
 
 
@@ -365,12 +366,13 @@ def sample_inputs(model, ids: torch.Tensor, replace: torch.Tensor) -> torch.Tens
 def initial_weights(path: str, config, codec_options: dict[str, Any]):
     """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have
     this run's shape and codec layout; the CPU profile may differ (a ladder from rv32e-mini
-    to rv32e: the model knows nothing of state sizes), and so may the context (positions are
-    rotary: no weights depend on it)."""
+    to rv32e: the model knows nothing of state sizes), and so may `FREE_ON_INIT`: the context
+    (positions are rotary) and the byte level's window (a bigger state needs a longer reach);
+    no weight's shape depends on them."""
     model, meta = load_pretrained(resolve_model_path(path))
     have, want = model.config.to_dict(), config.to_dict()
     diff = [f"{k} {have[k]!r} there, {want[k]!r} here" for k in want
-            if k not in ("checkpoint_activations", "max_len") and have[k] != want[k]]
+            if k not in FREE_ON_INIT and have[k] != want[k]]
     have_codec = codec_from_options(meta["codec"]).options()  # checkpoints of older layouts too
     diff += [f"codec {k} {have_codec.get(k)!r} there, {v!r} here"  # a ladder may change the CPU
              for k, v in codec_options.items() if k != "profile" and have_codec.get(k) != v]

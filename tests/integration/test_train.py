@@ -172,8 +172,8 @@ def test_init_from_climbs_to_another_profile(corpus, tmp_path):
         ["cpu", "--profile", "rv32e", "-n", "20", "--seed", "5", "--max-len", "3",
          "--out", str(big), "--quiet"]))
     train(_args(corpus, tmp_path / "mini", steps=2, curriculum=0))
-    train(_args(str(big), tmp_path / "up", steps=1, curriculum=0, max_len=1024,
-                init_from=str(tmp_path / "mini")))  # another context too
+    train(_args(str(big), tmp_path / "up", steps=1, curriculum=0, max_len=1024, local_window=80,
+                init_from=str(tmp_path / "mini")))  # another context and window too
     assert json.loads((tmp_path / "up" / "run.json").read_text())["args"]["init_from"]
 
 
