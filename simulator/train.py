@@ -44,7 +44,7 @@ from simulator.checkpoint import (
     resolve_model_path,
     save_run_state,
 )
-from simulator.codec import IR_WORDS, TASKS, codec_from_options, make_codec
+from simulator.codec import IR_WORDS, MIDI_LAYOUTS, TASKS, codec_from_options, make_codec
 from simulator.data import EncodedSplit, batch_sequences, curriculum_sequences, load_split
 from simulator.evaluate import split_loss
 from simulator.metrics import bits_per_token
@@ -55,7 +55,8 @@ SUMMARY = "summary.json"
 # Arguments that decide the trained weights; a resumed run must use the same ones.
 IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad_accum",
             "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word", "bit_embed",
-            "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from")
+            "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from",
+            "midi_codec")
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window")  # --init-from may change
 CONFIG_OVERRIDES = ("max_len", "local_window", "bit_embed")  # TrainArgs that replace the preset's ModelConfig
@@ -111,6 +112,10 @@ class TrainArgs:
                           "same, but given, not predicted, and the trace ends where the "
                           "predicted pc leaves the program); executed (the word executed to "
                           "reach the state, before it, given). Default: none")
+    midi_codec: str = option("file", choices=list(MIDI_LAYOUTS),
+                             help="abc2midi/midi2abc: the MIDI as the file's bytes (default), or "
+                             "as its event stream, without the header chunk and chunk lengths, "
+                             "generated as well-formed events only (docs/music.md)")
     init_from: str | None = option(None, metavar="CHECKPOINT",
                                    help="start from this checkpoint's weights (e.g. "
                                    "trained/cpu-rv32e) with a fresh optimizer; its shape and "
@@ -231,6 +236,9 @@ def check_args(args: TrainArgs, d: Dist) -> None:
         raise UserError(f"--task takes {', '.join(TASKS)}; got {args.task!r}")
     if args.schedule not in ("constant", "cosine"):
         raise UserError(f"--schedule takes constant or cosine; got {args.schedule!r}")
+    if args.midi_codec not in MIDI_LAYOUTS or (args.task == "cpu" and args.midi_codec != "file"):
+        raise UserError(f"--midi-codec takes {' or '.join(MIDI_LAYOUTS)}, for a music task; "
+                        f"got {args.midi_codec!r} for {args.task}")
     for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
@@ -276,8 +284,9 @@ def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) ->
                             "before it was written has nothing to resume: start it without "
                             "--resume)")
         have = json.loads(info.read_text())["identity"]
-        diff = [f"{_flag(k)} {have.get(k)!r} there, {v!r} now"
-                for k, v in _identity(args).items() if have.get(k) != v and k not in SCHEDULE]
+        have = {k: have.get(k, getattr(TrainArgs, k, None)) for k in IDENTITY}  # older runs
+        diff = [f"{_flag(k)} {have[k]!r} there, {v!r} now"
+                for k, v in _identity(args).items() if have[k] != v and k not in SCHEDULE]
         if diff:
             raise UserError(f"--resume with other arguments than {run} was started with: "
                             f"{'; '.join(diff[:3])}")
@@ -438,7 +447,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
     resolve_curriculum(args)
     profile = read_manifest(args.data, "cpu")["args"]["profile"] if args.task == "cpu" else None
     codec = make_codec(args.task, align=config.patch_sizes[0], ir_word=args.ir_word,
-                       profile=profile)
+                       profile=profile, midi=args.midi_codec)
     run = Path(args.out)
     log = sys.stderr if d.main and not args.quiet else None
     train_split = load_split(args.data, args.task, codec, "train", args.max_len, log=log)

@@ -1,0 +1,266 @@
+"""The MIDI event-stream codec: round trips on corpus MIDI, the grammar, valid output by
+construction (random well-formed streams, an untrained model sampling under the constraint)."""
+
+import io
+import random
+import shutil
+
+import mido
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from datagen.errors import UserError
+from datagen.music.build import make_pair, music_spec
+from datagen.music.synthetic import LADDER
+from simulator.codec import (
+    END,
+    PAD,
+    VOCAB_SIZE,
+    DecodeError,
+    EventConstraint,
+    MusicCodec,
+    MusicPair,
+    codec_from_options,
+    generation_constraint,
+    make_codec,
+)
+from simulator.metrics import valid_midi
+from simulator.midi_events import (
+    EventGrammar,
+    StreamError,
+    events_to_midi,
+    midi_to_events,
+    note_spans,
+)
+from simulator.model import PRESETS, ByteModel
+
+pytestmark = pytest.mark.skipif(shutil.which("abc2midi") is None,
+                                reason="abc2midi is not installed (apt-get install abcmidi)")
+
+
+def _pairs(sources: list[str], n: int, seed: int, **kw) -> list[MusicPair]:
+    spec = music_spec(sources, seed=seed, converter="abc2midi", **kw)
+    rows = [make_pair(spec, i) for i in range(n)]
+    return [MusicPair(r["abc"], r["midi"]) for r in rows if "midi" in r]
+
+
+@pytest.fixture(scope="module")
+def corpus_pairs() -> list[MusicPair]:
+    """Synthetic tunes of every rung (one voice and several tracks) and music21's tunes."""
+    pairs = _pairs(["synthetic"], 120, 4) + _pairs(["music21"], 120, 4)
+    pairs += _pairs(["synthetic"], 20, 4, synth_mix="gchords=1,parts=1")
+    pairs += _pairs(["synthetic"], 20, 4, keep_text=True)
+    assert {p.midi[9] for p in pairs} == {0, 1}  # formats 0 and 1 are both there
+    return pairs
+
+
+@pytest.fixture(scope="module")
+def m0_pairs() -> list[MusicPair]:
+    spec = music_spec(["synthetic"], seed=1, converter="abc2midi")
+    from dataclasses import replace
+    spec = replace(spec, synth=LADDER["M0"])
+    return [MusicPair(r["abc"], r["midi"]) for r in (make_pair(spec, i) for i in range(8))]
+
+
+def test_every_corpus_midi_round_trips(corpus_pairs):
+    for pair in corpus_pairs:
+        stream = midi_to_events(pair.midi)
+        assert events_to_midi(stream) == pair.midi
+        n_tracks = int.from_bytes(pair.midi[10:12], "big")
+        # left out: MThd, its length and track count (11 bytes), each track's tag and length
+        assert len(stream) == len(pair.midi) - 11 - 8 * n_tracks
+        assert stream[0] == pair.midi[9] and stream[1:3] == pair.midi[12:14]
+        for task in ("abc2midi", "midi2abc"):
+            for align in (16, 64):
+                codec = MusicCodec(task, align, "events")
+                ids, mask = codec.encode(pair)
+                assert codec.decode(ids) == pair
+                if task == "abc2midi":
+                    target = ids[len(codec.prompt(pair)):]
+                    assert codec.target_bytes(target) == stream
+                    assert codec.output_file(codec.target_bytes(target)) == pair.midi
+                    assert mask.sum() == len(stream) + 2
+
+
+def test_note_spans_point_at_the_same_bytes_in_both_layouts(corpus_pairs):
+    for pair in corpus_pairs[:60]:
+        spans = {lay: MusicCodec("abc2midi", 16, lay).note_spans(pair) for lay in ("file",
+                                                                                   "events")}
+        stream = midi_to_events(pair.midi)
+        assert len(spans["file"]) == len(spans["events"]) == sum(
+            m.type == "note_on" and m.velocity > 0
+            for t in mido.MidiFile(file=io.BytesIO(pair.midi)).tracks for m in t)
+        for f, e in zip(spans["file"], spans["events"]):
+            assert pair.midi[f.pitch] == stream[e.pitch]
+            assert [pair.midi[p] for p in f.onset] == [stream[p] for p in e.onset]
+            assert [pair.midi[p] for p in f.duration] == [stream[p] for p in e.duration]
+            assert e.onset and e.duration  # a delta time each, at least
+
+
+def test_first_note_spans_of_a_plain_tune(m0_pairs):
+    stream = midi_to_events(m0_pairs[0].midi)
+    first = note_spans(stream)[0]
+    on = stream.index(b"\x90")  # the first note-on's status; its key follows
+    assert first.pitch == on + 1
+    assert first.onset[-1] == on - 1  # its delta time ends right before the status
+    assert stream[first.duration[0] - 0] < 0x80 or len(first.duration) > 1
+
+
+def _walk(rng: random.Random, limit: int) -> bytes | None:
+    """A random well-formed stream: bytes drawn from what the grammar allows, leaning towards
+    short events and ending; None if it has not ended within `limit` bytes."""
+    grammar, out = EventGrammar(), bytearray()
+    while len(out) < limit:
+        ranges, stop = grammar.allowed()
+        if stop and (not ranges or rng.random() < 0.3):
+            return bytes(out)
+        choices = [b for lo, hi in ranges for b in range(lo, hi + 1)]
+        if grammar.state == "meta_type" and rng.random() < 0.3:
+            byte = 0x2F  # end of track
+        elif grammar.state == "status" and rng.random() < 0.1:
+            byte = 0xFF
+        else:
+            byte = min(choices) if rng.random() < 0.5 else rng.choice(choices)
+        grammar.feed(byte)
+        out.append(byte)
+    return None
+
+
+def test_every_well_formed_stream_is_a_valid_midi_file():
+    done = 0
+    for seed in range(400):
+        stream = _walk(random.Random(seed), 3000)
+        if stream is None:
+            continue
+        done += 1
+        midi = events_to_midi(stream)
+        assert valid_midi(midi), stream.hex()
+        assert midi_to_events(midi) == stream  # canonical: the file gives the stream back
+        note_spans(stream)
+    assert done > 300
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=60))
+def test_anything_else_is_refused(noise):
+    grammar = EventGrammar()
+    try:
+        for byte in noise:
+            grammar.feed(byte)
+    except StreamError:
+        return
+    if grammar.done():  # well-formed after all: then it is a valid file
+        assert valid_midi(events_to_midi(noise))
+    else:
+        with pytest.raises(StreamError):
+            events_to_midi(noise)
+
+
+def test_malformed_streams_and_files_raise(m0_pairs):
+    stream = midi_to_events(m0_pairs[0].midi)
+    with pytest.raises(StreamError, match="ends inside a track"):
+        events_to_midi(stream[:-1])
+    with pytest.raises(StreamError, match="not allowed"):  # a second track in format 0
+        events_to_midi(stream + stream[3:])
+    on = stream.index(b"\x80")  # a note-off; the next one is written with running status?
+    with pytest.raises(StreamError):
+        events_to_midi(stream[:on + 1] + b"\x80" + stream[on + 1:])  # a data byte > 127
+    midi = m0_pairs[0].midi
+    for bad in (b"", midi[:13], b"RIFF" + midi[4:], midi + b"\0",
+                midi[:10] + b"\x00\x02" + midi[12:]):  # a track count that does not match
+        with pytest.raises(StreamError):
+            midi_to_events(bad)
+    codec = MusicCodec("abc2midi", 16, "events")
+    ids, _ = codec.encode(m0_pairs[0])
+    prompt = len(codec.prompt(m0_pairs[0]))
+    cut = np.concatenate([ids[:prompt], [1, 2, PAD], np.full(13, PAD), ids[-16:]])
+    with pytest.raises(DecodeError):
+        codec.decode(cut)
+    with pytest.raises(DecodeError):
+        codec.output_file(b"\x00\x01\xe0\x00\x90")
+
+
+def test_non_canonical_running_status_is_refused():
+    track = b"\x00\x90\x3c\x40\x60\x90\x3c\x00\x00\xff\x2f\x00"  # status repeated, not left out
+    midi = b"MThd\0\0\0\x06\0\0\0\x01\x01\xe0MTrk" + len(track).to_bytes(4, "big") + track
+    assert valid_midi(midi)
+    with pytest.raises(StreamError):
+        midi_to_events(midi)
+
+
+def test_constraint_follows_the_grammar_and_stops_only_between_tracks(corpus_pairs):
+    codec = MusicCodec("abc2midi", 16, "events")
+    for pair in [p for p in corpus_pairs if p.midi[9] == 1][:3] + corpus_pairs[:3]:
+        ids, _ = codec.encode(pair)
+        n = len(codec.prompt(pair))
+        target = ids[n:].tolist()
+        c = codec.constraint(pair)
+        assert isinstance(c, EventConstraint)
+        live = c.for_generate(n)
+        stream = midi_to_events(pair.midi)
+        ends = {len(stream)} | ({i for i in range(len(stream)) if stream[i - 3: i] ==
+                                 b"\xff\x2f\x00"} if pair.midi[9] else set())
+        for i, y in enumerate(target):
+            mask = live(ids[:n + i].tolist())
+            assert torch.equal(mask, c.allowed(target[:i])) and mask[y]
+            if i <= len(stream):
+                assert bool(mask[PAD]) == (i in ends), i
+                assert not mask[END]
+
+
+def test_an_untrained_model_sampling_under_the_constraint_writes_valid_midi(m0_pairs):
+    torch.manual_seed(0)
+    model = ByteModel(PRESETS["tiny"])
+    # random weights, with logits leaning towards the bytes that end a track (delta 0, FF 2F 00)
+    # and the PAD: otherwise sampling almost never finishes a track within the context
+    lean = torch.zeros(VOCAB_SIZE)
+    lean[[0x00, 0xFF, 0x2F, PAD]] = 3.0
+    model.head.register_forward_hook(lambda module, inputs, logits: logits + lean)
+    codec = MusicCodec("abc2midi", 16, "events")
+    prompts = [codec.prompt(p).tolist() for p in m0_pairs]
+    allowed = generation_constraint([codec.constraint(p) for p in m0_pairs],
+                                    [len(p) for p in prompts])
+    ended = 0
+    for seed in range(3):
+        outs = model.generate(prompts, 512 - max(map(len, prompts)), temperature=1.0,
+                              stop_id=END, allowed=allowed,
+                              generator=torch.Generator().manual_seed(seed))
+        for prompt, out in zip(prompts, outs):
+            if END not in out:
+                continue
+            ended += 1
+            pair = codec.decode(np.array(prompt + out + [PAD] * 15))  # generation stops at END
+            assert valid_midi(pair.midi)
+            assert codec.output_file(codec.target_bytes(np.array(out))) == pair.midi
+    assert ended >= 12
+
+
+def test_options_keep_old_checkpoints_as_they_were():
+    old = codec_from_options({"task": "abc2midi", "align": 16})
+    assert isinstance(old, MusicCodec) and old.midi == "file" and old.options() == {
+        "task": "abc2midi", "align": 16}
+    assert type(old.constraint(MusicPair("", b""))).__name__ == "Constraint"
+    new = make_codec("midi2abc", 32, midi="events")
+    assert codec_from_options(new.options()).options() == new.options() == {
+        "task": "midi2abc", "align": 32, "midi": "events"}
+    with pytest.raises(ValueError):
+        make_codec("abc2midi", midi="bytes")
+
+
+def test_masks_are_vocabulary_sized():
+    assert EventGrammar().mask(PAD, VOCAB_SIZE).shape == (VOCAB_SIZE,)
+    assert EventGrammar().mask(PAD, VOCAB_SIZE)[:3].all()
+    assert not EventGrammar().mask(PAD, VOCAB_SIZE)[3:].any()
+
+
+def test_train_refuses_the_events_codec_for_cpu():
+    from simulator.train import TrainArgs, check_args
+
+    class One:
+        world = 1
+
+    with pytest.raises(UserError, match="--midi-codec"):
+        check_args(TrainArgs("cpu", "x", "y", midi_codec="events"), One())
