@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds a conversion may take before it counts as a timeout")
     music.add_argument("--synth-mix", default=None,
                        help="synthetic feature probabilities, e.g. chords=0.2,triplets=0.1")
+    music.add_argument("--ladder", default=None, choices=["M0", "M1", "M2"],
+                       help="synthetic tunes of one rung of the ladder (docs/music.md); "
+                       "--synth-mix then changes that rung's mix")
     music.add_argument("--quiet", action="store_true", help="no progress output")
 
     exp = sub.add_parser("export-bgpt", help="write a corpus in bGPT's file layout")

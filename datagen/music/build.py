@@ -35,7 +35,7 @@ from datagen.music.sources import (
     seeded_order,
     split_key,
 )
-from datagen.music.synthetic import SynthOptions, synthetic_tune
+from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
 
 PATCH = 16
 DEFAULT_MAX_BYTES = 8192  # bGPT's context: 512 patches of 16 bytes
@@ -141,8 +141,10 @@ def make_rows(spec: MusicSpec, start: int, stop: int) -> RowBatch:
 
 def music_spec(sources: list[str], seed: int, converter: str | None = None,
                max_bytes: int = DEFAULT_MAX_BYTES, keep_text: bool = False,
-               timeout: float = conv.DEFAULT_TIMEOUT_S, synth_mix: str | None = None) -> MusicSpec:
-    """Check the arguments and resolve them into a MusicSpec."""
+               timeout: float = conv.DEFAULT_TIMEOUT_S, synth_mix: str | None = None,
+               ladder: str | None = None) -> MusicSpec:
+    """Check the arguments and resolve them into a MusicSpec (`ladder`: a rung of LADDER as
+    the synthetic mix that `synth_mix` changes)."""
     names, files = [], []
     for s in sources:
         if s in ("music21", "synthetic"):
@@ -158,8 +160,12 @@ def music_spec(sources: list[str], seed: int, converter: str | None = None,
         raise UserError(f"--max-bytes must be 0 (no limit) or positive; got {max_bytes}")
     if timeout <= 0:
         raise UserError(f"--timeout must be positive; got {timeout}")
+    if ladder is not None and ladder not in LADDER:
+        raise UserError(f"--ladder takes {', '.join(LADDER)} (M3 is --source music21); "
+                        f"got {ladder!r}")
+    base = LADDER[ladder] if ladder else None
     return MusicSpec(tuple(names), tuple(files), seed, conv.choose_converter(converter),
-                     max_bytes, keep_text, timeout, SynthOptions.parse(synth_mix))
+                     max_bytes, keep_text, timeout, SynthOptions.parse(synth_mix, base))
 
 
 def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
@@ -183,7 +189,7 @@ def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
 def build_music_corpus(args: argparse.Namespace) -> dict:
     """`datagen music ...`: make (or resume) the corpus; return its manifest."""
     spec = music_spec(args.source, args.seed, args.converter, args.max_bytes, args.keep_text,
-                      args.timeout, args.synth_mix)
+                      args.timeout, args.synth_mix, args.ladder)
     job = music_job(spec, args.n)
     manifest = write_corpus(args.out, job, workers=args.workers, shard=parse_shard(args.shard),
                             show_progress=not args.quiet)

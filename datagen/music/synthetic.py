@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction as F
 
 from bytesim_common.errors import UserError
@@ -68,12 +68,23 @@ class SynthOptions:
     ties: float = 0.05  # a note is tied to the next
     slurs: float = 0.08  # a beat's notes are slurred
     grace: float = 0.04  # a note has a grace note
+    # The breadth of the tunes (1: all of it; below 1, a tune or beat keeps to the plain case
+    # otherwise; 0 and 1 draw nothing, so the default tunes are the same with or without them).
+    keys: float = 1.0  # a tune has a random key (otherwise C major)
+    meters: float = 1.0  # a tune has a random meter (otherwise 4/4)
+    units: float = 1.0  # a tune has a random unit note length (otherwise L:1/8)
+    lengths: float = 1.0  # a beat may have notes of other lengths than the unit; the last
+    #                       note of a part may be held (otherwise every note is one unit long)
+    octaves: float = 1.0  # a tune's range may need octave marks (otherwise C to b)
+    short_parts: float = 0.0  # a part has 4 bars (otherwise 4 or 8)
 
     @classmethod
-    def parse(cls, text: str | None) -> SynthOptions:
-        """Options from `name=p,name=p` (each p in [0, 1]); None gives the defaults."""
+    def parse(cls, text: str | None, base: SynthOptions | None = None) -> SynthOptions:
+        """Options from `name=p,name=p` (each p in [0, 1]) over `base` (default: the
+        defaults); None changes nothing."""
+        base = base or cls()
         if not text:
-            return cls()
+            return base
         names = {f.name for f in fields(cls)}
         values = {}
         for item in text.split(","):
@@ -89,7 +100,23 @@ class SynthOptions:
             if not 0.0 <= p <= 1.0:
                 raise UserError(f"--synth-mix: {name}={p} must be between 0 and 1")
             values[name] = p
-        return cls(**values)
+        return replace(base, **values)
+
+
+# The ladder of tunes (docs/music.md), each rung a SynthOptions; M3 is music21's corpus.
+_PLAIN = dict.fromkeys(["gchords", "tempo", "repeats", "endings", "parts", "long_notes",
+                        "triplets", "broken", "accidentals", "rests", "chords", "ties", "slurs",
+                        "grace", "keys", "meters", "units", "lengths", "octaves"], 0.0)
+LADDER = {
+    # one voice, C major, 4/4, L:1/8, every note an eighth, one octave, 4 bars
+    "M0": SynthOptions(**_PLAIN, short_parts=1.0),
+    # M0 with every key, accidentals, octave marks, note lengths and rests
+    "M1": SynthOptions(**{**_PLAIN, "keys": 1.0, "octaves": 1.0, "lengths": 1.0,
+                          "long_notes": SynthOptions.long_notes,
+                          "accidentals": SynthOptions.accidentals, "rests": SynthOptions.rests},
+                       short_parts=1.0),
+    "M2": SynthOptions(),  # everything
+}
 
 
 def row_rng(seed: int, index: int, salt: str) -> random.Random:
@@ -123,10 +150,11 @@ class _Tune:
 
     def __init__(self, rng: random.Random, opt: SynthOptions, index: int):
         self.rng, self.opt, self.index = rng, opt, index
-        self.tonic, self.mode = rng.choice(KEYS)
-        self.meter = rng.choice(list(METERS))
+        self.tonic, self.mode = rng.choice(KEYS) if self.chance(opt.keys) else ("C", "maj")
+        self.meter = rng.choice(list(METERS)) if self.chance(opt.meters) else "4/4"
         self.beats, self.beat, self.compound = METERS[self.meter]
-        self.unit = rng.choice(UNIT_LENGTHS[:2] if self.beat == F(1, 2) else UNIT_LENGTHS)
+        self.unit = rng.choice(UNIT_LENGTHS[:2] if self.beat == F(1, 2) else UNIT_LENGTHS) \
+            if self.chance(opt.units) else F(1, 8)
         sharps = MAJOR_SHARPS[self.tonic] + MODES[self.mode][0]
         letters = SHARP_ORDER[:sharps] if sharps > 0 else FLAT_ORDER[:-sharps]
         self.key_acc = {c: (1 if sharps > 0 else -1) if c in letters else 0 for c in LETTERS}
@@ -134,9 +162,15 @@ class _Tune:
         self.home = 28 + LETTERS.index(self.tonic[0])
         self.home += 7 * rng.choice([-1, 0, 0, 0]) if self.home > 31 else 7 * rng.choice([0, 0, 1])
         self.lo, self.hi = self.home - rng.randint(2, 5), self.home + rng.randint(7, 11)
+        if not self.chance(opt.octaves):  # C..b: no octave marks
+            self.lo, self.hi = max(self.lo, 28), min(self.hi, 41)
         self.pitch = self.home
         self.gchords = rng.random() < opt.gchords
         self.tie_text: str | None = None  # pitch text of the last note, for a tie
+
+    def chance(self, p: float) -> bool:
+        """True with probability p; draws only when 0 < p < 1."""
+        return p >= 1 or (p > 0 and self.rng.random() < p)
 
     # -- pitches and chords -----------------------------------------------------------------
 
@@ -206,6 +240,10 @@ class _Tune:
     def beat_group(self, chord_root: int | None) -> str:
         """One beat of music: plain notes, a triplet or a broken-rhythm pair."""
         rng, opt, beat = self.rng, self.opt, self.beat
+        units = beat / self.unit
+        if units.denominator == 1 and not self.chance(opt.lengths):  # one unit each
+            return "".join(self.note(self.unit, chord_root if k == 0 else None)
+                           for k in range(units.numerator))
         if not self.compound and rng.random() < opt.triplets:
             return "(3" + "".join(self.note(beat / 2, chord_root if k == 0 else None, True)
                                   for k in range(3))
@@ -238,7 +276,9 @@ class _Tune:
     def bar(self, chord_root: int | None, last: bool) -> str:
         """One bar, filled exactly; the last bar of a part ends on a held tonic."""
         beats, rng = self.beats, self.rng
-        end_beats = 0 if not last else (beats if beats <= 2 or rng.random() < 0.5 else beats - 1)
+        held_end = last and self.chance(self.opt.lengths)
+        end_beats = 0 if not held_end else (beats if beats <= 2 or rng.random() < 0.5
+                                             else beats - 1)
         groups, b = [], 0
         while b < beats - end_beats:
             root = chord_root if b == 0 else None
@@ -298,5 +338,6 @@ class _Tune:
         for p in range(n_parts):
             if n_parts == 2:
                 body.append("P:" + "AB"[p])
-            body.append(self.part(rng.choice([4, 8, 8])))
+            body.append(self.part(4 if self.chance(self.opt.short_parts)
+                                  else rng.choice([4, 8, 8])))
         return "\n".join(head + body) + "\n"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bytesim_common.errors import UserError
 from datagen.music.convert import abc2midi
-from datagen.music.synthetic import KEYS, METERS, SynthOptions, synthetic_tune
+from datagen.music.synthetic import KEYS, LADDER, METERS, SynthOptions, synthetic_tune
 
 needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None,
                                     reason="abc2midi is not installed (apt-get install abcmidi)")
@@ -74,3 +74,53 @@ def test_mix_option_parsing():
     none = SynthOptions(**{name: 0.0 for name in SynthOptions.__dataclass_fields__})
     plain = "\n".join(synthetic_tune(1, i, none) for i in range(50))
     assert not re.search(r'\[[A-Ga-g]|[{}"]|\(3|\|:', plain)
+
+
+def _bodies(options: SynthOptions, n: int) -> list[tuple[dict[str, str], str]]:
+    """(header fields, body) of tunes 0..n-1 of seed 3."""
+    out = []
+    for i in range(n):
+        lines = synthetic_tune(3, i, options).splitlines()
+        head = {ln[0]: ln[2:] for ln in lines if re.match(r"^[A-Z]:", ln)}
+        out.append((head, "\n".join(ln for ln in lines if not re.match(r"^[A-Z]:", ln))))
+    return out
+
+
+def test_ladder_m0_is_one_voice_in_c_of_plain_eighths():
+    for head, body in _bodies(LADDER["M0"], 60):
+        assert head["K"] in ("C", "Cmaj") and (head["M"], head["L"]) == ("4/4", "1/8")
+        assert "Q" not in head and "P" not in head
+        assert re.fullmatch(r"[A-Ga-g ]+( \| [A-Ga-g ]+){3} \|\]", body), body
+        assert len(re.findall(r"[A-Ga-g]", body)) == 32  # 4 bars of 8 eighths
+
+
+@needs_abc2midi
+def test_ladder_m0_converts_to_notes_of_one_length(tmp_path):
+    from datagen.music.normalize import normalize_midi, notes
+
+    for i in range(5):
+        done = abc2midi(synthetic_tune(3, i, LADDER["M0"]), str(tmp_path))
+        assert done.failure is None and done.errors == 0
+        found = notes(normalize_midi(done.midi))
+        assert len(found) == 32 and {round(d, 2) for _, d, _, _ in found} <= {0.5, 0.49}
+
+
+def test_ladder_m1_adds_keys_accidentals_octaves_lengths_and_rests_only():
+    tunes = _bodies(LADDER["M1"], 150)
+    text = "\n".join(body for _, body in tunes)
+    assert len({head["K"] for head, _ in tunes}) > 30
+    assert {(head["M"], head["L"]) for head, _ in tunes} == {("4/4", "1/8")}
+    for feature in ("^", "_", "=", ",", "'", "z", "/", "2"):
+        assert feature in text, feature
+    assert not re.search(r'\[[A-Ga-g]|[{}"()<>-]|\|:|:\|', text)
+
+
+def test_ladder_m2_is_the_full_generator_and_the_rungs_are_chosen_by_name():
+    from datagen.music.build import music_spec
+
+    assert LADDER["M2"] == SynthOptions()
+    assert music_spec(["synthetic"], 0, ladder="M0").synth == LADDER["M0"]
+    assert music_spec(["synthetic"], 0, ladder="M0", synth_mix="rests=0.5").synth.rests == 0.5
+    assert music_spec(["synthetic"], 0, ladder="M0", synth_mix="rests=0.5").synth.keys == 0.0
+    with pytest.raises(UserError, match="--ladder"):
+        music_spec(["synthetic"], 0, ladder="M3")
