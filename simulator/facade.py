@@ -46,6 +46,7 @@ from simulator.codec import (
     generation_constraint,
 )
 from simulator.metrics import CpuTally, state_matches, valid_midi
+from simulator.midi_events import StreamError
 
 TRAINED = Path(__file__).resolve().parent.parent / "trained"
 DEFAULT_CPU_MODEL = "cpu-rv32e"
@@ -505,8 +506,11 @@ class MusicConverter:
                             f"(e.g. MusicConverter.from_pretrained(task={task!r}))")
 
     def _convert(self, sample: MusicPair) -> bytes:
-        """The model's target bytes for a sample's prompt (greedy, constrained)."""
-        prompt = self.codec.prompt(sample).tolist()
+        """The model's output file for a sample's prompt (greedy, constrained)."""
+        try:
+            prompt = self.codec.prompt(sample).tolist()
+        except StreamError as e:  # the events codec reads only canonical MIDI
+            raise UserError(f"the model cannot read this MIDI file: {e}") from None
         room = self.context - len(prompt) - self.codec.align
         if room < self.codec.align:
             source = "ABC text" if self.task == "abc2midi" else "MIDI file"
@@ -520,7 +524,7 @@ class MusicConverter:
         if END not in out:
             raise ModelOutputError(f"the model's output did not end within its "
                                    f"{self.context}-byte context ({len(raw)} bytes written)", raw)
-        return raw
+        return self.codec.output_file(raw)  # an event stream that ended is a whole file
 
     def abc_to_midi(self, abc: str) -> bytes:
         """The model's MIDI file for an ABC tune; ModelOutputError if mido cannot parse it."""

@@ -12,8 +12,16 @@ from datagen.cpu.build import build_cpu_corpus
 from datagen.music.build import build_music_corpus
 from simulator.checkpoint import load_pretrained
 from simulator.cli import main
-from simulator.evaluate import evaluate
-from simulator.metrics import CpuTally, StepTally, note_f1, state_matches, valid_midi
+from simulator.evaluate import evaluate, format_table
+from simulator.metrics import (
+    CpuTally,
+    MusicTally,
+    StepTally,
+    note_f1,
+    notes_exact,
+    state_matches,
+    valid_midi,
+)
 from simulator.train import TrainArgs, train
 
 
@@ -97,7 +105,26 @@ def test_music_pipeline_runs(tmp_path):
     r = evaluate(tmp_path / "run", tmp_path / "mus", split="train", limit=1,
                  show_progress=False)
     assert r["task"] == "midi2abc" and r["n"] == 1 and 4 < r["bpb"] < 12
-    assert r["exact_file"] == 0.0
+    assert r["exact_file"] == 0.0 and r["notes_exact"] == 0.0 and "valid_midi" not in r
+
+
+def test_events_codec_eval_leads_with_note_metrics(tmp_path):
+    """abc2midi with the event-stream codec on M0 tunes: every output that ends is valid MIDI
+    (by construction), and the teacher-forced note diagnostic covers every reference note."""
+    _datagen("music", "--source", "synthetic", "--ladder", "M0", "-n", "8", "--seed", "2",
+             "--out", str(tmp_path / "m0"))
+    train(TrainArgs(task="abc2midi", data=str(tmp_path / "m0"), out=str(tmp_path / "run"),
+                    steps=30, batch_size=4, lr=3e-3, midi_codec="events", quiet=True))
+    r = evaluate(tmp_path / "run", tmp_path / "m0", split="train", limit=3, batch_size=3,
+                 show_progress=False)
+    assert r["n"] == 3 and r["tf_notes"] == 3 * 32
+    assert r["valid_midi"] == r["ends"]
+    for k in ("note_f1", "notes_exact", "note_tf", "pitch_tf", "onset_tf", "duration_tf"):
+        assert 0.0 <= r[k] <= 1.0, k
+    assert r["note_tf"] <= min(r["pitch_tf"], r["onset_tf"], r["duration_tf"])
+    table = format_table(r).splitlines()
+    assert table[4].startswith("| note_f1 |") and table[5].startswith("| notes_exact |")
+    assert "bpb" not in "\n".join(table[:10])
 
 
 def test_step_tally_counts_exact_steps_writes_and_taken_branches():
@@ -178,3 +205,24 @@ def test_music_metrics():
     assert half == pytest.approx(2 / 3)
     assert note_f1(_midi([(60, 240), (62, 480), (64, 960)]), ref) == 0.0  # onsets all shift
     assert note_f1(b"garbage", ref) == 0.0
+    assert notes_exact(ref, ref) and not notes_exact(b"garbage", ref)
+    assert not notes_exact(_midi([(60, 480), (62, 480)]), ref)  # a note missing
+    assert not notes_exact(_midi([(60, 480), (62, 480), (64, 960), (64, 480)]), ref)  # one more
+
+
+def test_music_tally_leads_with_the_note_metrics():
+    ref = _midi([(60, 480), (62, 480), (64, 960)])
+    t = MusicTally("abc2midi")
+    t.add_output(ref, ref, exact_file=True, ends=True)
+    t.add_output(_midi([(60, 480), (62, 480), (65, 960)]), ref, exact_file=False, ends=True)
+    t.add_output(b"", ref, exact_file=False, ends=False)
+    t.add_teacher_forced(np.array([[1, 1, 1], [1, 0, 1], [0, 0, 1]], bool))
+    t.add_teacher_forced(np.zeros((0, 3), bool))
+    r = t.result()
+    assert list(r)[:4] == ["note_f1", "notes_exact", "ends", "valid_midi"]
+    assert r["note_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert r["notes_exact"] == r["exact_file"] == pytest.approx(1 / 3)
+    assert r["ends"] == r["valid_midi"] == pytest.approx(2 / 3)
+    assert r["tf_notes"] == 3 and r["note_tf"] == pytest.approx(1 / 3)
+    assert (r["pitch_tf"], r["onset_tf"], r["duration_tf"]) == pytest.approx((2 / 3, 1 / 3, 1))
+    assert "note_tf" not in MusicTally("midi2abc").result()
