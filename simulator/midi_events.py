@@ -110,7 +110,6 @@ class EventGrammar:
     def __init__(self) -> None:
         self.pos = 0  # bytes fed
         self.format: int | None = None
-        self.tracks = 0  # tracks finished
         self.running: int | None = None  # running status
         self.state = "format"
         self.varint_for, self.varint_len, self.varint_value = "delta", 0, 0
@@ -231,10 +230,9 @@ class EventGrammar:
         self._queue([(DATA, n_data - (byte < 0x80))], then="event")
 
     def _event_done(self) -> None:
-        self.events.append(Event(self.tracks, self.event_start, self.delta_end, self.status,
-                                 self.data_pos))
+        self.events.append(Event(len(self.track_ends), self.event_start, self.delta_end,
+                                 self.status, self.data_pos))
         if self.status == 0xFF and self.meta_type == END_OF_TRACK:
-            self.tracks += 1
             self.track_ends.append(self.pos)
         self.event_start = self.pos
         self._varint("delta")
@@ -254,7 +252,7 @@ def events_to_midi(stream: bytes) -> bytes:
     """The MIDI file of a finished event stream (StreamError otherwise)."""
     grammar = read_stream(stream)
     bounds = [PREFIX, *grammar.track_ends]
-    out = bytearray(HEADER + bytes([0, stream[0]]) + grammar.tracks.to_bytes(2, "big")
+    out = bytearray(HEADER + bytes([0, stream[0]]) + len(grammar.track_ends).to_bytes(2, "big")
                     + stream[1:PREFIX])
     for a, b in itertools.pairwise(bounds):
         out += b"MTrk" + (b - a).to_bytes(4, "big") + stream[a:b]
