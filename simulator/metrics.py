@@ -222,8 +222,8 @@ class MusicTally:
     def __init__(self, task: str):
         self.task = task
         self.files: dict[str, list[float]] = defaultdict(list)
-        self.tf = np.zeros(len(TF_PARTS) + 1, np.int64)  # notes right in pitch, onset, duration,
-        self.tf_notes = 0  # all three; of this many
+        self.tf = np.zeros(len(TF_PARTS) + 1, np.int64)  # notes right in each part; in all
+        self.tf_notes = 0  # notes seen teacher-forced
 
     def add_output(self, predicted: bytes, reference: bytes, exact_file: bool,
                    ends: bool) -> None:
