@@ -57,6 +57,8 @@ IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad
             "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word", "bit_embed",
             "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from",
             "midi_codec")
+# IDENTITY keys added later whose default is not what runs from before them did.
+ADDED_LATER = {"midi_codec": "file"}
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window")  # --init-from may change
 CONFIG_OVERRIDES = ("max_len", "local_window", "bit_embed")  # TrainArgs that replace the preset's ModelConfig
@@ -112,10 +114,10 @@ class TrainArgs:
                           "same, but given, not predicted, and the trace ends where the "
                           "predicted pc leaves the program); executed (the word executed to "
                           "reach the state, before it, given). Default: none")
-    midi_codec: str = option("file", choices=list(MIDI_LAYOUTS),
-                             help="abc2midi/midi2abc: the MIDI as the file's bytes (default), or "
-                             "as its event stream, without the header chunk and chunk lengths, "
-                             "generated as well-formed events only (docs/music.md)")
+    midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
+                             help="abc2midi/midi2abc: the MIDI as its event stream, without the "
+                             "header chunk and chunk lengths, generated as well-formed events "
+                             "only (default), or as the file's bytes (docs/music.md)")
     init_from: str | None = option(None, metavar="CHECKPOINT",
                                    help="start from this checkpoint's weights (e.g. "
                                    "trained/cpu-rv32e) with a fresh optimizer; its shape and "
@@ -236,9 +238,9 @@ def check_args(args: TrainArgs, d: Dist) -> None:
         raise UserError(f"--task takes {', '.join(TASKS)}; got {args.task!r}")
     if args.schedule not in ("constant", "cosine"):
         raise UserError(f"--schedule takes constant or cosine; got {args.schedule!r}")
-    if args.midi_codec not in MIDI_LAYOUTS or (args.task == "cpu" and args.midi_codec != "file"):
-        raise UserError(f"--midi-codec takes {' or '.join(MIDI_LAYOUTS)}, for a music task; "
-                        f"got {args.midi_codec!r} for {args.task}")
+    if args.midi_codec not in MIDI_LAYOUTS:
+        raise UserError(f"--midi-codec takes {' or '.join(MIDI_LAYOUTS)}; "
+                        f"got {args.midi_codec!r}")
     for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")
@@ -284,7 +286,8 @@ def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) ->
                             "before it was written has nothing to resume: start it without "
                             "--resume)")
         have = json.loads(info.read_text())["identity"]
-        have = {k: have.get(k, getattr(TrainArgs, k, None)) for k in IDENTITY}  # older runs
+        have = {k: have.get(k, ADDED_LATER.get(k, getattr(TrainArgs, k, None)))
+                for k in IDENTITY}  # runs from before a key was added
         diff = [f"{_flag(k)} {have[k]!r} there, {v!r} now"
                 for k, v in _identity(args).items() if have[k] != v and k not in SCHEDULE]
         if diff:
@@ -435,6 +438,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
         torch.cuda.set_device(torch.device(device))
         torch.backends.cuda.matmul.allow_tf32 = True
     check_args(args, d)
+    if args.task == "cpu":  # no MIDI in a CPU run: recorded as the layout runs before it had
+        args.midi_codec = ADDED_LATER["midi_codec"]
     if args.preset not in PRESETS:
         raise UserError(f"unknown --preset {args.preset!r}; known: {', '.join(PRESETS)}")
     args.data = str(Path(args.data).resolve())

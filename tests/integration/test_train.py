@@ -244,3 +244,15 @@ def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
                          text=True, timeout=120, check=False)
     assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
     assert "not a corpus" in out.stderr
+
+
+def test_a_run_from_before_midi_codec_resumes(corpus, tmp_path):
+    """CPU runs record the MIDI layout runs had before the option, so that a run.json without
+    it (written before) still resumes under the new default."""
+    train(_args(corpus, tmp_path / "r", steps=6, save_every=3))
+    info = tmp_path / "r" / "run.json"
+    run = json.loads(info.read_text())
+    assert run["identity"]["midi_codec"] == "file"
+    del run["identity"]["midi_codec"]
+    info.write_text(json.dumps(run))
+    train(_args(corpus, tmp_path / "r", steps=6, resume=True))

@@ -256,11 +256,12 @@ def test_masks_are_vocabulary_sized():
     assert not EventGrammar().mask(PAD, VOCAB_SIZE)[3:].any()
 
 
-def test_train_refuses_the_events_codec_for_cpu():
+def test_train_refuses_an_unknown_midi_codec():
     from simulator.train import TrainArgs, check_args
 
     class One:
         world = 1
 
     with pytest.raises(UserError, match="--midi-codec"):
-        check_args(TrainArgs("cpu", "x", "y", midi_codec="events"), One())
+        check_args(TrainArgs("abc2midi", "x", "y", midi_codec="bytes"), One())
+    assert TrainArgs("abc2midi", "x", "y").midi_codec == "events"
