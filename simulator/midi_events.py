@@ -305,7 +305,8 @@ def note_spans(stream: bytes, in_file: bool = False) -> list[NoteSpan]:
     into `events_to_midi(stream)` instead."""
     grammar = read_stream(stream)
     events = grammar.events
-    spans, since = [], {}  # track -> index of the first event after its last note-on
+    spans: list[NoteSpan] = []
+    since: dict[int, int] = {}  # track -> index of the first event after its last note-on
     for i, e in enumerate(events):
         since.setdefault(e.track, i)
         key = _note_key(stream, e)

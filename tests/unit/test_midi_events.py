@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datagen.errors import UserError
+from bytesim_common.errors import UserError
 from datagen.music.build import make_pair, music_spec
 from datagen.music.synthetic import LADDER
 from simulator.codec import (
