@@ -11,7 +11,13 @@ import argparse
 
 from bytesim_common.errors import UserError
 from bytesim_common.files import display_path
-from simulator.facade import CPUSimulator, ModelOutputError, MusicConverter, midi_summary
+from simulator.facade import (
+    CPUSimulator,
+    ModelOutputError,
+    MusicConverter,
+    default_model_path,
+    midi_summary,
+)
 from simulator.probe import format_probe, probe
 
 EXAMPLE_PROGRAM = """\
@@ -38,6 +44,7 @@ A2 | d2 f2 a2 | g2 e2 c2 | d4 A2 | d6 |]
 
 
 PROBE_PROGRAMS = 10  # random single-instruction programs per class in the demo's probe
+DEMO_CPU_MODEL = "cpu-rv32e-mini"  # retrained with the executed word; cpu-rv32e only copies
 
 
 def demo_cpu(path: str | None, profile: str | None) -> None:
@@ -66,11 +73,14 @@ def demo_music(path: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m simulator.demo", description=__doc__.split("\n")[0])
-    p.add_argument("--cpu-model", default=None, help="default: trained/cpu-rv32e")
+    p.add_argument("--cpu-model", default=None,
+                   help=f"default: trained/{DEMO_CPU_MODEL}, the shipped CPU model that executes "
+                   "most (docs/training.md, the ladder)")
     p.add_argument("--profile", default=None, help="the CPU model's profile, if not recorded")
     p.add_argument("--abc2midi-model", default=None, help="default: trained/abc2midi")
     args = p.parse_args(argv)
-    for part, run in (("CPU", lambda: demo_cpu(args.cpu_model, args.profile)),
+    cpu_model = args.cpu_model or str(default_model_path(DEMO_CPU_MODEL))
+    for part, run in (("CPU", lambda: demo_cpu(cpu_model, args.profile)),
                       ("music", lambda: demo_music(args.abc2midi_model))):
         try:
             run()
