@@ -26,6 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # atomic_write's temporary files (`.NAME.XXXXXXXX.tmp`), its folder probe, and the checkpoint
 # folders being written (`.step-N.XXXXXXXX`) or deleted (`.step-N.PID.old`): hidden leftovers
 # of a killed run, never read as data.
+# tests that run the reference converter
+needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None,
+                                    reason="abc2midi is not installed (apt-get install abcmidi)")
+
 LEFTOVER = re.compile(r"\.write-probe|\..+\.\w+\.tmp|\.step-\d+\.\w+(\.old)?")
 
 

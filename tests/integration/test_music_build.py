@@ -18,9 +18,8 @@ from datagen.music import convert as conv
 from datagen.music.build import encoded_length, music_job, music_spec
 from datagen.music.normalize import normalize_midi, notes
 from datagen.music.show import format_music_row
+from tests.helpers import needs_abc2midi
 
-needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None,
-                                    reason="abc2midi is not installed (apt-get install abcmidi)")
 needs_midi2abc = pytest.mark.skipif(shutil.which("midi2abc") is None,
                                     reason="midi2abc is not installed (apt-get install abcmidi)")
 

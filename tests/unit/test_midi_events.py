@@ -3,7 +3,6 @@ construction (random well-formed streams, an untrained model sampling under the 
 
 import io
 import random
-import shutil
 
 import mido
 import numpy as np
@@ -36,9 +35,9 @@ from simulator.midi_events import (
     note_spans,
 )
 from simulator.model import PRESETS, ByteModel
+from tests.helpers import needs_abc2midi
 
-pytestmark = pytest.mark.skipif(shutil.which("abc2midi") is None,
-                                reason="abc2midi is not installed (apt-get install abcmidi)")
+pytestmark = needs_abc2midi
 
 
 def _pairs(sources: list[str], n: int, seed: int, **kw) -> list[MusicPair]:

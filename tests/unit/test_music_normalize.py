@@ -1,7 +1,6 @@
 """The MIDI normalisation pass: equal to mido's read+write, idempotent, keeps every note."""
 
 import io
-import shutil
 
 import mido
 import pytest
@@ -17,9 +16,7 @@ from datagen.music.normalize import (
     notes,
 )
 from datagen.music.synthetic import synthetic_tune
-
-needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None,
-                                    reason="abc2midi is not installed (apt-get install abcmidi)")
+from tests.helpers import needs_abc2midi
 
 
 @pytest.fixture(scope="module")

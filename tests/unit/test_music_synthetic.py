@@ -1,7 +1,6 @@
 """The synthetic ABC generator: valid for abc2midi, deterministic, covering the features."""
 
 import re
-import shutil
 import subprocess
 import sys
 
@@ -12,9 +11,7 @@ from hypothesis import strategies as st
 from bytesim_common.errors import UserError
 from datagen.music.convert import abc2midi
 from datagen.music.synthetic import KEYS, LADDER, METERS, SynthOptions, synthetic_tune
-
-needs_abc2midi = pytest.mark.skipif(shutil.which("abc2midi") is None,
-                                    reason="abc2midi is not installed (apt-get install abcmidi)")
+from tests.helpers import needs_abc2midi
 
 
 @needs_abc2midi
