@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bytesim_common.errors import UserError
+from bytesim_common.files import display_path
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import CpuCodec, codec_from_options
 from simulator.evaluate import evaluate_rows, percent
@@ -62,7 +63,7 @@ def probe(model_path: str | Path, n: int = 50, seed: int = 0, device: str = "cpu
 
 def format_probe(r: dict[str, Any]) -> str:
     lines = [(f"{r['profile']} single instructions, {r['n']} random programs per class "
-              f"(seed {r['seed']}), model {r['model']} against Unicorn"), "",
+              f"(seed {r['seed']}), model {display_path(r['model'])} against Unicorn"), "",
              ("| class | programs exact | step_exact | write_exact | branch_exact | "
               "pc-advance step_exact |"), "| --- | --- | --- | --- | --- | --- |"]
     for c, v in r["by_class"].items():
