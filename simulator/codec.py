@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bytesim_common.layout import round_up, terminated_length
 from simulator.midi_events import (
     EventGrammar,
     NoteSpan,
@@ -63,10 +64,6 @@ class MusicPair:
 # Segments
 
 
-def _round_up(n: int, align: int) -> int:
-    return -(-n // align) * align
-
-
 def header_patch(text: str, align: int) -> np.ndarray:
     raw = text.encode("ascii")
     if len(raw) >= align:
@@ -82,7 +79,7 @@ def _padded(raw: bytes, length: int) -> np.ndarray:
 
 def _terminated(raw: bytes, align: int) -> np.ndarray:
     """Variable content: the bytes, then 1..align PADs up to a patch boundary."""
-    return _padded(raw, _round_up(len(raw) + 1, align))
+    return _padded(raw, terminated_length(len(raw), align))
 
 
 def end_patch(align: int) -> np.ndarray:
@@ -120,7 +117,7 @@ class _Reader:
         if len(special) == 0 or rest[special[0]] != PAD:
             raise DecodeError(f"content at position {self.pos} is not PAD-terminated")
         n = int(special[0])
-        stop = _round_up(n + 1, self.align)
+        stop = terminated_length(n, self.align)
         if len(rest) < stop or (rest[n:stop] != PAD).any():
             raise DecodeError(f"content at position {self.pos} is not padded to a patch boundary")
         self.pos += stop
@@ -354,7 +351,7 @@ class CpuCodec(Codec):
         return _profile(profile).state_size + self.word(profile)
 
     def stride(self, profile: str) -> int:
-        return _round_up(self.block(profile), self.align)
+        return round_up(self.block(profile), self.align)
 
     def words(self, trace: CpuTrace) -> np.ndarray:
         """(n+1, word) uint8: the instruction word of each state's block."""
@@ -404,7 +401,7 @@ class CpuCodec(Codec):
         return ids, mask
 
     def _prompt_len(self, sample: CpuTrace) -> int:
-        return (2 * self.align + _round_up(len(sample.program) + 1, self.align)
+        return (2 * self.align + terminated_length(len(sample.program), self.align)
                 + self.stride(sample.profile))
 
     def state_positions(self, sample: CpuTrace) -> np.ndarray:

@@ -6,8 +6,9 @@ rotation, synthetic tunes never run out. Corpus tunes are taken in a seeded orde
 tune j of a corpus is `synthetic_tune(seed, j)`. Without an endless source, -n is capped at the
 number of tunes there are.
 
-A row whose conversion fails, or whose pair does not fit `max_bytes` once encoded as bGPT
-encodes it, is counted in the manifest by kind (`rejected`, `timeout`, `bad_midi`, `too_long`)
+A row whose conversion fails, or whose pair does not fit `max_bytes` once laid out as the
+music codec's file layout lays it out at 16-byte patches (`encoded_length`; the event-stream
+layout is never longer), is counted in the manifest by kind (`rejected`, `timeout`, `bad_midi`, `too_long`)
 with examples; the row index then holds no row.
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 import pyarrow as pa
 
 from bytesim_common.errors import UserError
+from bytesim_common.layout import pair_length
 from datagen.corpus import CorpusJob, RowBatch, parse_shard, register_kind, split_of, write_corpus
 from datagen.music import convert as conv
 from datagen.music.normalize import BadMidi, normalize_midi
@@ -55,8 +57,10 @@ register_kind("music", SCHEMA)
 
 
 def encoded_length(abc: bytes, midi: bytes) -> int:
-    """Bytes of bGPT's sequence: [header patch][abc, padded][header patch][midi, padded][end]."""
-    return 3 * PATCH + -(-len(abc) // PATCH) * PATCH + -(-len(midi) // PATCH) * PATCH
+    """Ids of the pair in the music codec's file layout at 16-byte patches: `[abc] [abc bytes,
+    PAD-terminated] [mid] [midi bytes, PAD-terminated] [end]` (the same arithmetic as the codec's,
+    from bytesim_common.layout; a test checks that they agree)."""
+    return pair_length(len(abc), len(midi), PATCH)
 
 
 @dataclass(frozen=True)

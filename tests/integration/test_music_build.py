@@ -54,6 +54,17 @@ def test_synthetic_corpus_rows_and_worker_independence(tmp_path):
         fresh = conv.convert(row["abc"], "abc2midi")
         assert notes(row["midi"]) == notes(fresh.midi)
         assert encoded_length(row["abc"].encode(), row["midi"]) <= 8192
+    # datagen's length filter is the codec's own length: exactly, for the file layout at the
+    # 16-byte patches it counts; never shorter than the event-stream layout
+    from simulator.codec import make_codec
+
+    for row in rows:
+        length = encoded_length(row["abc"].encode(), row["midi"])
+        for task in ("abc2midi", "midi2abc"):
+            codec = make_codec(task, 16, midi="file")
+            assert len(codec.encode(codec.sample_from_row(row))[0]) == length
+            events = make_codec(task, 16, midi="events")
+            assert len(events.encode(events.sample_from_row(row))[0]) <= length
 
 
 @needs_abc2midi
