@@ -123,7 +123,8 @@ def add_cpu(sub) -> None:
 
 
 def run_cpu(args: argparse.Namespace) -> int:
-    from simulator.facade import CPUSimulator, read_init_arg, read_stdin_program
+    from simulator.cpu_inputs import read_init_arg, read_stdin_program
+    from simulator.facade import CPUSimulator
 
     program = read_stdin_program() if args.program == "-" else args.program
     sim = CPUSimulator.from_pretrained(args.model, args.device, args.profile)

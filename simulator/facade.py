@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +24,8 @@ from bytesim_common.errors import UserError
 from datagen.cpu import (
     PROFILES,
     Profile,
-    assemble,
-    classify,
-    disassemble,
     get_profile,
-    random_initial_state,
     run_program,
-    zero_state,
 )
 from datagen.cpu.harness import DEFAULT_MAX_STEPS
 from simulator.checkpoint import load_pretrained, resolve_model_path
@@ -45,15 +38,13 @@ from simulator.codec import (
     codec_from_options,
     generation_constraint,
 )
-from simulator.metrics import CpuTally, state_matches, valid_midi
+from simulator.cpu_inputs import InitialState, Program, read_initial_state, read_program
+from simulator.metrics import valid_midi
 from simulator.midi_events import StreamError
+from simulator.traces import Comparison, StepReport, Trace, compare_traces
 
 TRAINED = Path(__file__).resolve().parent.parent / "trained"
 DEFAULT_CPU_MODEL = "cpu-rv32e"
-PROGRAM_SUFFIXES = (".s", ".S", ".asm", ".bin")
-
-Program = str | bytes | Path
-InitialState = None | bytes | Mapping[str, int] | str
 
 
 def default_model_path(name: str) -> Path:
@@ -71,278 +62,6 @@ def _load(path: str | Path | None, default: str, device: str):
     folder = resolve_model_path(default_model_path(default) if path is None else path)
     model, meta = load_pretrained(folder, device)
     return folder, model, meta, codec_from_options(meta["codec"])
-
-
-# ---------------------------------------------------------------------------------------------
-# CPU inputs
-
-
-def read_program(program: Program, profile: str) -> bytes:
-    """Machine code from assembly text, raw bytes, or a file (`.bin`: raw; else assembly)."""
-    if isinstance(program, (bytes, bytearray, memoryview)):
-        code = bytes(program)
-    else:
-        text = str(program)
-        as_path = Path(text)
-        looks_like_file = isinstance(program, Path) or (
-            "\n" not in text and text.endswith(PROGRAM_SUFFIXES))
-        if looks_like_file or ("\n" not in text and len(text) < 4096 and as_path.is_file()):
-            try:
-                data = as_path.read_bytes()
-            except FileNotFoundError:
-                raise UserError(f"no such program file: {text}") from None
-            except OSError as e:
-                raise UserError(f"cannot read program file {text}: {e.strerror}") from None
-            if as_path.suffix == ".bin":
-                code = data
-            else:
-                try:
-                    code = assemble(profile, data.decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise UserError(f"{text} is not UTF-8 assembly text (machine code files "
-                                    "must end in .bin)") from None
-        else:
-            code = assemble(profile, text)
-    if not code:
-        raise UserError("the program is empty")
-    return code
-
-
-def _register_index(profile: Profile, name: str) -> int:
-    """The state slot of a register: its name as the profile spells it, or a RISC-V ABI name."""
-    from datagen.cpu.rv32 import ABI_NAMES
-
-    key = name.strip().lower()
-    if profile.isa == "rv32" and key in ABI_NAMES:
-        key = f"x{ABI_NAMES[key]}"
-    if key not in profile.registers:
-        extra = " (x0 is always zero)" if key == "x0" else ""
-        raise UserError(f"{profile.name} has no register {name.strip()!r}{extra}; its registers: "
-                        f"{', '.join(profile.registers)}")
-    return profile.registers.index(key)
-
-
-def parse_assignments(text: str) -> dict[str, int]:
-    """`x1=5,x2=0x10` (commas, spaces or newlines between pairs) -> {"x1": 5, "x2": 16}."""
-    values: dict[str, int] = {}
-    for part in text.replace(",", " ").split():
-        name, eq, value = part.partition("=")
-        if not eq or not name:
-            raise UserError(f"expected REG=VALUE, got {part!r}")
-        try:
-            values[name] = int(value, 0)
-        except ValueError:
-            raise UserError(f"value of {name} is not a number: {value!r}") from None
-    if not values:
-        raise UserError("no REG=VALUE pairs given")
-    return values
-
-
-def make_state(profile: Profile, values: Mapping[str, int]) -> bytes:
-    """A state with the given registers set and the rest as in `zero_state` (pc = code base)."""
-    state = bytearray(zero_state(profile))
-    offsets = np.cumsum([0, *profile.register_bytes])
-    for name, value in values.items():
-        i = _register_index(profile, name)
-        width = profile.register_bytes[i]
-        if not -(1 << (8 * width - 1)) <= int(value) < (1 << (8 * width)):
-            raise UserError(f"{name}={value} does not fit a {8 * width}-bit register")
-        state[offsets[i]: offsets[i + 1]] = (int(value) % (1 << (8 * width))).to_bytes(width,
-                                                                                        "little")
-    return bytes(state)
-
-
-def read_stdin_program() -> str | bytes:
-    """A program piped in: assembly if it is printable UTF-8 text, else machine code."""
-    import sys
-
-    data = sys.stdin.buffer.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data
-    return text if all(c.isprintable() or c.isspace() for c in text) else data
-
-
-def read_init_arg(arg: str | None) -> InitialState:
-    """`--init`: None, `REG=VAL,...`, or a file holding such pairs or the raw state bytes."""
-    if arg is None or "=" in arg:
-        return arg
-    try:
-        data = Path(arg).read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"--init: no file {arg} (or give REG=VALUE pairs)") from None
-    except OSError as e:
-        raise UserError(f"--init: cannot read {arg}: {e.strerror}") from None
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        return data
-    return text if "=" in text else data
-
-
-def read_initial_state(initial: InitialState, profile: Profile, rng: random.Random) -> bytes:
-    """state_0: None = drawn by datagen's initial-state drawer from `rng`; a {reg: value} dict or
-    `REG=VALUE,...` text (other registers zero, pc = code base); or the raw state bytes."""
-    if initial is None:
-        return random_initial_state(profile, rng)
-    if isinstance(initial, (bytes, bytearray, memoryview)):
-        state = bytes(initial)
-        if len(state) != profile.state_size:
-            raise UserError(f"a {profile.name} state has {profile.state_size} bytes, got "
-                            f"{len(state)}")
-        return state
-    if isinstance(initial, str):
-        return make_state(profile, parse_assignments(initial))
-    if isinstance(initial, Mapping):
-        return make_state(profile, initial)
-    raise UserError(f"an initial state is None, bytes, a dict or REG=VALUE text; got "
-                    f"{type(initial).__name__}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Traces and comparisons
-
-
-@dataclass(frozen=True)
-class Trace:
-    """A register trace: state_0 (the initial state) .. state_n, by the model or by Unicorn.
-
-    stop: "end" (ran off the program's end; for the model: it wrote the end marker),
-    "max_steps", or "fault:<kind>" (Unicorn only).
-    """
-
-    profile: str
-    program: bytes
-    states: bytes  # (n + 1) * state_size
-    stop: str
-    source: str  # "model" | "unicorn"
-
-    @property
-    def _profile(self) -> Profile:
-        return get_profile(self.profile)
-
-    @property
-    def n_steps(self) -> int:
-        return len(self.states) // self._profile.state_size - 1
-
-    @property
-    def state_bytes(self) -> list[bytes]:
-        size = self._profile.state_size
-        return [self.states[i: i + size] for i in range(0, len(self.states), size)]
-
-    @property
-    def registers(self) -> list[dict[str, int]]:
-        """Each state as {register: unsigned value}, in the profile's register order."""
-        p = self._profile
-        offsets = np.cumsum([0, *p.register_bytes])
-        return [{r: int.from_bytes(s[a:b], "little")
-                 for r, a, b in zip(p.registers, offsets, offsets[1:])} for s in self.state_bytes]
-
-    @property
-    def disassembly(self) -> list[tuple[int, bytes, str]]:
-        """(address, bytes, capstone text) of each instruction of the program."""
-        return disassemble(self.profile, self.program)
-
-    @property
-    def asm(self) -> str:
-        return "\n".join(f"{a:#06x}: {text}" for a, _, text in self.disassembly)
-
-    def instruction_at(self, pc: int) -> str:
-        """The capstone text of the instruction at address `pc` ("?" outside the program)."""
-        return next((text for a, _, text in self.disassembly if a == pc), "?")
-
-
-@dataclass(frozen=True)
-class StepReport:
-    """State k of a comparison: the instruction that made it and the registers the model got wrong
-    (a state the model did not predict has every register wrong)."""
-
-    step: int
-    pc: int
-    instruction: str
-    instruction_class: str
-    exact: bool
-    wrong_registers: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """The model's trace beside Unicorn's, scored on the target states (state_1 .. state_n of
-    Unicorn's trace) with the definitions of docs/metrics.md (`simulator.metrics`)."""
-
-    predicted: Trace
-    emulator: Trace
-    byte_accuracy: float | None  # None when Unicorn's trace has no step
-    state_exact: float | None
-    final_exact: bool
-    by_register: dict[str, float | None]  # byte accuracy per register
-    steps: tuple[StepReport, ...]
-
-    def summary(self) -> dict[str, Any]:
-        """The `simulator cpu --json` object (docs/formats.md)."""
-        return {"profile": self.emulator.profile, "program_hex": self.emulator.program.hex(),
-                "predicted": [s.hex() for s in self.predicted.state_bytes],
-                "emulator": [s.hex() for s in self.emulator.state_bytes],
-                "byte_accuracy": self.byte_accuracy, "state_exact": self.state_exact}
-
-    def format(self) -> str:
-        """Both traces, register by register; `<-` marks a register the model got wrong."""
-        p = get_profile(self.emulator.profile)
-        pred, emu = self.predicted.registers, self.emulator.registers
-        width = 2 + 2 * max(p.register_bytes)
-        lines = [f"{p.name} program, {len(self.emulator.program)} bytes:",
-                 *("  " + line for line in self.emulator.asm.splitlines()), ""]
-        n = max(len(pred), len(emu))
-        for k in range(min(n, len(emu) + 1)):  # one predicted state past Unicorn's end at most
-            if k == 0:
-                title = "state 0 (initial)"
-            elif k <= len(self.steps):
-                s = self.steps[k - 1]
-                title = (f"state {k} after {s.pc:#x}: {s.instruction}  "
-                         f"[{'exact' if s.exact else 'MISMATCH'}]")
-            else:
-                title = f"state {k} (predicted past Unicorn's end)"
-            lines += [title, f"  {'reg':<7}{'model':<{width + 2}}unicorn"]
-            for r in p.registers:
-                a = f"{pred[k][r]:#0{width}x}" if k < len(pred) else "-"
-                b = f"{emu[k][r]:#0{width}x}" if k < len(emu) else "-"
-                lines.append(f"  {r:<7}{a:<{width + 2}}{b}{'  <-' if a != b else ''}")
-        if n > len(emu) + 1:
-            lines.append(f"(and {n - len(emu) - 1} more predicted states past Unicorn's end)")
-        lines += ["", (f"stop: model {self.predicted.stop} after {self.predicted.n_steps} "
-                       f"steps, unicorn {self.emulator.stop} after {self.emulator.n_steps} steps")]
-        if self.byte_accuracy is not None:
-            lines.append(f"byte accuracy {100 * self.byte_accuracy:.2f}%, states exact "
-                         f"{100 * self.state_exact:.2f}%, final state "
-                         f"{'right' if self.final_exact else 'wrong'}")
-        return "\n".join(lines)
-
-
-def compare_traces(predicted: Trace, emulator: Trace) -> Comparison:
-    """Score a predicted trace against Unicorn's (same program and state_0)."""
-    p = get_profile(emulator.profile)
-    size = p.state_size
-    truth = np.frombuffer(emulator.states, np.uint8).reshape(-1, size)[1:]  # (n, S)
-    guess = np.frombuffer(predicted.states, np.uint8).reshape(-1, size)[1:]  # (m, S)
-    right = state_matches(guess, truth)  # (n, S)
-    regs = emulator.registers
-    pcs = [r[p.pc_register] for r in regs[:-1]]  # the instruction of step k is at state_{k-1}'s pc
-    classes = [classify(p.name, emulator.program[pc - p.code_base:])
-               if 0 <= pc - p.code_base < len(emulator.program) else "other" for pc in pcs]
-    final = (predicted.stop == "end" and len(guess) == len(truth) and len(truth) > 0
-             and bool(right[-1].all()))
-    tally = CpuTally(p.registers, p.register_bytes)
-    if len(truth):
-        tally.add(right, classes, final)
-    res = tally.result()
-    offsets = np.cumsum([0, *p.register_bytes])
-    steps = tuple(StepReport(
-        k + 1, pc, emulator.instruction_at(pc), cls, bool(right[k].all()),
-        tuple(r for r, a, b in zip(p.registers, offsets, offsets[1:]) if not right[k, a:b].all()))
-        for k, (pc, cls) in enumerate(zip(pcs, classes)))
-    return Comparison(predicted, emulator, res["byte_accuracy"], res["state_exact"], final,
-                      res["by_register"], steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -579,5 +298,6 @@ def midi_summary(midi: bytes) -> str:
         return f"(unreadable: {type(e).__name__})"
 
 
+# the trace types live in simulator.traces; users of the facade find them here too
 __all__ = ["CPUSimulator", "Comparison", "ModelOutputError", "MusicConverter", "StepReport",
            "Trace", "compare_traces"]

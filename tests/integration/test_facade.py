@@ -12,13 +12,13 @@ import torch
 from bytesim_common.errors import UserError
 from datagen.cpu import PROFILES, run_program
 from simulator.checkpoint import read_config, save_pretrained
+from simulator.cpu_inputs import make_state
 from simulator.facade import (
     CPUSimulator,
     ModelOutputError,
     MusicConverter,
     Trace,
     compare_traces,
-    make_state,
 )
 from simulator.model import PRESETS, ByteModel
 

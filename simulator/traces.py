@@ -1,0 +1,154 @@
+"""Register traces, predicted or emulated, and their comparison: per-byte, per-register and
+per-instruction scores and the register-by-register text report that `simulator cpu` and
+`make demo` print."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from datagen.cpu import Profile, classify, disassemble, get_profile
+from simulator.metrics import CpuTally, state_matches
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A register trace: state_0 (the initial state) .. state_n, by the model or by Unicorn.
+
+    stop: "end" (ran off the program's end; for the model: it wrote the end marker),
+    "max_steps", or "fault:<kind>" (Unicorn only).
+    """
+
+    profile: str
+    program: bytes
+    states: bytes  # (n + 1) * state_size
+    stop: str
+    source: str  # "model" | "unicorn"
+
+    @property
+    def _profile(self) -> Profile:
+        return get_profile(self.profile)
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.states) // self._profile.state_size - 1
+
+    @property
+    def state_bytes(self) -> list[bytes]:
+        size = self._profile.state_size
+        return [self.states[i: i + size] for i in range(0, len(self.states), size)]
+
+    @property
+    def registers(self) -> list[dict[str, int]]:
+        """Each state as {register: unsigned value}, in the profile's register order."""
+        p = self._profile
+        offsets = np.cumsum([0, *p.register_bytes])
+        return [{r: int.from_bytes(s[a:b], "little")
+                 for r, a, b in zip(p.registers, offsets, offsets[1:])} for s in self.state_bytes]
+
+    @property
+    def disassembly(self) -> list[tuple[int, bytes, str]]:
+        """(address, bytes, capstone text) of each instruction of the program."""
+        return disassemble(self.profile, self.program)
+
+    @property
+    def asm(self) -> str:
+        return "\n".join(f"{a:#06x}: {text}" for a, _, text in self.disassembly)
+
+    def instruction_at(self, pc: int) -> str:
+        """The capstone text of the instruction at address `pc` ("?" outside the program)."""
+        return next((text for a, _, text in self.disassembly if a == pc), "?")
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """State k of a comparison: the instruction that made it and the registers the model got wrong
+    (a state the model did not predict has every register wrong)."""
+
+    step: int
+    pc: int
+    instruction: str
+    instruction_class: str
+    exact: bool
+    wrong_registers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The model's trace beside Unicorn's, scored on the target states (state_1 .. state_n of
+    Unicorn's trace) with the definitions of docs/metrics.md (`simulator.metrics`)."""
+
+    predicted: Trace
+    emulator: Trace
+    byte_accuracy: float | None  # None when Unicorn's trace has no step
+    state_exact: float | None
+    final_exact: bool
+    by_register: dict[str, float | None]  # byte accuracy per register
+    steps: tuple[StepReport, ...]
+
+    def summary(self) -> dict[str, Any]:
+        """The `simulator cpu --json` object (docs/formats.md)."""
+        return {"profile": self.emulator.profile, "program_hex": self.emulator.program.hex(),
+                "predicted": [s.hex() for s in self.predicted.state_bytes],
+                "emulator": [s.hex() for s in self.emulator.state_bytes],
+                "byte_accuracy": self.byte_accuracy, "state_exact": self.state_exact}
+
+    def format(self) -> str:
+        """Both traces, register by register; `<-` marks a register the model got wrong."""
+        p = get_profile(self.emulator.profile)
+        pred, emu = self.predicted.registers, self.emulator.registers
+        width = 2 + 2 * max(p.register_bytes)
+        lines = [f"{p.name} program, {len(self.emulator.program)} bytes:",
+                 *("  " + line for line in self.emulator.asm.splitlines()), ""]
+        n = max(len(pred), len(emu))
+        for k in range(min(n, len(emu) + 1)):  # one predicted state past Unicorn's end at most
+            if k == 0:
+                title = "state 0 (initial)"
+            elif k <= len(self.steps):
+                s = self.steps[k - 1]
+                title = (f"state {k} after {s.pc:#x}: {s.instruction}  "
+                         f"[{'exact' if s.exact else 'MISMATCH'}]")
+            else:
+                title = f"state {k} (predicted past Unicorn's end)"
+            lines += [title, f"  {'reg':<7}{'model':<{width + 2}}unicorn"]
+            for r in p.registers:
+                a = f"{pred[k][r]:#0{width}x}" if k < len(pred) else "-"
+                b = f"{emu[k][r]:#0{width}x}" if k < len(emu) else "-"
+                lines.append(f"  {r:<7}{a:<{width + 2}}{b}{'  <-' if a != b else ''}")
+        if n > len(emu) + 1:
+            lines.append(f"(and {n - len(emu) - 1} more predicted states past Unicorn's end)")
+        lines += ["", (f"stop: model {self.predicted.stop} after {self.predicted.n_steps} "
+                       f"steps, unicorn {self.emulator.stop} after {self.emulator.n_steps} steps")]
+        if self.byte_accuracy is not None:
+            lines.append(f"byte accuracy {100 * self.byte_accuracy:.2f}%, states exact "
+                         f"{100 * self.state_exact:.2f}%, final state "
+                         f"{'right' if self.final_exact else 'wrong'}")
+        return "\n".join(lines)
+
+
+def compare_traces(predicted: Trace, emulator: Trace) -> Comparison:
+    """Score a predicted trace against Unicorn's (same program and state_0)."""
+    p = get_profile(emulator.profile)
+    size = p.state_size
+    truth = np.frombuffer(emulator.states, np.uint8).reshape(-1, size)[1:]  # (n, S)
+    guess = np.frombuffer(predicted.states, np.uint8).reshape(-1, size)[1:]  # (m, S)
+    right = state_matches(guess, truth)  # (n, S)
+    regs = emulator.registers
+    pcs = [r[p.pc_register] for r in regs[:-1]]  # the instruction of step k is at state_{k-1}'s pc
+    classes = [classify(p.name, emulator.program[pc - p.code_base:])
+               if 0 <= pc - p.code_base < len(emulator.program) else "other" for pc in pcs]
+    final = (predicted.stop == "end" and len(guess) == len(truth) and len(truth) > 0
+             and bool(right[-1].all()))
+    tally = CpuTally(p.registers, p.register_bytes)
+    if len(truth):
+        tally.add(right, classes, final)
+    res = tally.result()
+    offsets = np.cumsum([0, *p.register_bytes])
+    steps = tuple(StepReport(
+        k + 1, pc, emulator.instruction_at(pc), cls, bool(right[k].all()),
+        tuple(r for r, a, b in zip(p.registers, offsets, offsets[1:]) if not right[k, a:b].all()))
+        for k, (pc, cls) in enumerate(zip(pcs, classes)))
+    return Comparison(predicted, emulator, res["byte_accuracy"], res["state_exact"], final,
+                      res["by_register"], steps)
