@@ -18,7 +18,7 @@ from bytesim_common.errors import UserError
 
 
 def _train_args() -> type:
-    from simulator.train import TrainArgs
+    from simulator.train_args import TrainArgs
 
     return TrainArgs
 
@@ -55,8 +55,8 @@ def add_eval(sub) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    from simulator.distributed import pick_device
     from simulator.evaluate import evaluate, format_table, plot_result
-    from simulator.train import pick_device
 
     result = evaluate(args.model, args.data, args.split, args.limit, pick_device(args.device),
                       args.batch_size, show_progress=not args.quiet)
@@ -78,8 +78,8 @@ def add_probe(sub) -> None:
 
 
 def run_probe(args: argparse.Namespace) -> int:
+    from simulator.distributed import pick_device
     from simulator.probe import format_probe, probe
-    from simulator.train import pick_device
 
     result = probe(args.model, args.n, args.seed, pick_device(args.device))
     print(format_probe(result))

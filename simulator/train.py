@@ -15,328 +15,38 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
-import os
-import platform
-import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
-from bytesim_common.cli import flag_of, option
 from bytesim_common.errors import UserError
-from bytesim_common.files import atomic_write, atomic_write_json, is_leftover
+from bytesim_common.files import atomic_write_json
 from bytesim_common.progress import progress_bar
 from datagen.corpus import read_manifest
-from simulator import __version__
-from simulator.checkpoint import (
-    latest_checkpoint,
-    load_pretrained,
-    load_run_state,
-    resolve_model_path,
-    save_run_state,
-)
-from simulator.codec import IR_WORDS, MIDI_LAYOUTS, TASKS, codec_from_options, make_codec
+from simulator.checkpoint import load_pretrained, load_run_state, resolve_model_path, save_run_state
+from simulator.codec import codec_from_options, make_codec
 from simulator.data import EncodedSplit, batch_sequences, curriculum_sequences, load_split
+from simulator.distributed import Dist, hardware, init_distributed, pick_device
 from simulator.evaluate import split_loss
 from simulator.metrics import bits_per_token
+from simulator.run_folder import (
+    ADDED_LATER,
+    METRICS,
+    SUMMARY,
+    adopt_schedule,
+    prepare_run,
+    read_metrics,
+    resolve_curriculum,
+)
+from simulator.schedule import default_warmup, lr_at
+from simulator.train_args import CONFIG_OVERRIDES, TrainArgs, check_args
 
-RUN_FILE = "run.json"
-METRICS = "metrics.jsonl"
-SUMMARY = "summary.json"
-# Arguments that decide the trained weights; a resumed run must use the same ones.
-IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad_accum",
-            "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word", "bit_embed",
-            "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from",
-            "midi_codec")
-# IDENTITY keys added later whose default is not what runs from before them did.
-ADDED_LATER = {"midi_codec": "file"}
-SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window")  # --init-from may change
-CONFIG_OVERRIDES = ("max_len", "local_window", "bit_embed")  # TrainArgs that replace the preset's ModelConfig
-
-
-@dataclass
-class TrainArgs:
-    """The arguments of a training run: `simulator train`'s options are built from these fields
-    (`bytesim_common.cli.add_dataclass_options`), so each default is defined here only."""
-
-    task: str = option(choices=list(TASKS), help="cpu, abc2midi or midi2abc")
-    data: str = option(help="corpus folder (made by `datagen`)")
-    out: str = option(help="run folder (checkpoints, metrics, loss curve)")
-    preset: str = option("tiny", help="model preset (see simulator.model.PRESETS)")
-    steps: int = option(1000, help="optimizer steps")
-    seed: int = option(0, help="seed of the weights and of the batches")
-    save_every: int = option(200, help="checkpoint every K steps")
-    resume: bool = option(False, help="continue the run in --out")
-    batch_size: int = option(32, help="sequences per step, over all processes and --grad-accum "
-                             "micro-steps")
-    lr: float = option(1e-3, help="peak learning rate")
-    device: str = option("auto", help="auto (default), cpu, cuda, cuda:N")
-    grad_accum: int = option(1, help="micro-steps per optimizer step")
-    sort_window: int = option(8, help="batches whose sequences are sorted by length together, so "
-                              "that a batch pads less (1 = plain shuffling)")
-    eval_every: int = option(100, help="validation loss every K steps")
-    valid_limit: int | None = option(1000, help="validation rows scored (the split's first N; "
-                                     "0 = all)")
-    schedule: str = option("constant", choices=["constant", "cosine"],
-                           help="constant with a linear decay over the last --decay-frac of the "
-                           "steps (default), or cosine")
-    warmup: int | None = option(None, help="linear warmup steps (default: 5%% of --steps, at "
-                                "most 200)")
-    decay_frac: float = option(0.2, help="constant schedule: the last fraction of the steps "
-                               "decays linearly")
-    min_lr_ratio: float = option(0.1, help="the lowest learning rate, as a fraction of --lr")
-    max_len: int | None = option(None, flag="--context", aliases=("--max-len",), metavar="BYTES",
-                                 help="longest sequence in bytes (default: the preset's "
-                                 "context); longer sequences are left out and counted")
-    local_window: int | None = option(None, help="bytes before its patch that the byte level "
-                                      "attends to (the copy path; default: the preset's)")
-    bit_embed: bool | None = option(None, help="also embed the 8 bits of every byte (default: "
-                                    "the preset's)")
-    checkpoint_activations: bool = option(
-        False, help="keep only each block's input and recompute its activations in the backward "
-        "pass: much less memory for long contexts, the same gradients")
-    weight_decay: float = option(0.1, help="AdamW weight decay (matrices only)")
-    clip: float = option(1.0, help="gradient norm clipping")
-    ir_word: str = option("none", choices=list(IR_WORDS),
-                          const_flags={"--interleave-ir": "fetched"},
-                          help="cpu: an instruction word in each state block: none; fetched (the "
-                          "word at the state's pc, after it, predicted: bGPT's IR); given (the "
-                          "same, but given, not predicted, and the trace ends where the "
-                          "predicted pc leaves the program); executed (the word executed to "
-                          "reach the state, before it, given). Default: none")
-    midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
-                             help="abc2midi/midi2abc: the MIDI as its event stream, without the "
-                             "header chunk and chunk lengths, generated as well-formed events "
-                             "only (default), or as the file's bytes (docs/music.md)")
-    init_from: str | None = option(None, metavar="CHECKPOINT",
-                                   help="start from this checkpoint's weights (e.g. "
-                                   "trained/cpu-rv32e) with a fresh optimizer; its shape and "
-                                   "codec must be the run's")
-    curriculum: int | None = option(None, metavar="STEPS",
-                                    help="draw the first STEPS batches from the shortest "
-                                    "sequences, widening linearly from the shortest 10%% to all "
-                                    "(default: half of --steps; 0: none)")
-    scheduled_sampling: float = option(0.0, metavar="P",
-                                       help="replace target inputs by the model's own "
-                                       "predictions, a share rising linearly to P at the last "
-                                       "step (default 0: teacher forcing)")
-    quiet: bool = option(False, help="no progress output")
-
-    @classmethod
-    def from_namespace(cls, ns: Any) -> TrainArgs:
-        return cls(**{f.name: getattr(ns, f.name) for f in fields(cls) if hasattr(ns, f.name)})
-
-
-def default_warmup(args: TrainArgs) -> int:
-    return args.warmup if args.warmup is not None else min(200, max(1, args.steps // 20))
-
-
-def resolve_curriculum(args: TrainArgs) -> None:
-    """--curriculum's default: half the steps of the run as it is created. It is recorded in
-    run.json, so a resumed run keeps it whatever its --steps are now."""
-    if args.curriculum is not None:
-        return
-    info = Path(args.out) / RUN_FILE
-    if args.resume and info.exists():
-        args.curriculum = json.loads(info.read_text())["args"].get("curriculum", 0)
-    else:
-        args.curriculum = args.steps // 2
-
-
-def check_schedule_prefix(old: TrainArgs, new: TrainArgs, done: int) -> None:
-    """--resume may change --steps (and the other SCHEDULE args) only where the learning rate of
-    every step already done stays the same: then the run ends as an uninterrupted one would."""
-    wo, wn = default_warmup(old), default_warmup(new)
-    for s in range(done):
-        if lr_at(s, old, wo) != lr_at(s, new, wn):
-            raise UserError(
-                f"--resume: the learning-rate schedule (--steps, --warmup, --schedule, "
-                f"--decay-frac, --lr) now differs at step {s}, which the run has done (it is at "
-                f"step {done}); keep the schedule, or pass --warmup {wo} if only the default "
-                f"warmup moved")
-
-
-def lr_at(step: int, args: TrainArgs, warmup: int) -> float:
-    """The learning rate of optimizer step `step` (counted from 0)."""
-    base, low = args.lr, args.lr * args.min_lr_ratio
-    if step < warmup:
-        return base * (step + 1) / warmup
-    if args.schedule == "cosine":
-        p = (step - warmup) / max(1, args.steps - warmup)
-        return low + (base - low) * 0.5 * (1 + math.cos(math.pi * p))
-    start = args.steps - max(1, int(args.decay_frac * args.steps))
-    if step < start:
-        return base
-    return low + (base - low) * (args.steps - step) / (args.steps - start)
-
-
-# ---------------------------------------------------------------------------------------------
-# Set-up
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def all_sum(self, x: torch.Tensor) -> torch.Tensor:
-        if self.world > 1:
-            dist.all_reduce(x)
-        return x
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            dist.barrier()
-
-
-def init_distributed(device: str) -> Dist:
-    """Join the process group torchrun set up (NCCL on CUDA, gloo on CPU), if any."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def pick_device(name: str, d: Dist | None = None) -> str:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UserError("--device cuda asked, but torch sees no CUDA device")
-        if d is not None and d.world > 1 and name == "cuda":
-            name = f"cuda:{d.local_rank}"
-    elif name != "cpu":
-        raise UserError(f"--device takes auto, cpu, cuda or cuda:N; got {name!r}")
-    return name
-
-
-def hardware(device: str) -> str:
-    if device.startswith("cuda"):
-        return f"{torch.cuda.get_device_name(torch.device(device))} (CUDA)"
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
-def check_args(args: TrainArgs, d: Dist) -> None:
-    if args.task not in TASKS:
-        raise UserError(f"--task takes {', '.join(TASKS)}; got {args.task!r}")
-    if args.schedule not in ("constant", "cosine"):
-        raise UserError(f"--schedule takes constant or cosine; got {args.schedule!r}")
-    if args.midi_codec not in MIDI_LAYOUTS:
-        raise UserError(f"--midi-codec takes {' or '.join(MIDI_LAYOUTS)}; "
-                        f"got {args.midi_codec!r}")
-    for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):
-        if getattr(args, name) < 1:
-            raise UserError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.valid_limit is not None and args.valid_limit < 0:
-        raise UserError(f"--valid-limit must be 0 (all) or more; got {args.valid_limit}")
-    if args.curriculum is not None and args.curriculum < 0:
-        raise UserError(f"--curriculum must be 0 (none) or more steps; got {args.curriculum}")
-    if not 0.0 <= args.scheduled_sampling <= 1.0:
-        raise UserError(f"--scheduled-sampling must be in [0, 1]; got {args.scheduled_sampling}")
-    if args.lr <= 0:
-        raise UserError(f"--lr must be positive; got {args.lr}")
-    if args.batch_size % (d.world * args.grad_accum):
-        raise UserError(f"--batch-size {args.batch_size} must be a multiple of processes x "
-                        f"--grad-accum = {d.world} x {args.grad_accum}")
-
-
-def _flag(name: str) -> str:
-    """The command-line spelling of the TrainArgs field `name`."""
-    return next(flag_of(f) for f in fields(TrainArgs) if f.name == name)
-
-
-def _identity(args: TrainArgs) -> dict[str, Any]:
-    return {k: getattr(args, k) for k in IDENTITY}
-
-
-def prepare_run(args: TrainArgs, d: Dist, device: str) -> Path | None:
-    """Create RUN (or check it for --resume); return the checkpoint to resume from, if any.
-
-    Rank 0 checks and writes; the other ranks wait for it, then read the same folder.
-    """
-    run = Path(args.out)
-    if d.main:
-        _check_or_create_run(args, run, d.world, device)
-    d.barrier()
-    return latest_checkpoint(run) if args.resume else None
-
-
-def _check_or_create_run(args: TrainArgs, run: Path, world: int, device: str) -> None:
-    info = run / RUN_FILE
-    if args.resume:
-        if not info.exists():
-            raise UserError(f"--resume: {run} holds no run ({RUN_FILE} is missing; a run killed "
-                            "before it was written has nothing to resume: start it without "
-                            "--resume)")
-        have = json.loads(info.read_text())["identity"]
-        have = {k: have.get(k, ADDED_LATER.get(k, getattr(TrainArgs, k, None)))
-                for k in IDENTITY}  # runs from before a key was added
-        diff = [f"{_flag(k)} {have[k]!r} there, {v!r} now"
-                for k, v in _identity(args).items() if have[k] != v and k not in SCHEDULE]
-        if diff:
-            raise UserError(f"--resume with other arguments than {run} was started with: "
-                            f"{'; '.join(diff[:3])}")
-        return
-    if info.exists():
-        raise UserError(f"{run} already holds a run; add --resume to continue it, or use "
-                        "another --out")
-    if run.exists() and not all(is_leftover(p) for p in run.iterdir()):
-        raise UserError(f"{run} is not empty and holds no run; use another --out")
-    run.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(info, {
-        "identity": _identity(args), "args": asdict(args), "bytesim_version": __version__,
-        "command": command_line(args, world),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "hardware": hardware(device),
-        "processes": world, "torch": torch.__version__})
-
-
-def _adopt_schedule(args: TrainArgs, run: Path, done: int, d: Dist) -> None:
-    """On --resume: check a changed schedule against the steps done, record it, drop the metrics
-    of steps after the checkpoint."""
-    info = json.loads((run / RUN_FILE).read_text())
-    old = TrainArgs.from_namespace(SimpleNamespace(**info["args"]))
-    check_schedule_prefix(old, args, done)
-    if d.main:
-        if any(getattr(old, k) != getattr(args, k) for k in SCHEDULE):
-            info.update(identity=_identity(args), args=asdict(args),
-                        command=command_line(args, d.world))
-            atomic_write_json(run / RUN_FILE, info)
-        _truncate_metrics(run, done)
-
-
-def command_line(args: TrainArgs, world: int = 1) -> str:
-    """The `simulator train` command that makes this run (non-default arguments only)."""
-    defaults = TrainArgs(task=args.task, data=args.data, out=args.out)
-    argv = ["simulator", "train"] if world == 1 else [
-        "torchrun", f"--nproc-per-node={world}", "-m", "simulator", "train"]
-    for f in fields(TrainArgs):
-        value = getattr(args, f.name)
-        if f.name == "resume":  # the command that makes the run, not how it was continued
-            continue
-        if f.name in ("task", "data", "out") or value != getattr(defaults, f.name):
-            flag = flag_of(f)
-            if isinstance(value, bool):
-                argv += [flag] if value else []
-            else:
-                argv += [flag, str(value)]
-    return shlex.join(argv)
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainArgs, device: str) -> torch.optim.AdamW:
@@ -346,25 +56,6 @@ def make_optimizer(model: torch.nn.Module, args: TrainArgs, device: str) -> torc
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8,
                              fused=device.startswith("cuda"))
-
-
-def read_metrics(run: Path | str) -> list[dict[str, Any]]:
-    path = Path(run) / METRICS
-    if not path.exists():
-        return []
-    lines = path.read_text().split("\n")[:-1]  # a torn last line (no newline) is dropped
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-def _truncate_metrics(run: Path, step: int) -> None:
-    """Drop the records a killed run wrote after its last checkpoint (they will be redone)."""
-    kept = [r for r in read_metrics(run) if r["step"] <= step]
-    text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in kept)
-    atomic_write(run / METRICS, text.encode())
-
-
-# ---------------------------------------------------------------------------------------------
-# Training
 
 
 def sample_inputs(model, ids: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
@@ -482,7 +173,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
         start, elapsed = int(state["step"]), float(state["elapsed"])
         cpu = float(state.get("cpu", 0.0))
     if args.resume:
-        _adopt_schedule(args, run, start, d)
+        adopt_schedule(args, run, start, d)
     net = model
     if d.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(

@@ -153,7 +153,8 @@ def test_train_options_are_the_train_args_fields_with_their_defaults(capsys):
     from dataclasses import MISSING, fields
 
     from simulator.cli import build_parser
-    from simulator.train import TrainArgs, command_line
+    from simulator.run_folder import command_line
+    from simulator.train_args import TrainArgs
 
     args = build_parser().parse_args(["train", "--task", "cpu", "--data", "d", "--out", "o"])
     for f in fields(TrainArgs):

@@ -18,7 +18,9 @@ from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cpu.build import build_cpu_corpus
 from simulator.data import batch_sequences, curriculum_sequences
-from simulator.train import TrainArgs, lr_at, read_metrics, resolve_curriculum, train
+from simulator.run_folder import read_metrics, resolve_curriculum
+from simulator.schedule import lr_at
+from simulator.train import TrainArgs, train
 
 DETERMINISTIC = ("step", "loss", "bpb", "lr", "grad_norm", "tokens", "valid_loss", "valid_bpb")
 

@@ -41,7 +41,8 @@ from datagen.cpu.build import build_cpu_corpus
 from datagen.music.build import build_music_corpus
 from simulator.checkpoint import latest_checkpoint, load_pretrained, load_run_state
 from simulator.cli import build_parser as simulator_parser
-from simulator.train import TrainArgs, read_metrics, train
+from simulator.run_folder import read_metrics
+from simulator.train import TrainArgs, train
 
 KILLS_FAST, KILLS_SLOW = 5, 20
 CPU = ["cpu", "--profile", "rv32e-mini", "--seed", "7", "--max-len", "4", "--quiet"]

@@ -256,7 +256,7 @@ def test_masks_are_vocabulary_sized():
 
 
 def test_train_refuses_an_unknown_midi_codec():
-    from simulator.train import TrainArgs, check_args
+    from simulator.train_args import TrainArgs, check_args
 
     class One:
         world = 1
