@@ -118,17 +118,22 @@ def _step_loss(model, train: EncodedSplit, seqs: np.ndarray, args: TrainArgs, d:
     return float(d.all_sum(total).item()) / n_tokens
 
 
-def train(args: TrainArgs) -> dict[str, Any]:
-    """Train (or resume) a run; return its summary."""
-    from simulator.model import PRESETS, ByteModel
-
+def _device(args: TrainArgs) -> tuple[Dist, str]:
+    """Join the process group, if any, and pick this rank's device."""
     d = init_distributed(args.device if args.device != "auto" else
                          ("cuda" if torch.cuda.is_available() else "cpu"))
     device = pick_device(args.device, d)
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
         torch.backends.cuda.matmul.allow_tf32 = True
-    check_args(args, d)
+    return d, device
+
+
+def _config_and_codec(args: TrainArgs):
+    """The model's shape (the preset with the run's overrides) and the task's codec; fills in
+    the arguments that default to the preset's or the corpus's."""
+    from simulator.model import PRESETS
+
     if args.task == "cpu":  # no MIDI in a CPU run: recorded as the layout runs before it had
         args.midi_codec = ADDED_LATER["midi_codec"]
     if args.preset not in PRESETS:
@@ -144,6 +149,16 @@ def train(args: TrainArgs) -> dict[str, Any]:
     profile = read_manifest(args.data, "cpu")["args"]["profile"] if args.task == "cpu" else None
     codec = make_codec(args.task, align=config.patch_sizes[0], ir_word=args.ir_word,
                        profile=profile, midi=args.midi_codec)
+    return config, codec
+
+
+def train(args: TrainArgs) -> dict[str, Any]:
+    """Train (or resume) a run; return its summary."""
+    from simulator.model import ByteModel
+
+    d, device = _device(args)
+    check_args(args, d)
+    config, codec = _config_and_codec(args)
     run = Path(args.out)
     log = sys.stderr if d.main and not args.quiet else None
     train_split = load_split(args.data, args.task, codec, "train", args.max_len, log=log)
