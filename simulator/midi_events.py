@@ -1,4 +1,5 @@
-"""The MIDI event stream: what a model writes for a MIDI file under the `events` codec (SPEC §4).
+"""The MIDI event stream: what a model writes for a MIDI file under the `events` codec
+(docs/formats.md).
 
 A normalised MIDI file (datagen/music/normalize.py: a 6-byte `MThd`, only `MTrk` chunks,
 canonical running status, one end-of-track event at the end of each track) is
