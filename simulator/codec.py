@@ -396,21 +396,20 @@ class CpuCodec(Codec):
         ids, mask = super().encode(sample)
         if self.word_is_given:  # not predicted
             p = sample.profile
-            mask[self.state_positions(sample)[:, :1] - self.state_offset(p)
-                 + self.word_offset(p) + np.arange(self.word(p))] = False
+            mask[self._target_blocks(sample) + self.word_offset(p) + np.arange(self.word(p))] = False
         return ids, mask
 
-    def _prompt_len(self, sample: CpuTrace) -> int:
-        return (2 * self.align + terminated_length(len(sample.program), self.align)
-                + self.stride(sample.profile))
+    def _target_blocks(self, sample: CpuTrace) -> np.ndarray:
+        """(n, 1) indices into `encode(sample)[0]` where the blocks of states 1..n start."""
+        prompt_len = (2 * self.align + terminated_length(len(sample.program), self.align)
+                      + self.stride(sample.profile))
+        n = len(sample.states) // _profile(sample.profile).state_size - 1
+        return prompt_len + np.arange(n)[:, None] * self.stride(sample.profile)
 
     def state_positions(self, sample: CpuTrace) -> np.ndarray:
         """(n, state_size) indices into `encode(sample)[0]` of the bytes of states 1..n."""
-        prompt_len = self._prompt_len(sample)
-        n = len(sample.states) // _profile(sample.profile).state_size - 1
-        stride, size = self.stride(sample.profile), _profile(sample.profile).state_size
-        first = prompt_len + self.state_offset(sample.profile)
-        return first + np.arange(n)[:, None] * stride + np.arange(size)[None, :]
+        size = _profile(sample.profile).state_size
+        return self._target_blocks(sample) + self.state_offset(sample.profile) + np.arange(size)
 
     def generated_states(self, sample: CpuTrace, out: Sequence[int]) -> tuple[np.ndarray, bool]:
         """The states in generated ids `out` (after the prompt) as (m, state_size) uint8, and
@@ -445,8 +444,8 @@ class CpuCodec(Codec):
             raise DecodeError("a trace needs at least state_0")
         body = np.stack(blocks)  # (n+1, block)
         trace = CpuTrace(profile, program, body[:, off: off + size].tobytes())
-        words = np.delete(body, np.s_[off: off + size], axis=1)
-        if self.ir_word != "none" and (words != self.words(trace)).any():
+        words = np.delete(body, np.s_[off: off + size], axis=1)  # (n+1, word)
+        if words.size and (words != self.words(trace)).any():
             raise DecodeError("an instruction word in the trace does not match the program")
         return trace
 

@@ -1,6 +1,6 @@
 """`make demo`: the shipped checkpoints in trained/ on single instructions of every class and an
-example program, and on an example tune, each beside the ground truth (Unicorn; abc2midi). A missing checkpoint is said in one
-line and the other part still runs.
+example program, and on an example tune, each beside the ground truth (Unicorn; abc2midi). A
+missing checkpoint is said in one line and the other part still runs.
 
     python -m simulator.demo [--cpu-model PATH] [--abc2midi-model PATH] [--profile NAME]
 """
@@ -18,7 +18,7 @@ from simulator.facade import (
     default_model_path,
     midi_summary,
 )
-from simulator.probe import format_probe, probe
+from simulator.probe import format_probe, probe_model
 
 EXAMPLE_PROGRAM = """\
 # a little arithmetic on x1..x3 (valid on every RISC-V profile)
@@ -50,7 +50,7 @@ DEMO_CPU_MODEL = "cpu-rv32e-mini"  # retrained with the executed word; cpu-rv32e
 def demo_cpu(path: str | None, profile: str | None) -> None:
     sim = CPUSimulator.from_pretrained(path, profile=profile)
     print(f"== CPU simulator {display_path(sim.path)} ({sim.profile.name}) vs Unicorn ==")
-    print(format_probe(probe(sim.path, PROBE_PROGRAMS)))
+    print(format_probe(probe_model(sim.model, sim.codec, sim.path, PROBE_PROGRAMS)))
     print("(pc-advance: the previous state with the pc moved on, the trivial baseline; "
           "`simulator probe` for more programs)\n")
     print(sim.compare(EXAMPLE_PROGRAM, EXAMPLE_STATE).format())

@@ -141,44 +141,30 @@ def trace_steps(trace, profile) -> Steps:
     return Steps(classes, mnemonics, states[:-1], states[1:], np.array(after, np.int64), width)
 
 
-def instruction_classes(trace, profile) -> list[str]:
-    """The class of the instruction executed at each step (at the pc of state_0 .. state_n-1)."""
-    return trace_steps(trace, profile).classes
-
-
-def _one_step(model, codec: CpuCodec, batch: list, chunk: int) -> list[tuple[np.ndarray,
-                                                                             np.ndarray]]:
+def _one_step(model, codec: CpuCodec, split: EncodedSplit, seqs: np.ndarray, batch: list,
+              steps: list[Steps], chunk: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each state of each trace decoded greedily from the true history before it (the true
-    program and states): per trace, the predicted states (n, S) and which were predicted at
-    all (n,) (the model may end the trace instead)."""
+    program and states, read from the split's encoded sequences): per trace, the predicted
+    states (n, S) and which were predicted at all (n,) (the model may end the trace instead)."""
+    stride = codec.stride(batch[0].profile)  # one profile per evaluation
     jobs = []  # (trace index, step, prompt, prompt length of the trace)
-    for i, t in enumerate(batch):
-        ids = codec.encode(t)[0].tolist()
-        p0, stride = len(codec.prompt(t)), codec.stride(t.profile)
-        n = len(t.states) // _state_size(t) - 1
-        jobs += [(i, k, ids[: p0 + k * stride], p0) for k in range(n)]
-    size = {i: _state_size(t) for i, t in enumerate(batch)}
-    preds = {i: np.zeros((len(t.states) // size[i] - 1, size[i]), np.uint8)
-             for i, t in enumerate(batch)}
-    valid = {i: np.zeros(len(preds[i]), bool) for i in preds}
+    for i, (s, t, st) in enumerate(zip(seqs, batch, steps)):
+        ids = split.ids[split.offsets[s]: split.offsets[s + 1]].tolist()
+        p0 = len(codec.prompt(t))
+        jobs += [(i, k, ids[: p0 + k * stride], p0) for k in range(len(st.truth))]
+    preds = [np.zeros_like(st.truth) for st in steps]
+    valid = [np.zeros(len(st.truth), bool) for st in steps]
     for c in range(0, len(jobs), chunk):
         part = jobs[c: c + chunk]
         allowed = generation_constraint([codec.constraint(batch[i]) for i, *_ in part],
                                         [p0 for *_, p0 in part])
-        stride = max(codec.stride(batch[i].profile) for i, *_ in part)
         outs = model.generate([prompt for _, _, prompt, _ in part], stride, temperature=0.0,
                               stop_id=END, allowed=allowed)
         for (i, k, _, _), out in zip(part, outs):
             states, _ = codec.generated_states(batch[i], out)
             if len(states):
                 preds[i][k], valid[i][k] = states[0], True
-    return [(preds[i], valid[i]) for i in range(len(batch))]
-
-
-def _state_size(trace) -> int:
-    from datagen.cpu import PROFILES
-
-    return PROFILES[trace.profile].state_size
+    return list(zip(preds, valid))
 
 
 def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, batch_size: int,
@@ -209,9 +195,10 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
         for pred, t, st in zip(_argmax(model, split, seqs, device), batch, steps):
             right = state_matches(pred[codec.state_positions(t)], st.truth)
             tallies["teacher_forced"].add(right, st.classes, bool(right[-1].all()))
-        for (pred, ok), st in zip(_one_step(model, codec, batch, 4 * batch_size), steps):
+        for (pred, ok), st in zip(_one_step(model, codec, split, seqs, batch, steps,
+                                            4 * batch_size), steps):
             one_step["model"].add(pred, ok, st.prev, st.truth, st.taken, st.classes, st.mnemonics)
-        max_new = max(len(codec.encode(t)[0]) - len(codec.prompt(t)) for t in batch)
+        max_new = max(split.lengths[s] - len(codec.prompt(t)) for s, t in zip(seqs, batch))
         for out, t, st in zip(_generate(model, codec, batch, max_new), batch, steps):
             pred, stopped = codec.generated_states(t, out)
             right = state_matches(pred, st.truth)

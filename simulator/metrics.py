@@ -100,8 +100,6 @@ class StepTally:
     overall, by instruction class and by mnemonic.
     """
 
-    KEYS = ("steps", "exact", "writes", "writes_right", "taken", "taken_right")
-
     def __init__(self, register_bytes: Sequence[int]):
         edges = np.cumsum([0, *register_bytes])
         self.slices = [slice(int(a), int(b)) for a, b in itertools.pairwise(edges)]

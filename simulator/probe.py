@@ -1,11 +1,12 @@
 """`simulator probe`: single instructions of every class, random operands, against Unicorn.
 
 For each instruction class of the model's profile, `n` one-instruction programs (a load or a
-store comes with the `lui` that sets its base register, as the generator writes them) with
-random initial states are run by Unicorn and by the model (branches come two at a time, so
-that the first may skip the second: a lone branch's target is its own fall-through). A program counts as right when the
-model's whole free-running trace is (every state, and it ends where Unicorn's does): what a user
-of `CPUSimulator` gets on one instruction. The one-step figures (docs/metrics.md) come beside it.
+store comes with the `lui` that sets its base register, as the generator writes them; branches
+come two at a time, so that the first may skip the second: a lone branch's target is its own
+fall-through) with random initial states are run by Unicorn and by the model. A program counts
+as right when the model's whole free-running trace is (every state, and it ends where Unicorn's
+does): what a user of `CPUSimulator` gets on one instruction. The one-step figures
+(docs/metrics.md) come beside it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any, TextIO
 from bytesim_common.errors import UserError
 from bytesim_common.files import display_path
 from simulator.checkpoint import load_pretrained, resolve_model_path
-from simulator.codec import CpuCodec, codec_from_options
+from simulator.codec import Codec, CpuCodec, codec_from_options
 from simulator.evaluate import evaluate_rows, percent
 
 
@@ -35,12 +36,18 @@ def probe_rows(profile_name: str, cls: str, n: int, seed: int) -> list[dict]:
 
 def probe(model_path: str | Path, n: int = 50, seed: int = 0, device: str = "cpu",
           log: TextIO = sys.stderr) -> dict[str, Any]:
-    """Per class: programs exact (free-running, whole trace) and one-step figures."""
-    if n < 1:
-        raise UserError(f"-n must be at least 1; got {n}")
+    """Per class: programs exact (free-running, whole trace) and one-step figures of the
+    checkpoint at `model_path`."""
     folder = resolve_model_path(model_path)
     model, meta = load_pretrained(folder, device)
-    codec = codec_from_options(meta["codec"])
+    return probe_model(model, codec_from_options(meta["codec"]), folder, n, seed, device, log)
+
+
+def probe_model(model, codec: Codec, folder: Path, n: int = 50, seed: int = 0,
+                device: str = "cpu", log: TextIO = sys.stderr) -> dict[str, Any]:
+    """`probe` of a loaded model (`folder` names it in the result)."""
+    if n < 1:
+        raise UserError(f"-n must be at least 1; got {n}")
     if not isinstance(codec, CpuCodec) or codec.profile is None:
         raise UserError(f"{folder} is not a CPU model that records its profile")
     from datagen.cpu import get_profile

@@ -28,7 +28,13 @@ from bytesim_common.errors import UserError
 from bytesim_common.files import atomic_write_json
 from bytesim_common.progress import progress_bar
 from datagen.corpus import read_manifest
-from simulator.checkpoint import load_pretrained, load_run_state, resolve_model_path, save_run_state
+from simulator.checkpoint import (
+    latest_checkpoint,
+    load_pretrained,
+    load_run_state,
+    resolve_model_path,
+    save_run_state,
+)
 from simulator.codec import codec_from_options, make_codec
 from simulator.data import EncodedSplit, batch_sequences, curriculum_sequences, load_split
 from simulator.distributed import Dist, hardware, init_distributed, pick_device
@@ -165,8 +171,10 @@ def train(args: TrainArgs) -> dict[str, Any]:
     valid_split = load_split(args.data, args.task, codec, "valid", args.max_len, required=False,
                              log=log, limit=args.valid_limit or None)
     codec_info = codec.options()
-    # checked before the run folder is made: a checkpoint that does not fit leaves no run
-    start_from = initial_weights(args.init_from, config, codec_info) if args.init_from else None
+    # --init-from is read (and checked) before the run folder is made, so that a checkpoint
+    # that does not fit leaves no run; a run resumed from a checkpoint of its own skips it
+    start_from = (initial_weights(args.init_from, config, codec_info)
+                  if args.init_from and not (args.resume and latest_checkpoint(run)) else None)
     resume_from = prepare_run(args, d, device)  # after the data is read: a bad corpus leaves no run
 
     torch.manual_seed(args.seed)
