@@ -8,9 +8,8 @@ the shape of valid output (`Codec.constraint`), feeding back its own earlier sta
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import torch
@@ -38,6 +37,9 @@ from simulator.metrics import (
     state_matches,
 )
 from simulator.midi_events import StreamError
+
+if TYPE_CHECKING:
+    from simulator.traces import Steps
 
 
 def _autocast(device: str):
@@ -96,51 +98,6 @@ def _generate(model, codec: Codec, samples: list, max_new: int) -> list[list[int
 # CPU
 
 
-@dataclass
-class Steps:
-    """What was executed at each step of a trace (at the pc of state_0 .. state_n-1)."""
-
-    classes: list[str]
-    mnemonics: list[str]
-    prev: np.ndarray  # (n, S) uint8: the state before each step
-    truth: np.ndarray  # (n, S) uint8: the state after it
-    fallthrough: np.ndarray  # (n,) int64: the pc of the instruction after the executed one
-    width: int  # bytes of the pc, the state's first register
-
-    @property
-    def taken(self) -> np.ndarray:
-        """(n,) bool: the pc did not fall through (a taken branch)."""
-        pcs = self.truth[:, : self.width].copy().view(f"<u{self.width}")[:, 0]
-        return pcs.astype(np.int64) != self.fallthrough
-
-    def pc_advanced(self) -> np.ndarray:
-        """The pc-advance baseline (n, S): the previous state, the pc at the next instruction."""
-        out = self.prev.copy()
-        pcs = self.fallthrough.astype(f"<u{self.width}")[:, None]
-        out[:, : self.width] = pcs.view(np.uint8)
-        return out
-
-
-def trace_steps(trace, profile) -> Steps:
-    """The instruction, class and fall-through pc of every step of `trace`."""
-    from datagen.cpu import classify, disassemble
-
-    states = np.frombuffer(trace.states, np.uint8).reshape(-1, profile.state_size)
-    width = profile.register_bytes[0]
-    pcs = states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64)
-    listing = {a: (len(code), text.split()[0] if text else "?")
-               for a, code, text in disassemble(profile.name, trace.program)}
-    classes, mnemonics, after = [], [], []
-    for pc in pcs[:-1]:
-        at = pc - profile.code_base
-        code = trace.program[at: at + 16] if 0 <= at < len(trace.program) else b""
-        classes.append(classify(profile.name, code))
-        size, mnemonic = listing.get(int(pc), (0, "?"))
-        mnemonics.append(mnemonic)
-        after.append(pc + size)
-    return Steps(classes, mnemonics, states[:-1], states[1:], np.array(after, np.int64), width)
-
-
 def _one_step(model, codec: CpuCodec, split: EncodedSplit, seqs: np.ndarray, batch: list,
               steps: list[Steps], chunk: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Each state of each trace decoded greedily from the true history before it (the true
@@ -170,6 +127,7 @@ def _one_step(model, codec: CpuCodec, split: EncodedSplit, seqs: np.ndarray, bat
 def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, batch_size: int,
                  device: str, show_progress: bool) -> dict[str, Any]:
     from datagen.cpu import PROFILES
+    from simulator.traces import trace_steps
 
     profiles = sorted({s.profile for s in samples})
     if len(profiles) != 1:

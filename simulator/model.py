@@ -79,13 +79,13 @@ class ModelConfig:
                 raise ValueError(
                     f"ModelConfig.{f} needs {n} entries (one per level), got {getattr(self, f)}"
                 )
-        sizes = (*self.patch_sizes, 1)
-        if not self.patch_sizes or any(
-            b < 1 or a <= b or a % b for a, b in itertools.pairwise(sizes)
+        flat = self.patch_sizes == (1,)  # a flat byte transformer with a per-byte head below it
+        if not self.patch_sizes or not flat and any(
+            b < 1 or a <= b or a % b for a, b in itertools.pairwise((*self.patch_sizes, 1))
         ):
             raise ValueError(
                 f"ModelConfig.patch_sizes must shrink from the top level down, each dividing the one "
-                f"before and > 1, got {self.patch_sizes}"
+                f"before and > 1 (or be (1,): flat), got {self.patch_sizes}"
             )
         for k, (d, h) in enumerate(zip(self.d_model, self.n_heads)):
             if h < 1 or d % h or (d // h) % 2:
@@ -209,6 +209,23 @@ PRESETS: dict[str, ModelConfig] = {
 # `small` with a byte level as deep as its patch level, for the L0 study (docs/training.md): the
 # byte level does one instruction's arithmetic; measured no better at equal steps, 1.6x slower
 PRESETS["small-deepbytes"] = replace(PRESETS["small"], n_layers=(4, 4))
+
+# `small` whose byte level is as wide and deep as its patch level (4 layers of 256, 4 heads): with
+# a local window over the previous state, close to the flat byte transformer of issue 12 (every
+# byte attending to the instruction and the previous state at full width)
+PRESETS["small-widebytes"] = replace(PRESETS["small"], d_model=(256, 256), n_layers=(4, 4),
+                                     n_heads=(4, 4))
+
+# `small` with 4-byte patches: one unit of the patch level is one 32-bit register or instruction
+# word, so reading an operand register is attention between units (issue 12's word-aligned
+# patches; docs/training.md, the ladder)
+PRESETS["small-p4"] = replace(PRESETS["small"], patch_sizes=(4,))
+
+# `small` with 1-byte patches: its patch level is a flat causal byte transformer (4 layers of 256,
+# every byte attending to every byte before it, like issue 12's flat baseline), its byte level a
+# small head on each position; no hierarchy, for comparison on short sequences
+PRESETS["small-flat"] = replace(PRESETS["small"], patch_sizes=(1,), max_len=1024)
+PRESETS["tiny-flat"] = replace(PRESETS["tiny"], patch_sizes=(1,))  # the same, for tests
 
 # small3's body parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
 PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_layers=(7, 4, 4),

@@ -33,7 +33,7 @@ IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad
             "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from",
             "midi_codec")
 # IDENTITY keys added later whose default is not what runs from before them did.
-ADDED_LATER = {"midi_codec": "file"}
+ADDED_LATER = {"midi_codec": "file", "ir_word": "none"}
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 
 

@@ -62,6 +62,55 @@ class Trace:
         return next((text for a, _, text in self.disassembly if a == pc), "?")
 
 
+@dataclass
+class Steps:
+    """What was executed at each step of a trace (at the pc of state_0 .. state_n-1)."""
+
+    classes: list[str]
+    mnemonics: list[str]
+    prev: np.ndarray  # (n, S) uint8: the state before each step
+    truth: np.ndarray  # (n, S) uint8: the state after it
+    fallthrough: np.ndarray  # (n,) int64: the pc of the instruction after the executed one
+    width: int  # bytes of the pc, the state's first register
+
+    @property
+    def pcs(self) -> np.ndarray:
+        """(n,) int64: the pc of each step's instruction (the state before it)."""
+        return self.prev[:, : self.width].copy().view(f"<u{self.width}")[:, 0].astype(np.int64)
+
+    @property
+    def taken(self) -> np.ndarray:
+        """(n,) bool: the pc did not fall through (a taken branch)."""
+        after = self.truth[:, : self.width].copy().view(f"<u{self.width}")[:, 0]
+        return after.astype(np.int64) != self.fallthrough
+
+    def pc_advanced(self) -> np.ndarray:
+        """The pc-advance baseline (n, S): the previous state, the pc at the next instruction."""
+        out = self.prev.copy()
+        pcs = self.fallthrough.astype(f"<u{self.width}")[:, None]
+        out[:, : self.width] = pcs.view(np.uint8)
+        return out
+
+
+def trace_steps(trace, profile) -> Steps:
+    """The instruction, class and fall-through pc of every step of `trace` (anything with the
+    corpus's `program` and `states` bytes: a corpus row or a `Trace`)."""
+    states = np.frombuffer(trace.states, np.uint8).reshape(-1, profile.state_size)
+    width = profile.register_bytes[0]
+    pcs = states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64)
+    listing = {a: (len(code), text.split()[0] if text else "?")
+               for a, code, text in disassemble(profile.name, trace.program)}
+    classes, mnemonics, after = [], [], []
+    for pc in pcs[:-1]:
+        at = pc - profile.code_base
+        code = trace.program[at: at + 16] if 0 <= at < len(trace.program) else b""
+        classes.append(classify(profile.name, code))
+        size, mnemonic = listing.get(int(pc), (0, "?"))
+        mnemonics.append(mnemonic)
+        after.append(pc + size)
+    return Steps(classes, mnemonics, states[:-1], states[1:], np.array(after, np.int64), width)
+
+
 @dataclass(frozen=True)
 class StepReport:
     """State k of a comparison: the instruction that made it and the registers the model got wrong
@@ -135,10 +184,8 @@ def compare_traces(predicted: Trace, emulator: Trace) -> Comparison:
     truth = np.frombuffer(emulator.states, np.uint8).reshape(-1, size)[1:]  # (n, S)
     guess = np.frombuffer(predicted.states, np.uint8).reshape(-1, size)[1:]  # (m, S)
     right = state_matches(guess, truth)  # (n, S)
-    regs = emulator.registers
-    pcs = [r[p.pc_register] for r in regs[:-1]]  # the instruction of step k is at state_{k-1}'s pc
-    classes = [classify(p.name, emulator.program[pc - p.code_base:])
-               if 0 <= pc - p.code_base < len(emulator.program) else "other" for pc in pcs]
+    steps = trace_steps(emulator, p)
+    pcs, classes = steps.pcs.tolist(), steps.classes
     final = (predicted.stop == "end" and len(guess) == len(truth) and len(truth) > 0
              and bool(right[-1].all()))
     tally = CpuTally(p.registers, p.register_bytes)

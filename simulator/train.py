@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -140,8 +141,11 @@ def _config_and_codec(args: TrainArgs):
     the arguments that default to the preset's or the corpus's."""
     from simulator.model import PRESETS
 
-    if args.task == "cpu":  # no MIDI in a CPU run: recorded as the layout runs before it had
+    # an option of the other kind of task is recorded as runs from before it had it
+    if args.task == "cpu":  # no MIDI in a CPU run
         args.midi_codec = ADDED_LATER["midi_codec"]
+    else:  # no instruction words in a music run
+        args.ir_word = ADDED_LATER["ir_word"]
     if args.preset not in PRESETS:
         raise UserError(f"unknown --preset {args.preset!r}; known: {', '.join(PRESETS)}")
     args.data = str(Path(args.data).resolve())
@@ -153,7 +157,9 @@ def _config_and_codec(args: TrainArgs):
     args.max_len = config.max_len
     resolve_curriculum(args)
     profile = read_manifest(args.data, "cpu")["args"]["profile"] if args.task == "cpu" else None
-    codec = make_codec(args.task, align=config.patch_sizes[0], ir_word=args.ir_word,
+    # segments start on 16-byte boundaries (header patches) and on the model's patches
+    align = math.lcm(16, config.patch_sizes[0])
+    codec = make_codec(args.task, align=align, ir_word=args.ir_word,
                        profile=profile, midi=args.midi_codec)
     return config, codec
 

@@ -59,13 +59,14 @@ class TrainArgs:
         "pass: much less memory for long contexts, the same gradients")
     weight_decay: float = option(0.1, help="AdamW weight decay (matrices only)")
     clip: float = option(1.0, help="gradient norm clipping")
-    ir_word: str = option("none", choices=list(IR_WORDS),
+    ir_word: str = option("executed", choices=list(IR_WORDS),
                           const_flags={"--interleave-ir": "fetched"},
                           help="cpu: an instruction word in each state block: none; fetched (the "
                           "word at the state's pc, after it, predicted: bGPT's IR); given (the "
                           "same, but given, not predicted, and the trace ends where the "
                           "predicted pc leaves the program); executed (the word executed to "
-                          "reach the state, before it, given). Default: none")
+                          "reach the state, before it, given; the default: docs/training.md, "
+                          "the ladder)")
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "

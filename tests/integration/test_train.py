@@ -161,8 +161,8 @@ def test_init_from_starts_with_the_checkpoint_weights(corpus, tmp_path):
     assert abs(more[0]["loss"] - first[-1]["loss"]) < abs(fresh[0]["loss"] - first[-1]["loss"])
     with pytest.raises(UserError, match="does not fit this run: patch_sizes"):
         train(_args(corpus, tmp_path / "other", preset="tiny3", init_from=str(tmp_path / "first")))
-    with pytest.raises(UserError, match="codec ir_word 'none' there, 'executed' here"):
-        train(_args(corpus, tmp_path / "layout", ir_word="executed",
+    with pytest.raises(UserError, match="codec ir_word 'executed' there, 'none' here"):
+        train(_args(corpus, tmp_path / "layout", ir_word="none",
                     init_from=str(tmp_path / "first")))
     assert not (tmp_path / "layout").exists()  # refused before the run folder was made
 
@@ -258,3 +258,33 @@ def test_a_run_from_before_midi_codec_resumes(corpus, tmp_path):
     del run["identity"]["midi_codec"]
     info.write_text(json.dumps(run))
     train(_args(corpus, tmp_path / "r", steps=6, resume=True))
+
+
+def test_a_run_from_before_the_executed_word_default_resumes(corpus, tmp_path):
+    """A run.json without `ir_word` is a run from before the option: the layout it had, none,
+    and not today's default; a run made with none says so when resumed under the default."""
+    train(_args(corpus, tmp_path / "r", steps=6, save_every=3, ir_word="none"))
+    info = tmp_path / "r" / "run.json"
+    run = json.loads(info.read_text())
+    del run["identity"]["ir_word"]
+    info.write_text(json.dumps(run))
+    train(_args(corpus, tmp_path / "r", steps=6, resume=True, ir_word="none"))
+    with pytest.raises(UserError, match="--ir-word 'none' there, 'executed' now"):
+        train(_args(corpus, tmp_path / "r", steps=9, resume=True))
+
+
+def test_four_byte_patches_train_on_the_16_byte_layout(corpus, tmp_path):
+    """`small-p4`'s 4-byte patches: the codec still aligns segments to 16 bytes (lcm), the
+    checkpoint records that, and the loaded model generates under the layout's constraint."""
+    from simulator.checkpoint import load_pretrained
+    from simulator.codec import codec_from_options
+    from simulator.data import load_rows
+    from simulator.evaluate import evaluate_rows
+
+    train(_args(corpus, tmp_path / "p4", preset="small-p4", steps=2, save_every=2,
+                eval_every=2, max_len=256))
+    model, meta = load_pretrained(tmp_path / "p4" / "checkpoints" / "step-0000002")
+    assert model.config.patch_sizes == (4,) and meta["codec"]["align"] == 16
+    r = evaluate_rows(model, codec_from_options(meta["codec"]), load_rows(corpus, "cpu", "test")[:2],
+                      "p4", show_progress=False)
+    assert r["one_step"]["model"]["steps"] > 0

@@ -11,7 +11,7 @@ from simulator.blocks import BLOCKS, register_block
 from simulator.model import PRESETS, ByteModel, ModelConfig
 
 # (preset, local_window): two and three levels, inside the patch only and across patch boundaries
-SHAPES = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40)]
+SHAPES = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40), ("tiny-flat", 0)]
 
 
 def make(name: str, window: int = 0, seed: int = 0) -> ByteModel:
@@ -90,6 +90,7 @@ def test_config_rejects_unknown_and_invalid_fields():
     bad = [
         {"patch_sizes": (16, 6)},  # 6 does not divide 16
         {"patch_sizes": (16, 16)},  # must shrink
+        {"patch_sizes": (1, 1)},  # 1 only alone (flat)
         {"d_model": (64,)},  # one entry per level
         {"n_heads": (3, 2)},  # 64 does not split into 3 heads
         {"block_types": ("transformer", "nope")},
@@ -108,6 +109,10 @@ def test_preset_sizes():
         "tiny3": (1e5, 1e6),
         "small": (2e6, 8e6),
         "small-deepbytes": (2e6, 8e6),
+        "small-widebytes": (6e6, 9e6),
+        "small-p4": (3e6, 5e6),
+        "small-flat": (3e6, 5e6),
+        "tiny-flat": (1e5, 1e6),
         "small3": (2e6, 12e6),
         "small3-deep": (2e6, 12e6),
         "base": (30e6, 50e6),
