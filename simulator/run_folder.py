@@ -34,6 +34,8 @@ IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad
             "midi_codec")
 # IDENTITY keys added later whose default is not what runs from before them did.
 ADDED_LATER = {"midi_codec": "file", "ir_word": "none"}
+# options that only one kind of task reads (the others record ADDED_LATER's value)
+TASK_OPTIONS = {"ir_word": ("cpu",), "midi_codec": ("abc2midi", "midi2abc")}
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 
 
@@ -121,6 +123,8 @@ def command_line(args: TrainArgs, world: int = 1) -> str:
     for f in fields(TrainArgs):
         value = getattr(args, f.name)
         if f.name == "resume":  # the command that makes the run, not how it was continued
+            continue
+        if args.task not in TASK_OPTIONS.get(f.name, (args.task,)):  # not this task's option
             continue
         if f.name in ("task", "data", "out") or value != getattr(defaults, f.name):
             flag = flag_of(f)

@@ -170,6 +170,11 @@ def test_train_options_are_the_train_args_fields_with_their_defaults(capsys):
     assert new.max_len == old.max_len == 256
     assert "--max-len is deprecated, use --context" in capsys.readouterr().err
     assert "--context 256" in command_line(TrainArgs.from_namespace(new))
+    # the other kind of task's options (as training records them) are not part of the command
+    cpu = TrainArgs(task="cpu", data="d", out="o", ir_word="none", midi_codec="file")
+    music = TrainArgs(task="abc2midi", data="d", out="o", ir_word="none", midi_codec="file")
+    assert "--ir-word none" in command_line(cpu) and "--midi-codec" not in command_line(cpu)
+    assert "--midi-codec file" in command_line(music) and "--ir-word" not in command_line(music)
 
 
 def test_a_non_editable_install_is_pointed_at_trained_in_one_line(tmp_path):
