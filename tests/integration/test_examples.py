@@ -22,7 +22,7 @@ def _run(script: str, *args: str) -> str:
 def test_every_example_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert EXAMPLES == ["compare_own_program.py", "convert_tune.py", "predict_program.py",
-                        "train_tiny.py"]
+                        "register_moves.py", "train_tiny.py"]
     assert all(f"examples/{name}" in readme for name in EXAMPLES)
 
 
@@ -37,6 +37,13 @@ def test_compare_own_program(tiny_cpu, tmp_path):
                "--model", str(tiny_cpu.checkpoint), "--profile", "rv32e-mini")
     assert "0x1004: addi sp, ra, 1" in out and '"byte_accuracy"' in out
     assert "0x0000000a" in out  # Unicorn's x2 = 10
+
+
+def test_register_moves(tiny_cpu):
+    out = _run("register_moves.py", "--model", str(tiny_cpu.checkpoint), "--imm", "random")
+    lines = out.splitlines()
+    assert len(lines) == 4 and lines[-1].endswith("of 3 destination registers right")
+    assert all(line.startswith("addi x") and "unicorn 0x" in line for line in lines[:3])
 
 
 def test_convert_tune(tiny_abc2midi):
