@@ -289,6 +289,11 @@ class Codec:
         raise NotImplementedError
 
 
+def state_pcs(states: np.ndarray, width: int) -> np.ndarray:
+    """(n, S) uint8 states -> (n,) int64: each state's pc, its first `width` bytes (little-endian)."""
+    return states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64)
+
+
 def _profile(name: str):
     from datagen.cpu import PROFILES
 
@@ -358,7 +363,7 @@ class CpuCodec(Codec):
         prof = _profile(trace.profile)
         states = np.frombuffer(trace.states, np.uint8).reshape(-1, prof.state_size)
         width, word = prof.register_bytes[0], self.word(trace.profile)
-        pc = states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64) - prof.code_base
+        pc = state_pcs(states, width) - prof.code_base
         code = np.zeros(len(trace.program) + word, np.uint8)
         code[: len(trace.program)] = np.frombuffer(trace.program, np.uint8)
         inside = (pc >= 0) & (pc < len(trace.program))

@@ -80,9 +80,9 @@ class ModelConfig:
                     f"ModelConfig.{f} needs {n} entries (one per level), got {getattr(self, f)}"
                 )
         flat = self.patch_sizes == (1,)  # a flat byte transformer with a per-byte head below it
-        if not self.patch_sizes or not flat and any(
+        if not self.patch_sizes or (not flat and any(
             b < 1 or a <= b or a % b for a, b in itertools.pairwise((*self.patch_sizes, 1))
-        ):
+        )):
             raise ValueError(
                 f"ModelConfig.patch_sizes must shrink from the top level down, each dividing the one "
                 f"before and > 1 (or be (1,): flat), got {self.patch_sizes}"

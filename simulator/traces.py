@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from datagen.cpu import Profile, classify, disassemble, get_profile
+from simulator.codec import state_pcs
 from simulator.metrics import CpuTally, state_matches
 
 
@@ -76,13 +77,12 @@ class Steps:
     @property
     def pcs(self) -> np.ndarray:
         """(n,) int64: the pc of each step's instruction (the state before it)."""
-        return self.prev[:, : self.width].copy().view(f"<u{self.width}")[:, 0].astype(np.int64)
+        return state_pcs(self.prev, self.width)
 
     @property
     def taken(self) -> np.ndarray:
         """(n,) bool: the pc did not fall through (a taken branch)."""
-        after = self.truth[:, : self.width].copy().view(f"<u{self.width}")[:, 0]
-        return after.astype(np.int64) != self.fallthrough
+        return state_pcs(self.truth, self.width) != self.fallthrough
 
     def pc_advanced(self) -> np.ndarray:
         """The pc-advance baseline (n, S): the previous state, the pc at the next instruction."""
@@ -97,7 +97,7 @@ def trace_steps(trace, profile) -> Steps:
     corpus's `program` and `states` bytes: a corpus row or a `Trace`)."""
     states = np.frombuffer(trace.states, np.uint8).reshape(-1, profile.state_size)
     width = profile.register_bytes[0]
-    pcs = states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64)
+    pcs = state_pcs(states, width)
     listing = {a: (len(code), text.split()[0] if text else "?")
                for a, code, text in disassemble(profile.name, trace.program)}
     classes, mnemonics, after = [], [], []
@@ -184,8 +184,8 @@ def compare_traces(predicted: Trace, emulator: Trace) -> Comparison:
     truth = np.frombuffer(emulator.states, np.uint8).reshape(-1, size)[1:]  # (n, S)
     guess = np.frombuffer(predicted.states, np.uint8).reshape(-1, size)[1:]  # (m, S)
     right = state_matches(guess, truth)  # (n, S)
-    steps = trace_steps(emulator, p)
-    pcs, classes = steps.pcs.tolist(), steps.classes
+    executed = trace_steps(emulator, p)
+    pcs, classes = executed.pcs.tolist(), executed.classes
     final = (predicted.stop == "end" and len(guess) == len(truth) and len(truth) > 0
              and bool(right[-1].all()))
     tally = CpuTally(p.registers, p.register_bytes)
@@ -193,9 +193,9 @@ def compare_traces(predicted: Trace, emulator: Trace) -> Comparison:
         tally.add(right, classes, final)
     res = tally.result()
     offsets = np.cumsum([0, *p.register_bytes])
-    steps = tuple(StepReport(
+    reports = tuple(StepReport(
         k + 1, pc, emulator.instruction_at(pc), cls, bool(right[k].all()),
         tuple(r for r, a, b in zip(p.registers, offsets, offsets[1:]) if not right[k, a:b].all()))
         for k, (pc, cls) in enumerate(zip(pcs, classes)))
     return Comparison(predicted, emulator, res["byte_accuracy"], res["state_exact"], final,
-                      res["by_register"], steps)
+                      res["by_register"], reports)

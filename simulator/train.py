@@ -45,6 +45,7 @@ from simulator.run_folder import (
     ADDED_LATER,
     METRICS,
     SUMMARY,
+    TASK_OPTIONS,
     adopt_schedule,
     prepare_run,
     read_metrics,
@@ -141,11 +142,9 @@ def _config_and_codec(args: TrainArgs):
     the arguments that default to the preset's or the corpus's."""
     from simulator.model import PRESETS
 
-    # an option of the other kind of task is recorded as runs from before it had it
-    if args.task == "cpu":  # no MIDI in a CPU run
-        args.midi_codec = ADDED_LATER["midi_codec"]
-    else:  # no instruction words in a music run
-        args.ir_word = ADDED_LATER["ir_word"]
+    for name, tasks in TASK_OPTIONS.items():  # another task's option: recorded as runs before it
+        if args.task not in tasks:
+            setattr(args, name, ADDED_LATER[name])
     if args.preset not in PRESETS:
         raise UserError(f"unknown --preset {args.preset!r}; known: {', '.join(PRESETS)}")
     args.data = str(Path(args.data).resolve())
