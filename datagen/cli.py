@@ -25,6 +25,17 @@ def build_parser() -> argparse.ArgumentParser:
     cpu.add_argument("--mix", default=None,
                      help="instruction-class weights (classes: alu, alu_imm, upper, muldiv, load, "
                      "store, branch), e.g. alu=4,alu_imm=4,muldiv=1; left out = 0")
+    cpu.add_argument("--mnemonics", default=None,
+                     help="RISC-V: draw only these mnemonics, e.g. addi or addi,xori (default: all)")
+    cpu.add_argument("--imm", default="mixed",
+                     help="RISC-V alu_imm immediates: mixed (default: uniform, small or edge, a "
+                     "third each), zero, small (-16..16) or full (uniform)")
+    cpu.add_argument("--values", default="mixed",
+                     help="state_0's registers: mixed (default: uniform, small or edge, a third "
+                     "each) or uniform (32 random bits)")
+    cpu.add_argument("--split-by", default="program",
+                     help="what decides a row's split: program (default; one program, one split) "
+                     "or trace (program and state_0: for rungs with few distinct programs)")
     cpu.add_argument("--shard", default=None, help="make only shard K of N (K from 0), e.g. 0/4")
     cpu.add_argument("--quiet", action="store_true", help="no progress output")
 

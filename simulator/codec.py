@@ -37,7 +37,7 @@ END = 257
 VOCAB_SIZE = 258
 IR_BYTES = 4  # width of the `fetched` instruction word (bGPT's IR register)
 # where a CPU state block carries an instruction word (see `CpuCodec`)
-IR_WORDS = ("none", "fetched", "given", "executed")
+IR_WORDS = ("none", "fetched", "given", "executed", "executed-patch")
 EXECUTED_WIDTH = {"rv32": 4, "x86": 16}  # the longest instruction of the ISA, zero-padded
 
 TASKS = ("cpu", "abc2midi", "midi2abc")
@@ -191,8 +191,9 @@ class GivenWordConstraint(Constraint):
 
     The word is the program's bytes at a pc the model has predicted (or state_0's), so it is
     given, never guessed: `ir_word` "given" puts after each state the word at that state's pc
-    (zeros outside the program); "executed" puts before each state the word at the pc of the
-    state before it. A block starts only where the pc of the state before it is inside the
+    (zeros outside the program); "executed" (and "executed-patch") puts before each state the
+    word at the pc of the state before it. Bytes of a block outside its word and its state
+    (executed-patch's gap) are PAD. A block starts only where the pc of the state before it is inside the
     program; where it has left the program the trace ends (END): the emulator harness's stop
     rule, applied to the predicted pc.
     """
@@ -230,7 +231,8 @@ class GivenWordConstraint(Constraint):
             code = self.program[pc - self.code_base:][: self.word]
             i = r - self.word_at
             return _FORCED[code[i] if i < len(code) else 0]
-        return _MASKS["bytes" if r < self.block else "pad"]
+        gap = self.word_at + self.word <= r < self.state_at  # between the word and the state
+        return _MASKS["bytes" if r < self.block and not gap else "pad"]
 
 
 def generation_constraint(constraints: Sequence[Constraint], prompt_lens: Sequence[int]):
@@ -315,7 +317,11 @@ class CpuCodec(Codec):
       every level sees the instruction before it predicts what the instruction does;
     - "executed": `[word executed to reach the state][state]` (zeros for state_0), given as
       above: the word sits right before the bytes it determines, inside the byte level's
-      reach, but in the same top-level patch as the state's first bytes.
+      reach, but in the same top-level patch as the state's first bytes;
+    - "executed-patch": the same word, PAD-padded to a patch of its own, so that the state
+      starts on a patch boundary and each register byte has the same slot in every state
+      (`[word][PAD...][state]`; as long as "executed" wherever word + state fill the same
+      patches: 32 bytes per rv32e-mini block, 80 per rv32e block).
     Decode checks the words against the program and drops them.
     """
 
@@ -340,20 +346,30 @@ class CpuCodec(Codec):
             return 0
         return IR_BYTES if self.ir_word == "fetched" else EXECUTED_WIDTH[_profile(profile).isa]
 
+    @property
+    def executed(self) -> bool:
+        """Whether the word is the one executed to reach the state (before it in the block)."""
+        return self.ir_word.startswith("executed")
+
     def word_offset(self, profile: str) -> int:
         """Where the word starts inside its block."""
-        return 0 if self.ir_word == "executed" else _profile(profile).state_size
+        return 0 if self.executed else _profile(profile).state_size
 
     @property
     def word_is_given(self) -> bool:
-        return self.ir_word in ("given", "executed")
+        return self.ir_word == "given" or self.executed
 
     def state_offset(self, profile: str) -> int:
         """Where the state starts inside its block."""
-        return self.word(profile) if self.ir_word == "executed" else 0
+        if self.ir_word == "executed-patch":
+            return round_up(self.word(profile), self.align)
+        return self.word(profile) if self.executed else 0
 
     def block(self, profile: str) -> int:
-        return _profile(profile).state_size + self.word(profile)
+        """Bytes of a block up to the end of its word and its state (PAD after them)."""
+        p = _profile(profile)
+        return max(self.state_offset(profile) + p.state_size,
+                   self.word_offset(profile) + self.word(profile))
 
     def stride(self, profile: str) -> int:
         return round_up(self.block(profile), self.align)
@@ -369,7 +385,7 @@ class CpuCodec(Codec):
         inside = (pc >= 0) & (pc < len(trace.program))
         at = np.where(inside, pc, len(trace.program))  # the zero tail
         fetched = code[at[:, None] + np.arange(word)]
-        if self.ir_word != "executed":
+        if not self.executed:
             return fetched
         return np.concatenate([np.zeros((1, word), np.uint8), fetched[:-1]])  # executed
 
@@ -380,11 +396,11 @@ class CpuCodec(Codec):
             raise ValueError(f"states of {len(trace.states)} bytes are not whole "
                              f"{prof.state_size}-byte {trace.profile} states")
         states = np.frombuffer(trace.states, np.uint8).reshape(-1, prof.state_size)
-        parts = {"none": [states], "executed": [self.words(trace), states]}.get(
-            self.ir_word, [states, self.words(trace)])
-        body = np.concatenate(parts, axis=1).astype(np.int16)
-        out = np.full((len(states), self.stride(trace.profile)), PAD, np.int16)
-        out[:, : body.shape[1]] = body
+        p, size = trace.profile, prof.state_size
+        out = np.full((len(states), self.stride(p)), PAD, np.int16)
+        out[:, self.state_offset(p): self.state_offset(p) + size] = states
+        w = self.word_offset(p)
+        out[:, w: w + self.word(p)] = self.words(trace)
         return out
 
     def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -435,21 +451,24 @@ class CpuCodec(Codec):
         profile = head[4:]
         program = r.terminated()
         r.expect_header("trace")
-        stride, block = self.stride(profile), self.block(profile)
+        stride = self.stride(profile)
         size, off = _profile(profile).state_size, self.state_offset(profile)
+        w, word = self.word_offset(profile), self.word(profile)
+        content = np.zeros(stride, bool)  # the state's and the word's bytes; PAD elsewhere
+        content[off: off + size] = content[w: w + word] = True
         blocks = []
         while not r.at_end_patch():
             blk = r.ids[r.pos: r.pos + stride]
-            if len(blk) < stride or (blk[:block] >= 256).any() or (blk[block:] != PAD).any():
+            if len(blk) < stride or (blk[content] >= 256).any() or (blk[~content] != PAD).any():
                 raise DecodeError(f"no {profile} state block at position {r.pos}")
-            blocks.append(blk[:block].astype(np.uint8))
+            blocks.append(blk.astype(np.uint8))
             r.pos += stride
         r.end()
         if not blocks:
             raise DecodeError("a trace needs at least state_0")
-        body = np.stack(blocks)  # (n+1, block)
+        body = np.stack(blocks)  # (n+1, stride)
         trace = CpuTrace(profile, program, body[:, off: off + size].tobytes())
-        words = np.delete(body, np.s_[off: off + size], axis=1)  # (n+1, word)
+        words = body[:, w: w + word]  # (n+1, word)
         if words.size and (words != self.words(trace)).any():
             raise DecodeError("an instruction word in the trace does not match the program")
         return trace

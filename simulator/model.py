@@ -301,6 +301,12 @@ class ByteModel(nn.Module):
         # so clipping shrank every other gradient by as much (docs/training.md)
         for level in self.levels:
             nn.init.normal_(level.start, std=0.02)
+        # the parent's context enters a level's residual stream at the scale of a byte embedding
+        # (std 0.02 per coordinate): drawn like the other weights, its projection of a normalised
+        # parent output was ~16x the byte's own embedding, and no byte-level copy of uniformly
+        # random registers formed in 1,000 steps (docs/training.md, "register moves")
+        for level, d_parent in zip(self.levels[1:], config.d_model):
+            nn.init.normal_(level.from_parent.weight, std=0.02 / math.sqrt(d_parent))
         # GPT-2: the projections into the residual stream are scaled down by depth
         for level, n in zip(self.levels, config.n_layers):
             for name, p in level.named_parameters():

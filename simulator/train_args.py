@@ -66,7 +66,8 @@ class TrainArgs:
                           "same, but given, not predicted, and the trace ends where the "
                           "predicted pc leaves the program); executed (the word executed to "
                           "reach the state, before it, given; the default: docs/training.md, "
-                          "the ladder)")
+                          "the ladder); executed-patch (the same word in a patch of its own, so "
+                          "that the state starts on a patch boundary)")
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "

@@ -16,6 +16,7 @@ program ends and a trace has at most as many steps as the program has instructio
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass, fields
 
 from bytesim_common.errors import UserError
 from datagen.cpu import rv32, x86
@@ -28,6 +29,59 @@ EDGE_WORDS = (0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x7FFFFFFE, 0x8000000
               0x7FFF, 0x8000, 0xFFFF, 0xFFFF8000, 0x7F, 0x80, 0xFF, 0xFFFFFF80)
 X86_ARITH_FLAGS = (0x1, 0x4, 0x10, 0x40, 0x80, 0x800)  # CF PF AF ZF SF OF
 NEAR_WINDOW = 32  # most memory accesses fall in the page's first bytes, so loads see stores
+
+
+IMMEDIATES = ("mixed", "zero", "small", "full")  # `--imm`: RISC-V 12-bit immediates, shift amounts
+VALUES = ("mixed", "uniform")  # `--values`: state_0's registers
+
+
+@dataclass(frozen=True)
+class Operands:
+    """How a program's operands and state_0's registers are drawn, beyond the class mix
+    (`datagen cpu --mnemonics --imm --values`); the defaults are the corpora's since the start.
+
+    mnemonics: RISC-V only: draw only these mnemonics (classes left without one get weight 0);
+    () = every mnemonic of each class.
+    imm: RISC-V immediates of `alu_imm` ops: "mixed" (uniform, small or an edge value, a third
+    each), "zero", "small" (-16..16; shift amounts 0..16) or "full" (uniform over the field).
+    values: state_0's registers: "mixed" (`random_word`) or "uniform" (32 uniform bits).
+    """
+
+    mnemonics: tuple[str, ...] = ()
+    imm: str = "mixed"
+    values: str = "mixed"
+
+    def changed(self) -> dict:
+        """The fields that differ from the defaults, JSON-able (a corpus's args record only
+        these, so corpora made before the options existed keep their manifests)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value != f.default:
+                out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+
+DEFAULT_OPERANDS = Operands()
+
+
+def parse_mnemonics(text: str | None, profile: Profile, mix: dict[str, float]) -> tuple[str, ...]:
+    """`addi,xori` -> ("addi", "xori"), checked against the profile and the class mix."""
+    if text is None:
+        return ()
+    if profile.isa != "rv32":
+        raise UserError(f"--mnemonics is for the RISC-V profiles, not {profile.name}")
+    names = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    known = {m for ms in rv32.CLASS_MNEMONICS.values() for m in ms}
+    unknown = [m for m in names if m not in known]
+    if unknown or not names:
+        raise UserError(f"--mnemonics: unknown mnemonic(s) {', '.join(unknown) or repr(text)}; "
+                        f"known: {', '.join(sorted(known))}")
+    if not any(mix[c] > 0 and set(rv32.CLASS_MNEMONICS[c]) & set(names)
+               for c in CLASSES if c not in ("load", "store")):
+        raise UserError(f"--mnemonics {text}: none of them is in a class that --mix draws "
+                        "(other than load and store)")
+    return names
 
 
 def parse_mix(text: str | None) -> dict[str, float]:
@@ -62,18 +116,18 @@ def random_word(rng: random.Random) -> int:
     return rng.choice(EDGE_WORDS)
 
 
-def random_initial_state(profile: Profile, rng: random.Random) -> bytes:
-    """state_0: pc = code_base; registers from `random_word` (x86 eflags: random arithmetic
-    flags, plus the always-set bit 1)."""
-    values = []
+def random_initial_state(profile: Profile, rng: random.Random, values: str = "mixed") -> bytes:
+    """state_0: pc = code_base; registers from `random_word`, or 32 uniform bits with values
+    "uniform" (x86 eflags: random arithmetic flags, plus the always-set bit 1)."""
+    words = []
     for name in profile.registers:
         if name == profile.pc_register:
-            values.append(profile.code_base)
+            words.append(profile.code_base)
         elif name == "eflags":
-            values.append(0x2 | sum(f for f in X86_ARITH_FLAGS if rng.random() < 0.5))
+            words.append(0x2 | sum(f for f in X86_ARITH_FLAGS if rng.random() < 0.5))
         else:
-            values.append(random_word(rng))
-    state = b"".join(v.to_bytes(w, "little") for v, w in zip(values, profile.register_bytes))
+            words.append(rng.getrandbits(32) if values == "uniform" else random_word(rng))
+    state = b"".join(v.to_bytes(w, "little") for v, w in zip(words, profile.register_bytes))
     return state.ljust(profile.state_size, b"\0")
 
 
@@ -88,7 +142,16 @@ def _offset(rng: random.Random, width: int, limit: int) -> int:
 # placeholder target None, resolved once the whole program is laid out.
 
 
-def _rv32_imm12(rng: random.Random) -> int:
+def _rv32_imm(rng: random.Random, imm: str, shift: bool) -> int:
+    """An alu_imm immediate (a shift amount where `shift`), drawn as `Operands.imm` says."""
+    if imm == "zero":
+        return 0
+    if imm == "small":
+        return rng.randint(0, 16) if shift else rng.randint(-16, 16)
+    if shift:
+        return rng.randrange(32)
+    if imm == "full":
+        return rng.randint(-2048, 2047)
     kind = rng.randrange(3)
     if kind == 0:
         return rng.randint(-2048, 2047)
@@ -97,15 +160,21 @@ def _rv32_imm12(rng: random.Random) -> int:
     return rng.choice((-2048, 2047, -1, 0, 1))
 
 
-def _rv32_group(profile: Profile, cls: str, rng: random.Random, room: int) -> list[Insn]:
+def _rv32_mnemonics(cls: str, operands: Operands) -> tuple[str, ...]:
+    """The mnemonics of class `cls` that programs may draw."""
+    ms = rv32.CLASS_MNEMONICS[cls]
+    return tuple(m for m in ms if m in operands.mnemonics) if operands.mnemonics else ms
+
+
+def _rv32_group(profile: Profile, cls: str, rng: random.Random, room: int,
+                operands: Operands) -> list[Insn]:
     n = len(profile.program_registers)
     rd, rs1, rs2 = rng.randrange(1, n), rng.randrange(n), rng.randrange(n)
-    m = rng.choice(rv32.CLASS_MNEMONICS[cls])
+    m = rng.choice(_rv32_mnemonics(cls, operands))
     if cls in ("alu", "muldiv"):
         return [(m, rd, rs1, rs2)]
     if cls == "alu_imm":
-        imm = rng.randrange(32) if m in ("slli", "srli", "srai") else _rv32_imm12(rng)
-        return [(m, rd, rs1, imm)]
+        return [(m, rd, rs1, _rv32_imm(rng, operands.imm, m in ("slli", "srli", "srai")))]
     if cls == "upper":
         return [(m, rd, rng.getrandbits(20) if rng.random() < 0.5 else rng.randrange(16))]
     if cls in ("load", "store"):
@@ -116,7 +185,8 @@ def _rv32_group(profile: Profile, cls: str, rng: random.Random, room: int) -> li
     return [(m, rs1, rs2, None)]  # branch
 
 
-def _x86_group(profile: Profile, cls: str, rng: random.Random, room: int) -> list[Insn]:
+def _x86_group(profile: Profile, cls: str, rng: random.Random, room: int,
+               operands: Operands) -> list[Insn]:
     regs = profile.program_registers
     dst, src = rng.choice(regs), rng.choice(regs)
     if cls == "alu":
@@ -167,9 +237,12 @@ def group_length(profile: Profile, cls: str) -> int:
 
 
 def random_program(profile: Profile, rng: random.Random, min_len: int = 1, max_len: int = 16,
-                   mix: dict[str, float] | None = None) -> list[Insn]:
+                   mix: dict[str, float] | None = None,
+                   operands: Operands = DEFAULT_OPERANDS) -> list[Insn]:
     """A random program of min_len..max_len instructions, branches resolved, ready to encode."""
     mix = DEFAULT_MIX if mix is None else mix
+    if operands.mnemonics:  # classes without an allowed mnemonic are not drawn
+        mix = {c: w if _rv32_mnemonics(c, operands) else 0.0 for c, w in mix.items()}
     length = rng.randint(min_len, max_len)
     insns: list[Insn] = []
     starts: list[int] = []  # index of each group's first instruction
@@ -178,7 +251,7 @@ def random_program(profile: Profile, rng: random.Random, min_len: int = 1, max_l
         fits = [c for c in CLASSES if mix.get(c, 0) > 0 and group_length(profile, c) <= room]
         cls = rng.choices(fits, weights=[mix[c] for c in fits])[0]
         starts.append(len(insns))
-        insns += _GROUPS[profile.isa](profile, cls, rng, room)
+        insns += _GROUPS[profile.isa](profile, cls, rng, room, operands)
     targets = {i: rng.choice([s for s in starts if s > i] + [len(insns)])
                for i, insn in enumerate(insns) if insn[-1] is None}
     return _lay_out(profile, insns, targets)

@@ -70,6 +70,12 @@ def test_shards_and_resume_give_the_identical_corpus(tmp_path):
     (["--mix", "alu=1,jump=2"], "unknown instruction class 'jump'"),
     (["--mix", "load=1"], "other than load and store"),
     (["--shard", "2/2"], "--shard"),
+    (["--mnemonics", "addi,jump"], "unknown mnemonic(s) jump"),
+    (["--mix", "alu=1", "--mnemonics", "addi"], "none of them is in a class"),
+    (["--profile", "x86", "--mnemonics", "addi"], "--mnemonics is for the RISC-V profiles"),
+    (["--imm", "huge"], "--imm must be one of"),
+    (["--values", "odd"], "--values must be one of"),
+    (["--split-by", "seed"], "--split-by must be one of"),
 ])
 def test_bad_arguments_exit_2_with_one_line(tmp_path, capsys, args, message):
     argv = ["cpu", "-n", "5", "--out", str(tmp_path / "c"), "--quiet", *args]
@@ -90,3 +96,27 @@ def test_unwritable_folder_and_other_profile_exit_2(tmp_path):
     other = datagen("cpu", "--profile", "rv32e", "-n", "5", "--out", out, "--quiet")
     assert other.returncode == 2 and "profile: 'rv32e-mini' there, 'rv32e' asked" in other.stderr
     assert len(other.stderr.strip().splitlines()) == 1
+
+
+def test_operand_options_draw_what_they_say(tmp_path):
+    """`--mnemonics addi --imm zero --values uniform --split-by trace`: register moves of uniform
+    values, split by program and state_0 (12 distinct programs still fill every split)."""
+    job = cpu_job("rv32e-mini", 200, seed=3, min_len=1, max_len=1, mix="alu_imm=1",
+                  mnemonics="addi", imm="zero", values="uniform", split_by="trace")
+    assert {"mnemonics": ["addi"], "imm": "zero", "values": "uniform",
+            "split_by": "trace"}.items() <= job.args.items()
+    write_corpus(tmp_path, job, show_progress=False)
+    rows = read_table(tmp_path, kind="cpu").to_pylist()
+    assert all(row["asm"].startswith(("mv ", "addi ", "nop", "li ")) for row in rows), \
+        {row["asm"] for row in rows}
+    registers = [int.from_bytes(row["states"][i:i + 4], "little")
+                 for row in rows for i in (4, 8, 12)]
+    assert sum(v > 0xFFFF for v in registers) > 0.95 * len(registers)  # uniform: few small ones
+    assert {row["split"] for row in rows} == {"train", "valid", "test"}
+    assert all(row["split"] == split_of(row["program"] + row["states"][:16]) for row in rows)
+
+
+def test_default_operands_leave_the_args_as_before():
+    """Corpora made before the operand options existed resume: their args have none of them."""
+    assert set(cpu_job("rv32e", 5).args) == {"profile", "seed", "min_len", "max_len",
+                                             "max_steps", "mix"}

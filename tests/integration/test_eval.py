@@ -53,14 +53,14 @@ def overfit(few, tmp_path_factory):
     return _overfit(few, tmp_path_factory.mktemp("overfit") / "run")
 
 
-@pytest.mark.parametrize("ir_word", ["none", "fetched", "given", "executed"])
+@pytest.mark.parametrize("ir_word", ["none", "fetched", "given", "executed", "executed-patch"])
 def test_tiny_model_learns_traces_to_full_free_running_accuracy(overfit, ir_word, tmp_path):
     data, run = overfit if ir_word == "none" else _overfit(overfit[0], tmp_path / "ir", ir_word)
     r = evaluate(run, data, split="train", show_progress=False)
     assert r["n"] == 7 and r["bpb"] < 0.5
     assert r["byte_accuracy"] == r["state_exact"] == r["final_exact"] == 1.0
     assert r["step_exact"] == 1.0 and r["write_exact"] == 1.0
-    assert r["stop_rule"] == (ir_word in ("given", "executed"))
+    assert r["stop_rule"] == (ir_word in ("given", "executed", "executed-patch"))
     one = r["one_step"]
     assert one["copy_previous"]["step_exact"] == 0.0  # the pc always moves
     assert one["model"]["steps"] == sum(v["steps"] for v in one["model"]["by_mnemonic"].values())

@@ -43,7 +43,7 @@ def test_cpu_round_trip(trace, align, ir_word):
     # the target is every state after state_0 (with its fetched word) plus the END; an
     # given or executed word is not scored
     n = len(trace.states) // STATE_SIZE[trace.profile] - 1
-    scored = codec.block(trace.profile) - (codec.word(trace.profile) if codec.word_is_given else 0)
+    scored = STATE_SIZE[trace.profile] + (0 if codec.word_is_given else codec.word(trace.profile))
     assert mask.sum() == n * scored + 1
     pos = codec.state_positions(trace)
     assert bytes(ids[pos].astype(np.uint8).ravel()) == trace.states[STATE_SIZE[trace.profile]:]
@@ -124,6 +124,25 @@ def test_constraint_accepts_valid_targets_and_forces_padding(align):
     assert _walk(music.constraint(pair), ids[len(music.prompt(pair)):].tolist())
 
 
+def test_executed_patch_puts_every_state_on_a_patch_boundary():
+    """`executed-patch`: the word in a PAD-padded patch of its own, then the state, which starts
+    on a patch boundary; as long per block as `executed` for rv32e-mini (32) and rv32e (80)."""
+    state_0 = (0x1000).to_bytes(4, "little") + bytes(range(100, 112))  # pc at the program
+    state_1 = (0x1004).to_bytes(4, "little") + bytes(range(200, 212))
+    trace = CpuTrace("rv32e-mini", bytes.fromhex("93800000"), state_0 + state_1)
+    for profile, stride in (("rv32e-mini", 32), ("rv32e", 80)):
+        assert (CpuCodec(16, "executed-patch").stride(profile)
+                == CpuCodec(16, "executed").stride(profile) == stride)
+    codec = CpuCodec(16, "executed-patch")
+    ids, mask = codec.encode(trace)
+    at = codec.state_positions(trace)[0]  # state_1's bytes
+    assert at[0] % 16 == 0
+    block = ids[at[0] - 16: at[0] + 16]
+    assert block[:4].tolist() == [0x93, 0x80, 0, 0] and (block[4:16] == PAD).all()
+    assert bytes(block[16:].astype(np.uint8)) == state_1
+    assert not mask[at[0] - 16: at[0]].any() and mask[at].all()
+
+
 def test_options_rebuild_the_same_codec():
     for codec in (make_codec("cpu", 64, "fetched"), make_codec("cpu", 16, "executed"),
                   make_codec("midi2abc", 16)):
@@ -134,7 +153,7 @@ def test_options_rebuild_the_same_codec():
 
 
 @pytest.mark.parametrize("profile", ["rv32e", "x86"])
-@pytest.mark.parametrize("ir_word", ["given", "executed"])
+@pytest.mark.parametrize("ir_word", ["given", "executed", "executed-patch"])
 def test_given_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_program(profile,
                                                                                    ir_word):
     from datagen.cpu.build import make_row

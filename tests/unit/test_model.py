@@ -217,6 +217,18 @@ def test_first_gradient_is_not_blown_up_by_a_zero_start_vector():
     assert torch.nn.utils.clip_grad_norm_(model.parameters(), 1e12) < 100
 
 
+@pytest.mark.parametrize("name", ["small", "small3"])
+def test_the_parents_context_starts_at_the_scale_of_a_byte_embedding(name):
+    """Below the top, a unit's input is its byte embedding plus the parent's projected output;
+    at init the projection must not drown the byte (it was ~16x the embedding)."""
+    torch.manual_seed(0)
+    model = ByteModel(PRESETS[name])
+    for k, level in enumerate(model.levels[1:], 1):
+        parent_output = torch.randn(512, model.config.d_model[k - 1])  # normalised: unit variance
+        ratio = level.from_parent(parent_output).std() / level.embed.weight.std()
+        assert 0.5 < ratio < 2, (k, ratio)
+
+
 def test_a_block_type_brings_its_own_settings():
     """A block type declares the dataclass of its settings; block_options set them per level,
     next to the transformer's, and a setting the type does not have is refused."""
