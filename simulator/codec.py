@@ -193,9 +193,9 @@ class GivenWordConstraint(Constraint):
     given, never guessed: `ir_word` "given" puts after each state the word at that state's pc
     (zeros outside the program); "executed" (and "executed-patch") puts before each state the
     word at the pc of the state before it. Bytes of a block outside its word and its state
-    (executed-patch's gap) are PAD. A block starts only where the pc of the state before it is inside the
-    program; where it has left the program the trace ends (END): the emulator harness's stop
-    rule, applied to the predicted pc.
+    (executed-patch's gap) are PAD. A block starts only where the pc of the state before it is
+    inside the program; where it has left the program the trace ends (END): the emulator
+    harness's stop rule, applied to the predicted pc.
     """
 
     program: bytes = b""

@@ -68,8 +68,7 @@ def make_rows(start: int, stop: int, profile: str, seed: int, min_len: int, max_
               max_steps: int, mix: dict[str, float], split_by: str = "program",
               **operands: object) -> RowBatch:
     """Rows start..stop-1; `operands` are `Operands.changed()` (a corpus's args)."""
-    draw = Operands(**{k: tuple(v) if isinstance(v, list) else v  # type: ignore[misc]
-                       for k, v in operands.items()})
+    draw = Operands.from_changed(operands)
     return RowBatch([make_row(profile, row_seed(seed, i), min_len, max_len, max_steps, mix, draw,
                               split_by) for i in range(start, stop)])
 

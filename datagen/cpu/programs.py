@@ -61,6 +61,11 @@ class Operands:
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
+    @classmethod
+    def from_changed(cls, changed: dict) -> Operands:
+        """The inverse of `changed` (JSON lists back to tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in changed.items()})
+
 
 DEFAULT_OPERANDS = Operands()
 
