@@ -37,8 +37,14 @@ END = 257
 VOCAB_SIZE = 258
 IR_BYTES = 4  # width of the `fetched` instruction word (bGPT's IR register)
 # where a CPU state block carries an instruction word (see `CpuCodec`)
-IR_WORDS = ("none", "fetched", "given", "executed", "executed-patch")
+IR_WORDS = ("none", "fetched", "given", "executed", "executed-patch", "executed-operands")
 EXECUTED_WIDTH = {"rv32": 4, "x86": 16}  # the longest instruction of the ISA, zero-padded
+RV32_SOURCE_FIELDS = (15, 20)  # where rs1 and rs2 start in a RISC-V word (5 bits each)
+RV32_WRITES_RD = (0x03, 0x13, 0x17, 0x33, 0x37, 0x67, 0x6F)  # opcodes whose rd is written
+CPU_LAYOUTS = ("states", "records")
+# a commit record (`CpuRecordCodec`): field -> (offset, bytes); PAD fills the rest of the stride
+RECORD = {"word": (0, 4), "reads": (4, 8), "pc": (12, 4), "rd": (16, 1), "value": (20, 4)}
+RECORD_BYTES = 24
 
 TASKS = ("cpu", "abc2midi", "midi2abc")
 
@@ -123,6 +129,29 @@ class _Reader:
         self.pos += stop
         return bytes(rest[:n].astype(np.uint8))
 
+    def blocks(self, stride: int, content: np.ndarray, what: str) -> list[np.ndarray]:
+        """Blocks of `stride` ids up to the end patch (read too): bytes where `content` (stride,)
+        is True, PAD elsewhere."""
+        blocks = []
+        while not self.at_end_patch():
+            blk = self.ids[self.pos: self.pos + stride]
+            if len(blk) < stride or (blk[content] >= 256).any() or (blk[~content] != PAD).any():
+                raise DecodeError(f"no {what} at position {self.pos}")
+            blocks.append(blk)
+            self.pos += stride
+        self.end()
+        return blocks
+
+    def cpu_header(self, segment: str) -> tuple[str, bytes]:
+        """A CPU sequence's start: its profile (from the header) and program; then the header
+        `segment` of what follows."""
+        head = self.header()
+        if not head.startswith("cpu:"):
+            raise DecodeError(f"header {head!r} is not a CPU header")
+        program = self.terminated()
+        self.expect_header(segment)
+        return head[4:], program
+
     def at_end_patch(self) -> bool:
         return self.pos < len(self.ids) and self.ids[self.pos] == END
 
@@ -193,7 +222,9 @@ class GivenWordConstraint(Constraint):
     given, never guessed: `ir_word` "given" puts after each state the word at that state's pc
     (zeros outside the program); "executed" (and "executed-patch") puts before each state the
     word at the pc of the state before it. Bytes of a block outside its word and its state
-    (executed-patch's gap) are PAD. A block starts only where the pc of the state before it is
+    (executed-patch's gap) are PAD. "executed-operands" also forces, after the word, the
+    values of the registers the word's source fields name, read from the state before (the
+    predicted one in a free run). A block starts only where the pc of the state before it is
     inside the program; where it has left the program the trace ends (END): the emulator
     harness's stop rule, applied to the predicted pc.
     """
@@ -205,17 +236,30 @@ class GivenWordConstraint(Constraint):
     word_at: int = 0  # where the word starts in its block
     state_at: int = 0  # where the state (its pc first) starts in its block
     own_pc: bool = True  # the word is fetched at its own block's pc (else the block before's)
-    pc0: int = 0  # state_0's pc
+    state0: bytes = b""  # state_0, which the prompt holds
+    reads: int = 0  # bytes of source-register values right after the word (executed-operands)
+    n_regs: int = 0  # registers in a state (pc, x1, x2, ...), for the reads
+
+    def _state(self, target: Sequence[int], k: int) -> bytes:
+        """The state of target block k (k = -1: state_0)."""
+        if k < 0:
+            return self.state0
+        at = k * self.stride + self.state_at
+        return bytes(int(i) for i in target[at: at + len(self.state0)])
 
     def _pc(self, target: Sequence[int], k: int) -> int:
         """The pc of the state of target block k (k = -1: state_0)."""
-        if k < 0:
-            return self.pc0
-        at = k * self.stride + self.state_at
-        return int.from_bytes(bytes(int(i) for i in target[at: at + self.pc_bytes]), "little")
+        return int.from_bytes(self._state(target, k)[: self.pc_bytes], "little")
 
     def _inside(self, pc: int) -> bool:
         return 0 <= pc - self.code_base < len(self.program)
+
+    def _word_byte(self, pc: int, i: int) -> int:
+        """Byte i of the word at pc (zeros outside the program and past its end)."""
+        if not self._inside(pc):
+            return 0
+        code = self.program[pc - self.code_base:][: self.word]
+        return code[i] if i < len(code) else 0
 
     def allowed(self, target: Sequence[int]) -> torch.Tensor:
         t = len(target)
@@ -225,13 +269,15 @@ class GivenWordConstraint(Constraint):
         if r == 0 and not self._inside(self._pc(target, k - 1)):
             return _MASKS["end"]  # the pc left the program: the trace ends
         if self.word_at <= r < self.word_at + self.word:
-            pc = self._pc(target, k if self.own_pc else k - 1)
-            if not self._inside(pc):
-                return _FORCED[0]
-            code = self.program[pc - self.code_base:][: self.word]
-            i = r - self.word_at
-            return _FORCED[code[i] if i < len(code) else 0]
-        gap = self.word_at + self.word <= r < self.state_at  # between the word and the state
+            return _FORCED[self._word_byte(self._pc(target, k if self.own_pc else k - 1),
+                                           r - self.word_at)]
+        read_at = self.word_at + self.word
+        if read_at <= r < read_at + self.reads:
+            at = k * self.stride + self.word_at
+            word = np.array([target[at: at + self.word]], np.uint8)
+            prev = np.frombuffer(self._state(target, k - 1), np.uint8)[None]
+            return _FORCED[int(rv32_source_values(word, prev, self.n_regs)[0, r - read_at])]
+        gap = read_at + self.reads <= r < self.state_at  # between the word and the state
         return _MASKS["bytes" if r < self.block and not gap else "pad"]
 
 
@@ -291,6 +337,35 @@ class Codec:
         raise NotImplementedError
 
 
+def _word_values(words: np.ndarray) -> np.ndarray:
+    """(m, 4) uint8 little-endian words -> (m,) int64."""
+    return (words[:, :4].astype(np.int64) << np.array([0, 8, 16, 24])).sum(1)
+
+
+def rv32_destination(words: np.ndarray, n_regs: int) -> np.ndarray:
+    """(m, 4) uint8 RISC-V words -> (m,) int64: the register each word writes, its rd field where
+    its opcode writes one (lui, auipc, jal, jalr, loads, ALU ops), else 0 (stores, branches,
+    x0, and a register the state does not hold)."""
+    w = _word_values(words)
+    rd = (w >> 7) & 31
+    return np.where(np.isin(w & 0x7F, RV32_WRITES_RD) & (rd < n_regs), rd, 0)
+
+
+def rv32_source_values(words: np.ndarray, states: np.ndarray, n_regs: int) -> np.ndarray:
+    """(m, 4) uint8 RISC-V words and (m, S) uint8 states (pc, x1, x2, ..., 4 bytes each) ->
+    (m, 8) uint8: the values in each state of the registers that its word's rs1 and rs2 fields
+    name, little-endian; zeros for x0 and for a field naming no register of the state. Formats
+    without rs1 or rs2 have immediate bits or rd there, and are read all the same."""
+    w = _word_values(words)
+    out = np.zeros((len(words), 4 * len(RV32_SOURCE_FIELDS)), np.uint8)
+    for i, shift in enumerate(RV32_SOURCE_FIELDS):
+        field = (w >> shift) & 31
+        real = (field >= 1) & (field < n_regs)
+        at = np.where(real, field, 0)[:, None] * 4 + np.arange(4)  # (m, 4) the register's bytes
+        out[:, 4 * i: 4 * i + 4] = np.where(real[:, None], np.take_along_axis(states, at, 1), 0)
+    return out
+
+
 def state_pcs(states: np.ndarray, width: int) -> np.ndarray:
     """(n, S) uint8 states -> (n,) int64: each state's pc, its first `width` bytes (little-endian)."""
     return states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64)
@@ -321,11 +396,15 @@ class CpuCodec(Codec):
     - "executed-patch": the same word, PAD-padded to a patch of its own, so that the state
       starts on a patch boundary and each register byte has the same slot in every state
       (`[word][PAD...][state]`; as long as "executed" wherever word + state fill the same
-      patches: 32 bytes per rv32e-mini block, 80 per rv32e block).
-    Decode checks the words against the program and drops them.
+      patches: 32 bytes per rv32e-mini block, 80 per rv32e block);
+    - "executed-operands" (RISC-V): `[word][rs1's value][rs2's value][state]`, the values the
+      word's source fields name in the state before, given like the word: the harness reads the
+      register file, the model computes the rest (32 bytes per rv32e-mini block, 80 per rv32e).
+    Decode checks the words (and values) against the program (and states) and drops them.
     """
 
     task = "cpu"
+    layout_flag = "--ir-word executed-operands"  # what needs RISC-V, in errors
 
     def __init__(self, align: int = 16, ir_word: str = "none", profile: str | None = None):
         super().__init__(align)
@@ -351,6 +430,16 @@ class CpuCodec(Codec):
         """Whether the word is the one executed to reach the state (before it in the block)."""
         return self.ir_word.startswith("executed")
 
+    def reads(self, profile: str) -> int:
+        """Bytes of source-register values after the word in each block (executed-operands)."""
+        if self.ir_word != "executed-operands":
+            return 0
+        isa = _profile(profile).isa
+        if isa != "rv32":
+            raise ValueError(f"{self.layout_flag} reads RISC-V register fields; "
+                             f"profile {profile!r} is {isa}")
+        return 4 * len(RV32_SOURCE_FIELDS)
+
     def word_offset(self, profile: str) -> int:
         """Where the word starts inside its block."""
         return 0 if self.executed else _profile(profile).state_size
@@ -363,7 +452,7 @@ class CpuCodec(Codec):
         """Where the state starts inside its block."""
         if self.ir_word == "executed-patch":
             return round_up(self.word(profile), self.align)
-        return self.word(profile) if self.executed else 0
+        return self.word(profile) + self.reads(profile) if self.executed else 0
 
     def block(self, profile: str) -> int:
         """Bytes of a block up to the end of its word and its state (PAD after them)."""
@@ -389,6 +478,14 @@ class CpuCodec(Codec):
             return fetched
         return np.concatenate([np.zeros((1, word), np.uint8), fetched[:-1]])  # executed
 
+    def source_values(self, trace: CpuTrace) -> np.ndarray:
+        """(n+1, reads) uint8: each block's source-register values, read from the state before
+        it (zeros in state_0's block, whose word is zeros)."""
+        prof = _profile(trace.profile)
+        states = np.frombuffer(trace.states, np.uint8).reshape(-1, prof.state_size)
+        before = np.concatenate([np.zeros_like(states[:1]), states[:-1]])
+        return rv32_source_values(self.words(trace), before, len(prof.registers))
+
     def _blocks(self, trace: CpuTrace) -> np.ndarray:
         """(n+1, stride) int16: each state with its word, PAD-padded."""
         prof = _profile(trace.profile)
@@ -399,8 +496,10 @@ class CpuCodec(Codec):
         p, size = trace.profile, prof.state_size
         out = np.full((len(states), self.stride(p)), PAD, np.int16)
         out[:, self.state_offset(p): self.state_offset(p) + size] = states
-        w = self.word_offset(p)
-        out[:, w: w + self.word(p)] = self.words(trace)
+        w, word = self.word_offset(p), self.word(p)
+        out[:, w: w + word] = self.words(trace)
+        if self.reads(p):
+            out[:, w + word: w + word + self.reads(p)] = self.source_values(trace)
         return out
 
     def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -415,15 +514,20 @@ class CpuCodec(Codec):
 
     def encode(self, sample: CpuTrace) -> tuple[np.ndarray, np.ndarray]:
         ids, mask = super().encode(sample)
-        if self.word_is_given:  # not predicted
+        if self.word_is_given:  # not predicted (nor the values read after the word)
             p = sample.profile
-            mask[self._target_blocks(sample) + self.word_offset(p) + np.arange(self.word(p))] = False
+            given = np.arange(self.word(p) + self.reads(p))
+            mask[self._target_blocks(sample) + self.word_offset(p) + given] = False
         return ids, mask
+
+    def state0_length(self, profile: str) -> int:
+        """Ids of state_0's block at the end of the prompt."""
+        return self.stride(profile)
 
     def _target_blocks(self, sample: CpuTrace) -> np.ndarray:
         """(n, 1) indices into `encode(sample)[0]` where the blocks of states 1..n start."""
         prompt_len = (2 * self.align + terminated_length(len(sample.program), self.align)
-                      + self.stride(sample.profile))
+                      + self.state0_length(sample.profile))
         n = len(sample.states) // _profile(sample.profile).state_size - 1
         return prompt_len + np.arange(n)[:, None] * self.stride(sample.profile)
 
@@ -432,45 +536,47 @@ class CpuCodec(Codec):
         size = _profile(sample.profile).state_size
         return self._target_blocks(sample) + self.state_offset(sample.profile) + np.arange(size)
 
-    def generated_states(self, sample: CpuTrace, out: Sequence[int]) -> tuple[np.ndarray, bool]:
-        """The states in generated ids `out` (after the prompt) as (m, state_size) uint8, and
-        whether the output ended (END at a block start); a partial last block is dropped."""
-        size, stride = _profile(sample.profile).state_size, self.stride(sample.profile)
+    def teacher_forced_states(self, sample: CpuTrace, pred: np.ndarray) -> np.ndarray:
+        """States 1..n (n, state_size) as `pred`, the model's argmax at every position of
+        `encode(sample)[0]`, has them (ids, 256 and 257 included)."""
+        return pred[self.state_positions(sample)]
+
+    def generated_states(self, sample: CpuTrace, out: Sequence[int],
+                         after: int = 0) -> tuple[np.ndarray, bool]:
+        """The states in generated ids `out` as (m, state_size) uint8, and whether the output
+        ended (END at a block start); a partial last block is dropped. `out` follows the
+        sample's true trace up to state `after` (0: the prompt)."""
+        size, off = _profile(sample.profile).state_size, self.state_offset(sample.profile)
+        blocks, ended = self._generated_blocks(sample, out)
+        return blocks[:, off: off + size].astype(np.uint8), ended
+
+    def _generated_blocks(self, sample: CpuTrace, out: Sequence[int]) -> tuple[np.ndarray, bool]:
+        """The whole blocks (m, stride) int64 of generated ids `out` up to END (a partial last
+        one dropped), and whether the output ended."""
+        stride = self.stride(sample.profile)
         ended = END in out
         body = list(out[: out.index(END)] if ended else out)
         m = len(body) // stride
-        blocks = np.array(body[: m * stride], np.int64).reshape(m, stride)
-        off = self.state_offset(sample.profile)
-        return blocks[:, off: off + size].astype(np.uint8), ended
+        return np.array(body[: m * stride], np.int64).reshape(m, stride), ended
 
     def decode(self, ids: np.ndarray) -> CpuTrace:
         r = _Reader(ids, self.align)
-        head = r.header()
-        if not head.startswith("cpu:"):
-            raise DecodeError(f"header {head!r} is not a CPU header")
-        profile = head[4:]
-        program = r.terminated()
-        r.expect_header("trace")
+        profile, program = r.cpu_header("trace")
         stride = self.stride(profile)
         size, off = _profile(profile).state_size, self.state_offset(profile)
-        w, word = self.word_offset(profile), self.word(profile)
-        content = np.zeros(stride, bool)  # the state's and the word's bytes; PAD elsewhere
-        content[off: off + size] = content[w: w + word] = True
-        blocks = []
-        while not r.at_end_patch():
-            blk = r.ids[r.pos: r.pos + stride]
-            if len(blk) < stride or (blk[content] >= 256).any() or (blk[~content] != PAD).any():
-                raise DecodeError(f"no {profile} state block at position {r.pos}")
-            blocks.append(blk.astype(np.uint8))
-            r.pos += stride
-        r.end()
+        w, word, reads = self.word_offset(profile), self.word(profile), self.reads(profile)
+        content = np.zeros(stride, bool)  # the state's, the word's and the reads' bytes
+        content[off: off + size] = content[w: w + word + reads] = True
+        blocks = r.blocks(stride, content, f"{profile} state block")
         if not blocks:
             raise DecodeError("a trace needs at least state_0")
-        body = np.stack(blocks)  # (n+1, stride)
+        body = np.stack(blocks).astype(np.uint8)  # (n+1, stride)
         trace = CpuTrace(profile, program, body[:, off: off + size].tobytes())
         words = body[:, w: w + word]  # (n+1, word)
         if words.size and (words != self.words(trace)).any():
             raise DecodeError("an instruction word in the trace does not match the program")
+        if reads and (body[:, w + word: w + word + reads] != self.source_values(trace)).any():
+            raise DecodeError("a source-register value in the trace does not match its state")
         return trace
 
     def constraint(self, sample: CpuTrace) -> Constraint:
@@ -485,7 +591,176 @@ class CpuCodec(Codec):
                                    word=self.word(profile), word_at=self.word_offset(profile),
                                    state_at=self.state_offset(profile),
                                    own_pc=self.ir_word == "given",
-                                   pc0=int.from_bytes(sample.states[:width], "little"))
+                                   state0=sample.states[: prof.state_size],
+                                   reads=self.reads(profile), n_regs=len(prof.registers))
+
+
+class CpuRecordCodec(CpuCodec):
+    """Commit records (RISC-V): `[cpu:<profile>] [program] [records] [state_0] [record_1] ...
+    [record_n] [end]` (docs/formats.md).
+
+    A record stands for one executed instruction, in `stride` bytes (32 with 16-byte patches):
+    `[word executed][value of rs1][value of rs2]` given, as with `executed-operands`, then
+    `[next pc][rd][PAD x3][value written][PAD...]` predicted. `rd` is the register the word
+    writes (0: none); every state is rebuilt by replaying the records over state_0, so what a
+    model writes for each step is where the pc goes, which register changes and its value, always
+    at the same offsets, and never the registers that stay.
+    """
+
+    layout_flag = "--cpu-layout records"
+
+    def __init__(self, align: int = 16, profile: str | None = None):
+        super().__init__(align, "executed-operands", profile)
+
+    def options(self) -> dict[str, Any]:
+        return {"task": self.task, "align": self.align, "layout": "records",
+                "profile": self.profile}
+
+    def block(self, profile: str) -> int:
+        self.reads(profile)  # RISC-V only
+        return RECORD_BYTES
+
+    def state0_length(self, profile: str) -> int:
+        return round_up(_profile(profile).state_size, self.align)
+
+    def state_positions(self, sample: CpuTrace) -> np.ndarray:
+        raise ValueError("commit records hold no states: see `teacher_forced_states`")
+
+    def _records(self, trace: CpuTrace) -> np.ndarray:
+        """(n, stride) int16: the records of states 1..n (ValueError where one cannot be
+        rebuilt from the state before it)."""
+        prof = _profile(trace.profile)
+        n_regs, size = len(prof.registers), prof.state_size
+        if len(trace.states) == 0 or len(trace.states) % size:
+            raise ValueError(f"states of {len(trace.states)} bytes are not whole "
+                             f"{size}-byte {trace.profile} states")
+        states = np.frombuffer(trace.states, np.uint8).reshape(-1, size)
+        words = self.words(trace)[1:]  # (n, 4) the word executed to reach each state
+        rd = rv32_destination(words, n_regs)  # (n,)
+        out = np.full((len(words), self.stride(trace.profile)), PAD, np.int16)
+        put = {"word": words, "reads": self.source_values(trace)[1:], "pc": states[1:, :4],
+               "rd": rd[:, None],
+               "value": np.take_along_axis(states[1:], rd[:, None] * 4 + np.arange(4), 1)}
+        for name, (at, width) in RECORD.items():
+            out[:, at: at + width] = put[name]
+        out[rd == 0, RECORD["value"][0]: RECORD_BYTES] = 0  # no register written: zeros
+        for k, record in enumerate(out):
+            if (replay_record(states[k], record, n_regs) != states[k + 1]).any():
+                raise ValueError(f"state {k + 1} is not state {k} with the pc moved and at most "
+                                 f"register {rd[k]} written: commit records cannot hold it")
+        return out
+
+    def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        size = _profile(sample.profile).state_size
+        records = self._records(sample)
+        prompt = [header_patch(f"cpu:{sample.profile}", self.align),
+                  _terminated(sample.program, self.align), header_patch("records", self.align),
+                  _padded(sample.states[:size], self.state0_length(sample.profile))]
+        return prompt, list(records)
+
+    def _replay(self, sample: CpuTrace, records: np.ndarray, after: int | None) -> np.ndarray:
+        """(m, state_size) int64: the states `records` (m, >= RECORD_BYTES ids) lead to, each
+        replayed over the true state before it (after=None) or all in a row from true state
+        `after`."""
+        prof = _profile(sample.profile)
+        states = np.frombuffer(sample.states, np.uint8).reshape(-1, prof.state_size)
+        out, state = [], states[after or 0].astype(np.int64)
+        for k, record in enumerate(records):
+            state = replay_record(states[k] if after is None else state, record,
+                                  len(prof.registers))
+            out.append(state)
+        return np.array(out, np.int64).reshape(len(records), prof.state_size)
+
+    def teacher_forced_states(self, sample: CpuTrace, pred: np.ndarray) -> np.ndarray:
+        at = self._target_blocks(sample) + np.arange(RECORD_BYTES)  # (n, RECORD_BYTES)
+        return self._replay(sample, pred[at], after=None)
+
+    def generated_states(self, sample: CpuTrace, out: Sequence[int],
+                         after: int = 0) -> tuple[np.ndarray, bool]:
+        records, ended = self._generated_blocks(sample, out)
+        return self._replay(sample, records, after).astype(np.uint8), ended
+
+    def decode(self, ids: np.ndarray) -> CpuTrace:
+        r = _Reader(ids, self.align)
+        profile, program = r.cpu_header("records")
+        prof = _profile(profile)
+        n0, size = self.state0_length(profile), prof.state_size
+        first = r.ids[r.pos: r.pos + n0]
+        if len(first) < n0 or (first[:size] >= 256).any() or (first[size:] != PAD).any():
+            raise DecodeError(f"no {profile} state_0 at position {r.pos}")
+        r.pos += n0
+        stride = self.stride(profile)
+        content = np.zeros(stride, bool)
+        for at, width in RECORD.values():
+            content[at: at + width] = True
+        records = r.blocks(stride, content, "commit record")
+        state = first[:size].astype(np.int64)
+        states = [state]
+        for rec in records:
+            state = replay_record(state, rec, len(prof.registers))
+            if (state < 0).any():
+                raise DecodeError(f"a commit record writes register {rec[RECORD['rd'][0]]}, "
+                                  f"which {profile} does not have")
+            states.append(state)
+        trace = CpuTrace(profile, program, np.array(states, np.uint8).tobytes())
+        if records and (np.array(records, np.int64)[:, :RECORD_BYTES]
+                        != self._records(trace)[:, :RECORD_BYTES]).any():
+            raise DecodeError("a commit record's word, values read or zeros do not match the "
+                              "program and the states")
+        return trace
+
+    def constraint(self, sample: CpuTrace) -> Constraint:
+        prof = _profile(sample.profile)
+        return RecordConstraint(self.align, self.stride(sample.profile), RECORD_BYTES,
+                                program=sample.program, code_base=prof.code_base,
+                                state0=sample.states[: prof.state_size],
+                                n_regs=len(prof.registers))
+
+
+def replay_record(before: np.ndarray, record: np.ndarray, n_regs: int) -> np.ndarray:
+    """(S,) the state after a commit record (its first RECORD_BYTES ids) over the state before
+    it: the new pc, and rd's 4 bytes set to the value written (rd 0: no register). A record
+    naming a register the state does not have (or not a byte) leads to no state: all -1."""
+    after = before.astype(np.int64).copy()
+    at, width = RECORD["pc"]
+    after[:width] = record[at: at + width]
+    rd = int(record[RECORD["rd"][0]])
+    if not 0 <= rd < n_regs:
+        after[:] = -1
+    elif rd:
+        at, width = RECORD["value"]
+        after[4 * rd: 4 * rd + width] = record[at: at + width]
+    return after
+
+
+@dataclass(frozen=True)
+class RecordConstraint(GivenWordConstraint):
+    """Commit records: the word and the values read are forced (from the program, the predicted
+    pc and the states the records so far lead to), `rd` names a register of the state, the
+    record's gaps are PAD, and the trace ends where the predicted pc leaves the program."""
+
+    def allowed(self, target: Sequence[int]) -> torch.Tensor:
+        if END in target:
+            return _MASKS["pad"]
+        k, r = divmod(len(target), self.stride)
+        state = np.frombuffer(self.state0, np.uint8).astype(np.int64)
+        for j in range(k):  # the state before record k
+            state = replay_record(state, np.asarray(target[j * self.stride:][:RECORD_BYTES]),
+                                  self.n_regs)
+        pc = int.from_bytes(bytes(int(b) & 0xFF for b in state[:4]), "little")
+        if r == 0 and not self._inside(pc):
+            return _MASKS["end"]
+        (word_at, word), (reads_at, reads) = RECORD["word"], RECORD["reads"]
+        if r < word_at + word:
+            return _FORCED[self._word_byte(pc, r - word_at)]
+        if r < reads_at + reads:
+            code = np.array([target[k * self.stride + word_at:][:word]], np.uint8)
+            values = rv32_source_values(code, state[None].astype(np.uint8), self.n_regs)
+            return _FORCED[int(values[0, r - reads_at])]
+        if r == RECORD["rd"][0]:
+            return torch.arange(VOCAB_SIZE) < self.n_regs
+        inside = any(at <= r < at + width for at, width in RECORD.values())
+        return _MASKS["bytes" if inside else "pad"]
 
 
 @dataclass(frozen=True)
@@ -622,9 +897,13 @@ class MusicCodec(Codec):
 
 
 def make_codec(task: str, align: int = 16, ir_word: str = "none",
-               profile: str | None = None, midi: str = "file") -> Codec:
+               profile: str | None = None, midi: str = "file", layout: str = "states") -> Codec:
+    """A task's codec; for the CPU, `layout` "records" (commit records) takes no ir_word."""
     if task == "cpu":
-        return CpuCodec(align, ir_word, profile)
+        if layout not in CPU_LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(CPU_LAYOUTS)}; got {layout!r}")
+        return CpuRecordCodec(align, profile) if layout == "records" else CpuCodec(align, ir_word,
+                                                                                   profile)
     if task in ("abc2midi", "midi2abc"):
         return MusicCodec(task, align, midi)
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")

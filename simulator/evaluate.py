@@ -118,7 +118,7 @@ def _one_step(model, codec: CpuCodec, split: EncodedSplit, seqs: np.ndarray, bat
         outs = model.generate([prompt for _, _, prompt, _ in part], stride, temperature=0.0,
                               stop_id=END, allowed=allowed)
         for (i, k, _, _), out in zip(part, outs):
-            states, _ = codec.generated_states(batch[i], out)
+            states, _ = codec.generated_states(batch[i], out, after=k)
             if len(states):
                 preds[i][k], valid[i][k] = states[0], True
     return list(zip(preds, valid))
@@ -151,7 +151,7 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
                 one_step[mode].add(pred, ok, st.prev, st.truth, st.taken, st.classes,
                                    st.mnemonics)
         for pred, t, st in zip(_argmax(model, split, seqs, device), batch, steps):
-            right = state_matches(pred[codec.state_positions(t)], st.truth)
+            right = state_matches(codec.teacher_forced_states(t, pred), st.truth)
             tallies["teacher_forced"].add(right, st.classes, bool(right[-1].all()))
         for (pred, ok), st in zip(_one_step(model, codec, split, seqs, batch, steps,
                                             4 * batch_size), steps):

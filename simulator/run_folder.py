@@ -31,11 +31,12 @@ SUMMARY = "summary.json"
 IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad_accum",
             "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word", "bit_embed",
             "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from",
-            "midi_codec")
-# IDENTITY keys added later whose default is not what runs from before them did.
-ADDED_LATER = {"midi_codec": "file", "ir_word": "none"}
+            "midi_codec", "cpu_layout")
+# IDENTITY keys added later whose default is not what runs from before them did (or is).
+ADDED_LATER = {"midi_codec": "file", "ir_word": "none", "cpu_layout": "states"}
 # options that only one kind of task reads (the others record ADDED_LATER's value)
-TASK_OPTIONS = {"ir_word": ("cpu",), "midi_codec": ("abc2midi", "midi2abc")}
+TASK_OPTIONS = {"ir_word": ("cpu",), "cpu_layout": ("cpu",),
+                "midi_codec": ("abc2midi", "midi2abc")}
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 
 

@@ -158,8 +158,13 @@ def _config_and_codec(args: TrainArgs):
     profile = read_manifest(args.data, "cpu")["args"]["profile"] if args.task == "cpu" else None
     # segments start on 16-byte boundaries (header patches) and on the model's patches
     align = math.lcm(16, config.patch_sizes[0])
-    codec = make_codec(args.task, align=align, ir_word=args.ir_word,
-                       profile=profile, midi=args.midi_codec)
+    try:
+        codec = make_codec(args.task, align=align, ir_word=args.ir_word,
+                           profile=profile, midi=args.midi_codec, layout=args.cpu_layout)
+        if args.task == "cpu":
+            codec.block(profile)  # a layout the profile cannot have fails here, in one line
+    except ValueError as e:
+        raise UserError(str(e)) from None
     return config, codec
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bytesim_common.cli import option
 from bytesim_common.errors import UserError
-from simulator.codec import IR_WORDS, MIDI_LAYOUTS, TASKS
+from simulator.codec import CPU_LAYOUTS, IR_WORDS, MIDI_LAYOUTS, TASKS
 
 if TYPE_CHECKING:
     from simulator.distributed import Dist
@@ -67,7 +67,14 @@ class TrainArgs:
                           "predicted pc leaves the program); executed (the word executed to "
                           "reach the state, before it, given; the default: docs/training.md, "
                           "the ladder); executed-patch (the same word in a patch of its own, so "
-                          "that the state starts on a patch boundary)")
+                          "that the state starts on a patch boundary); executed-operands "
+                          "(RISC-V: the executed word, then the values of the registers it "
+                          "reads, given)")
+    cpu_layout: str = option("states", choices=list(CPU_LAYOUTS),
+                             help="cpu: states (every full state, with --ir-word's word) or "
+                             "records (RISC-V commit records: per step the word and the values "
+                             "it reads, given, then the next pc, the register written and its "
+                             "value; states rebuilt by replay; --ir-word does not apply)")
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "

@@ -42,8 +42,10 @@ def test_compare_own_program(tiny_cpu, tmp_path):
 def test_register_moves(tiny_cpu):
     out = _run("register_moves.py", "--model", str(tiny_cpu.checkpoint), "--imm", "random")
     lines = out.splitlines()
-    assert len(lines) == 4 and lines[-1].endswith("of 3 destination registers right")
+    assert len(lines) == 5 and lines[-2].endswith("of 3 destination registers right")
     assert all(line.startswith("addi x") and "unicorn 0x" in line for line in lines[:3])
+    routes = lines[-1].removeprefix("by route: ").split(", ")  # "x2<-x1 0/1", ...
+    assert sum(int(r.split()[1].split("/")[1]) for r in routes) == 3
 
 
 def test_convert_tune(tiny_abc2midi):

@@ -241,6 +241,12 @@ def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
         train(_args(corpus, tmp_path / "v", scheduled_sampling=1.5))
     with pytest.raises(UserError, match="multiple of processes"):
         train(_args(corpus, tmp_path / "t", batch_size=6, grad_accum=4))
+    x86 = tmp_path / "x86"
+    build_cpu_corpus(datagen_parser().parse_args(
+        ["cpu", "--profile", "x86", "-n", "20", "--seed", "1", "--out", str(x86), "--quiet"]))
+    with pytest.raises(UserError, match="--cpu-layout records reads RISC-V"):
+        train(_args(str(x86), tmp_path / "w", cpu_layout="records"))
+    assert not (tmp_path / "w").exists()
     out = subprocess.run(_cli("--task", "cpu", "--data", str(tmp_path / "nope"), "--out",
                               str(tmp_path / "u")), cwd=ROOT, env=_env(), capture_output=True,
                          text=True, timeout=120, check=False)

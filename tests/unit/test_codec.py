@@ -35,6 +35,10 @@ def traces(draw):
 @given(traces(), st.sampled_from([16, 64]), st.sampled_from(IR_WORDS))
 def test_cpu_round_trip(trace, align, ir_word):
     codec = CpuCodec(align, ir_word=ir_word)
+    if ir_word == "executed-operands" and trace.profile == "x86":  # RISC-V fields only
+        with pytest.raises(ValueError, match="RISC-V"):
+            codec.encode(trace)
+        return
     ids, mask = codec.encode(trace)
     assert len(ids) % align == 0 and ids.min() >= 0 and ids.max() <= END
     assert codec.decode(ids) == trace
@@ -143,6 +147,35 @@ def test_executed_patch_puts_every_state_on_a_patch_boundary():
     assert not mask[at[0] - 16: at[0]].any() and mask[at].all()
 
 
+def test_executed_operands_give_the_values_of_the_source_registers():
+    """`executed-operands`: after the executed word, the values that its rs1 and rs2 fields name
+    in the state before, given (not scored); x0 and a field past the profile's registers read
+    zero; state_0's block (no word yet) reads zeros."""
+    x = [(0x1000).to_bytes(4, "little")] + [(0x11111111 * i).to_bytes(4, "little")
+                                            for i in (1, 2, 3)]
+    state_0 = b"".join(x)
+    add = 0x00310233 | (3 << 20) | (2 << 15)  # add x4?, x2, x3: rd is ignored here
+    sub = 0x40000033 | (1 << 7) | (0 << 15) | (9 << 20)  # sub x1, x0, x9 (x9: no such register)
+    program = add.to_bytes(4, "little") + sub.to_bytes(4, "little")
+    state_1 = (0x1004).to_bytes(4, "little") + state_0[4:]
+    state_2 = (0x1008).to_bytes(4, "little") + state_0[4:]
+    trace = CpuTrace("rv32e-mini", program, state_0 + state_1 + state_2)
+    codec = CpuCodec(16, "executed-operands")
+    assert codec.stride("rv32e-mini") == 32 and codec.stride("rv32e") == 80
+    ids, mask = codec.encode(trace)
+    at = codec.state_positions(trace)[:, 0]  # where states 1 and 2 start
+    reads = [bytes(ids[a - 8: a].astype(np.uint8)) for a in at]
+    assert reads[0] == x[2] + x[3] and reads[1] == bytes(8)
+    assert not mask[at[0] - 12: at[0]].any() and mask[at[0]: at[0] + 16].all()
+    first = ids[at[0] - 12 - 32: at[0] - 32 + 16]  # state_0's block: zero word, zero reads
+    assert (first[:12] == 0).all()
+    assert codec.decode(ids) == trace
+    wrong = ids.copy()
+    wrong[at[0] - 8] ^= 1
+    with pytest.raises(DecodeError, match="source-register"):
+        codec.decode(wrong)
+
+
 def test_options_rebuild_the_same_codec():
     for codec in (make_codec("cpu", 64, "fetched"), make_codec("cpu", 16, "executed"),
                   make_codec("midi2abc", 16)):
@@ -153,12 +186,14 @@ def test_options_rebuild_the_same_codec():
 
 
 @pytest.mark.parametrize("profile", ["rv32e", "x86"])
-@pytest.mark.parametrize("ir_word", ["given", "executed", "executed-patch"])
+@pytest.mark.parametrize("ir_word", ["given", "executed", "executed-patch", "executed-operands"])
 def test_given_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_program(profile,
                                                                                    ir_word):
     from datagen.cpu.build import make_row
     from datagen.cpu.programs import parse_mix
 
+    if ir_word == "executed-operands" and profile == "x86":
+        pytest.skip("RISC-V register fields only")
     codec = CpuCodec(16, ir_word=ir_word, profile=profile)
     for seed in range(20):
         trace = codec.sample_from_row(make_row(profile, seed, 4, 8, 64, parse_mix(None)))
@@ -181,3 +216,64 @@ def test_given_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_progr
             assert rule.allowed(wrong[:size]).tolist() == [i == 0 for i in range(VOCAB_SIZE)]
         states, ended = codec.generated_states(trace, target)
         assert ended and states.tobytes() == trace.states[STATE_SIZE[profile]:]
+
+
+@pytest.mark.parametrize("profile", ["rv32e", "rv32e-mini"])
+def test_commit_records_rebuild_every_state_and_force_what_is_given(profile):
+    """`records`: one 32-byte record per step, 9 bytes of it scored (next pc, rd, value); the
+    states come back by replay, from generated records as from teacher-forced ones."""
+    from datagen.cpu.build import make_row
+    from datagen.cpu.programs import parse_mix
+
+    codec = make_codec("cpu", 16, layout="records", profile=profile)
+    assert codec.stride(profile) == 32 and codec_from_options(codec.options()).options() == \
+        codec.options()
+    size = STATE_SIZE[profile]
+    for seed in range(25):
+        trace = codec.sample_from_row(make_row(profile, seed, 1, 16, 64, parse_mix(None)))
+        ids, mask = codec.encode(trace)
+        n = len(trace.states) // size - 1
+        assert codec.decode(ids) == trace and mask.sum() == 9 * n + 1
+        prompt_len = len(codec.prompt(trace))
+        assert len(ids) == prompt_len + 32 * n + 16
+        target, rule = ids[prompt_len:].tolist(), codec.constraint(trace)
+        for t, want in enumerate(target):
+            allowed = rule.allowed(target[:t])
+            assert allowed[want], (seed, t)
+            if allowed.sum() == 1:  # forced: the word, the values read, PAD, the END
+                assert not mask[prompt_len + t] or want == END
+            if t % 32 == 16:  # rd: a register of the profile
+                assert allowed.sum() == size // 4
+        states, ended = codec.generated_states(trace, target)
+        assert ended and states.tobytes() == trace.states[size:]
+        later, _ = codec.generated_states(trace, target[32:], after=1)  # from the true state_1
+        assert later.tobytes() == trace.states[2 * size:]
+        forced = codec.teacher_forced_states(trace, ids.astype(np.int64))
+        assert forced.astype(np.uint8).tobytes() == trace.states[size:]
+
+
+def test_commit_records_refuse_what_they_cannot_hold():
+    from datagen.cpu.build import make_row
+    from datagen.cpu.programs import parse_mix
+
+    with pytest.raises(ValueError, match="RISC-V"):
+        make_codec("cpu", 16, layout="records").block("x86")
+    with pytest.raises(ValueError, match="layout"):
+        make_codec("cpu", 16, layout="stack")
+    codec = make_codec("cpu", 16, layout="records")
+    trace = codec.sample_from_row(make_row("rv32e-mini", 3, 2, 2, 64, parse_mix("alu_imm=1")))
+    states = bytearray(trace.states)
+    states[16 + 4] ^= 1  # x1 and x2 both change in step 1: one record cannot say so
+    states[16 + 8] ^= 1
+    with pytest.raises(ValueError, match="commit records cannot hold"):
+        codec.encode(CpuTrace(trace.profile, trace.program, bytes(states)))
+    ids, _ = codec.encode(trace)
+    at = len(codec.prompt(trace)) + 16  # record 1's rd
+    wrong = ids.copy()
+    wrong[at] = 9  # rv32e-mini has x0..x3
+    with pytest.raises(DecodeError, match="does not have"):
+        codec.decode(wrong)
+    wrong = ids.copy()
+    wrong[at - 12] ^= 1  # a value read that is not the register's
+    with pytest.raises(DecodeError, match="do not match"):
+        codec.decode(wrong)
