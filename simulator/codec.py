@@ -45,6 +45,9 @@ CPU_LAYOUTS = ("states", "records")
 # a commit record (`CpuRecordCodec`): field -> (offset, bytes); PAD fills the rest of the stride
 RECORD = {"word": (0, 4), "reads": (4, 8), "pc": (12, 4), "rd": (16, 1), "value": (20, 4)}
 RECORD_BYTES = 24
+RECORD_CONTENT = np.zeros(RECORD_BYTES, bool)  # the bytes of a record's fields (PAD elsewhere)
+for _at, _width in RECORD.values():
+    RECORD_CONTENT[_at: _at + _width] = True
 
 TASKS = ("cpu", "abc2midi", "midi2abc")
 
@@ -689,22 +692,19 @@ class CpuRecordCodec(CpuCodec):
         if len(first) < n0 or (first[:size] >= 256).any() or (first[size:] != PAD).any():
             raise DecodeError(f"no {profile} state_0 at position {r.pos}")
         r.pos += n0
-        stride = self.stride(profile)
-        content = np.zeros(stride, bool)
-        for at, width in RECORD.values():
-            content[at: at + width] = True
-        records = r.blocks(stride, content, "commit record")
-        state = first[:size].astype(np.int64)
-        states = [state]
-        for rec in records:
-            state = replay_record(state, rec, len(prof.registers))
-            if (state < 0).any():
-                raise DecodeError(f"a commit record writes register {rec[RECORD['rd'][0]]}, "
-                                  f"which {profile} does not have")
-            states.append(state)
-        trace = CpuTrace(profile, program, np.array(states, np.uint8).tobytes())
-        if records and (np.array(records, np.int64)[:, :RECORD_BYTES]
-                        != self._records(trace)[:, :RECORD_BYTES]).any():
+        content = np.zeros(self.stride(profile), bool)
+        content[:RECORD_BYTES] = RECORD_CONTENT
+        records = np.array(r.blocks(len(content), content, "commit record"), np.int64)
+        state_0 = bytes(first[:size].astype(np.uint8))
+        states = self._replay(CpuTrace(profile, program, state_0), records, after=0)
+        wrong = np.flatnonzero((states < 0).any(1))[:1]
+        if len(wrong):
+            raise DecodeError(f"a commit record writes register "
+                              f"{records[wrong[0], RECORD['rd'][0]]}, which {profile} does not "
+                              f"have")
+        trace = CpuTrace(profile, program, state_0 + states.astype(np.uint8).tobytes())
+        if len(records) and (records[:, :RECORD_BYTES]
+                             != self._records(trace)[:, :RECORD_BYTES]).any():
             raise DecodeError("a commit record's word, values read or zeros do not match the "
                               "program and the states")
         return trace
@@ -743,6 +743,11 @@ class RecordConstraint(GivenWordConstraint):
         if END in target:
             return _MASKS["pad"]
         k, r = divmod(len(target), self.stride)
+        (word_at, word), (reads_at, reads) = RECORD["word"], RECORD["reads"]
+        if r >= reads_at + reads:  # what the model writes: no state needed
+            if r == RECORD["rd"][0]:
+                return torch.arange(VOCAB_SIZE) < self.n_regs
+            return _MASKS["bytes" if r < RECORD_BYTES and RECORD_CONTENT[r] else "pad"]
         state = np.frombuffer(self.state0, np.uint8).astype(np.int64)
         for j in range(k):  # the state before record k
             state = replay_record(state, np.asarray(target[j * self.stride:][:RECORD_BYTES]),
@@ -750,17 +755,11 @@ class RecordConstraint(GivenWordConstraint):
         pc = int.from_bytes(bytes(int(b) & 0xFF for b in state[:4]), "little")
         if r == 0 and not self._inside(pc):
             return _MASKS["end"]
-        (word_at, word), (reads_at, reads) = RECORD["word"], RECORD["reads"]
         if r < word_at + word:
             return _FORCED[self._word_byte(pc, r - word_at)]
-        if r < reads_at + reads:
-            code = np.array([target[k * self.stride + word_at:][:word]], np.uint8)
-            values = rv32_source_values(code, state[None].astype(np.uint8), self.n_regs)
-            return _FORCED[int(values[0, r - reads_at])]
-        if r == RECORD["rd"][0]:
-            return torch.arange(VOCAB_SIZE) < self.n_regs
-        inside = any(at <= r < at + width for at, width in RECORD.values())
-        return _MASKS["bytes" if inside else "pad"]
+        code = np.array([target[k * self.stride + word_at:][:word]], np.uint8)
+        values = rv32_source_values(code, state[None].astype(np.uint8), self.n_regs)
+        return _FORCED[int(values[0, r - reads_at])]
 
 
 @dataclass(frozen=True)
