@@ -41,13 +41,47 @@ IR_WORDS = ("none", "fetched", "given", "executed", "executed-patch", "executed-
 EXECUTED_WIDTH = {"rv32": 4, "x86": 16}  # the longest instruction of the ISA, zero-padded
 RV32_SOURCE_FIELDS = (15, 20)  # where rs1 and rs2 start in a RISC-V word (5 bits each)
 RV32_WRITES_RD = (0x03, 0x13, 0x17, 0x33, 0x37, 0x67, 0x6F)  # opcodes whose rd is written
-CPU_LAYOUTS = ("states", "records")
-# a commit record (`CpuRecordCodec`): field -> (offset, bytes); PAD fills the rest of the stride
-RECORD = {"word": (0, 4), "reads": (4, 8), "pc": (12, 4), "rd": (16, 1), "value": (20, 4)}
-RECORD_BYTES = 24
-RECORD_CONTENT = np.zeros(RECORD_BYTES, bool)  # the bytes of a record's fields (PAD elsewhere)
-for _at, _width in RECORD.values():
-    RECORD_CONTENT[_at: _at + _width] = True
+CPU_LAYOUTS = ("states", "records", "decoded-records")
+
+
+@dataclass(frozen=True)
+class RecordLayout:
+    """A commit record's fields, name -> (offset, bytes). The `given` fields come first: the
+    harness reads them from the program and the state before the step (never predicted); the
+    model writes the others. PAD fills the bytes between fields and the rest of the stride."""
+
+    fields: dict[str, tuple[int, int]]
+    given: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes up to the end of the last field."""
+        return max(at + width for at, width in self.fields.values())
+
+    @property
+    def given_bytes(self) -> int:
+        """Bytes of the given fields, which lead the record."""
+        return max(self.fields[name][0] + self.fields[name][1] for name in self.given)
+
+    @property
+    def content(self) -> np.ndarray:
+        """(size,) bool: the bytes that belong to a field."""
+        mask = np.zeros(self.size, bool)
+        for at, width in self.fields.values():
+            mask[at: at + width] = True
+        return mask
+
+
+# `CpuRecordCodec`'s layouts (docs/formats.md): "records" gives what the register file reads
+# (RVFI's fields); "decoded-records" also the word's pc and its immediate, decoded and
+# sign-extended, so that every operand of a step sits byte-aligned with what it computes.
+RECORD_LAYOUTS = {
+    "records": RecordLayout({"word": (0, 4), "reads": (4, 8), "next_pc": (12, 4), "rd": (16, 1),
+                             "value": (20, 4)}, given=("word", "reads")),
+    "decoded-records": RecordLayout({"pc": (0, 4), "word": (4, 4), "reads": (8, 8),
+                                     "imm": (16, 4), "next_pc": (20, 4), "rd": (24, 1),
+                                     "value": (28, 4)}, given=("pc", "word", "reads", "imm")),
+}
 
 TASKS = ("cpu", "abc2midi", "midi2abc")
 
@@ -369,6 +403,44 @@ def rv32_source_values(words: np.ndarray, states: np.ndarray, n_regs: int) -> np
     return out
 
 
+def _signed(x: np.ndarray, bits: int) -> np.ndarray:
+    """The low `bits` of x, sign-extended (int64)."""
+    x = x & ((1 << bits) - 1)
+    return np.where(x >> (bits - 1), x - (1 << bits), x)
+
+
+def rv32_immediate(words: np.ndarray) -> np.ndarray:
+    """(m, 4) uint8 RISC-V words -> (m, 4) uint8: each word's immediate as its format (I, S,
+    B, U, J by opcode) defines it, sign-extended to 32 bits, little-endian; zeros for R-type."""
+    w = _word_values(words)
+    op = w & 0x7F
+    i_type = _signed(w >> 20, 12)
+    s_type = _signed(((w >> 25) << 5) | ((w >> 7) & 31), 12)
+    b_type = _signed(((w >> 31) << 12) | (((w >> 7) & 1) << 11) | (((w >> 25) & 63) << 5)
+                     | (((w >> 8) & 15) << 1), 13)
+    u_type = w & 0xFFFFF000
+    j_type = _signed(((w >> 31) << 20) | (((w >> 12) & 255) << 12) | (((w >> 20) & 1) << 11)
+                     | (((w >> 21) & 1023) << 1), 21)
+    imm = np.select([np.isin(op, (0x03, 0x0F, 0x13, 0x67, 0x73)), op == 0x23, op == 0x63,
+                     np.isin(op, (0x17, 0x37)), op == 0x6F],
+                    [i_type, s_type, b_type, u_type, j_type], 0)
+    return (imm[:, None] >> np.array([0, 8, 16, 24]) & 0xFF).astype(np.uint8)
+
+
+def record_given(layout: RecordLayout, words: np.ndarray, before: np.ndarray,
+                 n_regs: int) -> np.ndarray:
+    """(m, layout.given_bytes) int64: the given fields of m records, from the words executed
+    (m, 4) and the states before them (m, S) uint8; PAD between fields."""
+    parts = {"pc": lambda: before[:, :4], "word": lambda: words,
+             "reads": lambda: rv32_source_values(words, before, n_regs),
+             "imm": lambda: rv32_immediate(words)}
+    out = np.full((len(words), layout.given_bytes), PAD, np.int64)
+    for name in layout.given:
+        at, width = layout.fields[name]
+        out[:, at: at + width] = parts[name]()
+    return out
+
+
 def state_pcs(states: np.ndarray, width: int) -> np.ndarray:
     """(n, S) uint8 states -> (n,) int64: each state's pc, its first `width` bytes (little-endian)."""
     return states[:, :width].copy().view(f"<u{width}")[:, 0].astype(np.int64)
@@ -518,10 +590,13 @@ class CpuCodec(Codec):
     def encode(self, sample: CpuTrace) -> tuple[np.ndarray, np.ndarray]:
         ids, mask = super().encode(sample)
         if self.word_is_given:  # not predicted (nor the values read after the word)
-            p = sample.profile
-            given = np.arange(self.word(p) + self.reads(p))
-            mask[self._target_blocks(sample) + self.word_offset(p) + given] = False
+            at, width = self.given_span(sample.profile)
+            mask[self._target_blocks(sample) + at + np.arange(width)] = False
         return ids, mask
+
+    def given_span(self, profile: str) -> tuple[int, int]:
+        """(offset, bytes) of the given part of each block: the word and the values read."""
+        return self.word_offset(profile), self.word(profile) + self.reads(profile)
 
     def state0_length(self, profile: str) -> int:
         """Ids of state_0's block at the end of the prompt."""
@@ -603,25 +678,30 @@ class CpuRecordCodec(CpuCodec):
     [record_n] [end]` (docs/formats.md).
 
     A record stands for one executed instruction, in `stride` bytes (32 with 16-byte patches):
-    `[word executed][value of rs1][value of rs2]` given, as with `executed-operands`, then
-    `[next pc][rd][PAD x3][value written][PAD...]` predicted. `rd` is the register the word
-    writes (0: none); every state is rebuilt by replaying the records over state_0, so what a
-    model writes for each step is where the pc goes, which register changes and its value, always
-    at the same offsets, and never the registers that stay.
+    its given fields first (`RECORD_LAYOUTS`: the word executed and the values of rs1 and rs2,
+    as with `executed-operands`; "decoded-records" also the word's pc before it and its
+    immediate after the values), then `[next pc][rd][PAD x3][value written]` predicted. `rd` is
+    the register the word writes (0: none); every state is rebuilt by replaying the records over
+    state_0, so what a model writes for each step is where the pc goes, which register changes
+    and its value, always at the same offsets, and never the registers that stay.
     """
 
-    layout_flag = "--cpu-layout records"
-
-    def __init__(self, align: int = 16, profile: str | None = None):
+    def __init__(self, align: int = 16, profile: str | None = None, layout: str = "records"):
         super().__init__(align, "executed-operands", profile)
+        self.layout = layout
+        self.layout_flag = f"--cpu-layout {layout}"
+        self.record = RECORD_LAYOUTS[layout]
 
     def options(self) -> dict[str, Any]:
-        return {"task": self.task, "align": self.align, "layout": "records",
+        return {"task": self.task, "align": self.align, "layout": self.layout,
                 "profile": self.profile}
 
     def block(self, profile: str) -> int:
         self.reads(profile)  # RISC-V only
-        return RECORD_BYTES
+        return self.record.size
+
+    def given_span(self, profile: str) -> tuple[int, int]:
+        return 0, self.record.given_bytes
 
     def state0_length(self, profile: str) -> int:
         return round_up(_profile(profile).state_size, self.align)
@@ -633,7 +713,7 @@ class CpuRecordCodec(CpuCodec):
         """(n, stride) int16: the records of states 1..n (ValueError where one cannot be
         rebuilt from the state before it)."""
         prof = _profile(trace.profile)
-        n_regs, size = len(prof.registers), prof.state_size
+        n_regs, size, fields = len(prof.registers), prof.state_size, self.record.fields
         if len(trace.states) == 0 or len(trace.states) % size:
             raise ValueError(f"states of {len(trace.states)} bytes are not whole "
                              f"{size}-byte {trace.profile} states")
@@ -641,14 +721,16 @@ class CpuRecordCodec(CpuCodec):
         words = self.words(trace)[1:]  # (n, 4) the word executed to reach each state
         rd = rv32_destination(words, n_regs)  # (n,)
         out = np.full((len(words), self.stride(trace.profile)), PAD, np.int16)
-        put = {"word": words, "reads": self.source_values(trace)[1:], "pc": states[1:, :4],
-               "rd": rd[:, None],
+        out[:, : self.record.given_bytes] = record_given(self.record, words, states[:-1], n_regs)
+        put = {"next_pc": states[1:, :4], "rd": rd[:, None],
                "value": np.take_along_axis(states[1:], rd[:, None] * 4 + np.arange(4), 1)}
-        for name, (at, width) in RECORD.items():
-            out[:, at: at + width] = put[name]
-        out[rd == 0, RECORD["value"][0]: RECORD_BYTES] = 0  # no register written: zeros
+        for name, values in put.items():
+            at, width = fields[name]
+            out[:, at: at + width] = values
+        at, width = fields["value"]
+        out[rd == 0, at: at + width] = 0  # no register written: zeros
         for k, record in enumerate(out):
-            if (replay_record(states[k], record, n_regs) != states[k + 1]).any():
+            if (replay_record(states[k], record, n_regs, self.record) != states[k + 1]).any():
                 raise ValueError(f"state {k + 1} is not state {k} with the pc moved and at most "
                                  f"register {rd[k]} written: commit records cannot hold it")
         return out
@@ -662,7 +744,7 @@ class CpuRecordCodec(CpuCodec):
         return prompt, list(records)
 
     def _replay(self, sample: CpuTrace, records: np.ndarray, after: int | None) -> np.ndarray:
-        """(m, state_size) int64: the states `records` (m, >= RECORD_BYTES ids) lead to, each
+        """(m, state_size) int64: the states `records` (m, >= record size ids) lead to, each
         replayed over the true state before it (after=None) or all in a row from true state
         `after`."""
         prof = _profile(sample.profile)
@@ -670,12 +752,12 @@ class CpuRecordCodec(CpuCodec):
         out, state = [], states[after or 0].astype(np.int64)
         for k, record in enumerate(records):
             state = replay_record(states[k] if after is None else state, record,
-                                  len(prof.registers))
+                                  len(prof.registers), self.record)
             out.append(state)
         return np.array(out, np.int64).reshape(len(records), prof.state_size)
 
     def teacher_forced_states(self, sample: CpuTrace, pred: np.ndarray) -> np.ndarray:
-        at = self._target_blocks(sample) + np.arange(RECORD_BYTES)  # (n, RECORD_BYTES)
+        at = self._target_blocks(sample) + np.arange(self.record.size)  # (n, record size)
         return self._replay(sample, pred[at], after=None)
 
     def generated_states(self, sample: CpuTrace, out: Sequence[int],
@@ -686,80 +768,81 @@ class CpuRecordCodec(CpuCodec):
     def decode(self, ids: np.ndarray) -> CpuTrace:
         r = _Reader(ids, self.align)
         profile, program = r.cpu_header("records")
-        prof = _profile(profile)
-        n0, size = self.state0_length(profile), prof.state_size
+        prof, size = _profile(profile), self.record.size
+        n0 = self.state0_length(profile)
         first = r.ids[r.pos: r.pos + n0]
-        if len(first) < n0 or (first[:size] >= 256).any() or (first[size:] != PAD).any():
+        if len(first) < n0 or (first[:prof.state_size] >= 256).any() \
+                or (first[prof.state_size:] != PAD).any():
             raise DecodeError(f"no {profile} state_0 at position {r.pos}")
         r.pos += n0
         content = np.zeros(self.stride(profile), bool)
-        content[:RECORD_BYTES] = RECORD_CONTENT
+        content[:size] = self.record.content
         records = np.array(r.blocks(len(content), content, "commit record"), np.int64)
-        state_0 = bytes(first[:size].astype(np.uint8))
+        state_0 = bytes(first[:prof.state_size].astype(np.uint8))
         states = self._replay(CpuTrace(profile, program, state_0), records, after=0)
         wrong = np.flatnonzero((states < 0).any(1))[:1]
         if len(wrong):
             raise DecodeError(f"a commit record writes register "
-                              f"{records[wrong[0], RECORD['rd'][0]]}, which {profile} does not "
-                              f"have")
+                              f"{records[wrong[0], self.record.fields['rd'][0]]}, which "
+                              f"{profile} does not have")
         trace = CpuTrace(profile, program, state_0 + states.astype(np.uint8).tobytes())
-        if len(records) and (records[:, :RECORD_BYTES]
-                             != self._records(trace)[:, :RECORD_BYTES]).any():
-            raise DecodeError("a commit record's word, values read or zeros do not match the "
+        if len(records) and (records[:, :size] != self._records(trace)[:, :size]).any():
+            raise DecodeError("a commit record's given fields or zeros do not match the "
                               "program and the states")
         return trace
 
     def constraint(self, sample: CpuTrace) -> Constraint:
         prof = _profile(sample.profile)
-        return RecordConstraint(self.align, self.stride(sample.profile), RECORD_BYTES,
+        return RecordConstraint(self.align, self.stride(sample.profile), self.record.size,
                                 program=sample.program, code_base=prof.code_base,
                                 state0=sample.states[: prof.state_size],
-                                n_regs=len(prof.registers))
+                                n_regs=len(prof.registers), layout=self.record)
 
 
-def replay_record(before: np.ndarray, record: np.ndarray, n_regs: int) -> np.ndarray:
-    """(S,) the state after a commit record (its first RECORD_BYTES ids) over the state before
+def replay_record(before: np.ndarray, record: np.ndarray, n_regs: int,
+                  layout: RecordLayout) -> np.ndarray:
+    """(S,) the state after a commit record (its first `layout.size` ids) over the state before
     it: the new pc, and rd's 4 bytes set to the value written (rd 0: no register). A record
     naming a register the state does not have (or not a byte) leads to no state: all -1."""
     after = before.astype(np.int64).copy()
-    at, width = RECORD["pc"]
+    at, width = layout.fields["next_pc"]
     after[:width] = record[at: at + width]
-    rd = int(record[RECORD["rd"][0]])
+    rd = int(record[layout.fields["rd"][0]])
     if not 0 <= rd < n_regs:
         after[:] = -1
     elif rd:
-        at, width = RECORD["value"]
+        at, width = layout.fields["value"]
         after[4 * rd: 4 * rd + width] = record[at: at + width]
     return after
 
 
 @dataclass(frozen=True)
 class RecordConstraint(GivenWordConstraint):
-    """Commit records: the word and the values read are forced (from the program, the predicted
-    pc and the states the records so far lead to), `rd` names a register of the state, the
-    record's gaps are PAD, and the trace ends where the predicted pc leaves the program."""
+    """Commit records: the given fields are forced (from the program, the predicted pc and the
+    states the records so far lead to), `rd` names a register of the state, the record's gaps
+    are PAD, and the trace ends where the predicted pc leaves the program."""
+
+    layout: RecordLayout = RECORD_LAYOUTS["records"]
 
     def allowed(self, target: Sequence[int]) -> torch.Tensor:
         if END in target:
             return _MASKS["pad"]
         k, r = divmod(len(target), self.stride)
-        (word_at, word), (reads_at, reads) = RECORD["word"], RECORD["reads"]
-        if r >= reads_at + reads:  # what the model writes: no state needed
-            if r == RECORD["rd"][0]:
+        layout = self.layout
+        if r >= layout.given_bytes:  # what the model writes: no state needed
+            if r == layout.fields["rd"][0]:
                 return torch.arange(VOCAB_SIZE) < self.n_regs
-            return _MASKS["bytes" if r < RECORD_BYTES and RECORD_CONTENT[r] else "pad"]
+            return _MASKS["bytes" if r < layout.size and layout.content[r] else "pad"]
         state = np.frombuffer(self.state0, np.uint8).astype(np.int64)
         for j in range(k):  # the state before record k
-            state = replay_record(state, np.asarray(target[j * self.stride:][:RECORD_BYTES]),
-                                  self.n_regs)
+            state = replay_record(state, np.asarray(target[j * self.stride:][:layout.size]),
+                                  self.n_regs, layout)
         pc = int.from_bytes(bytes(int(b) & 0xFF for b in state[:4]), "little")
         if r == 0 and not self._inside(pc):
             return _MASKS["end"]
-        if r < word_at + word:
-            return _FORCED[self._word_byte(pc, r - word_at)]
-        code = np.array([target[k * self.stride + word_at:][:word]], np.uint8)
-        values = rv32_source_values(code, state[None].astype(np.uint8), self.n_regs)
-        return _FORCED[int(values[0, r - reads_at])]
+        word = np.array([[self._word_byte(pc, i) for i in range(self.word)]], np.uint8)
+        given = record_given(layout, word, state[None].astype(np.uint8), self.n_regs)
+        return _FORCED[int(given[0, r])]
 
 
 @dataclass(frozen=True)
@@ -897,12 +980,14 @@ class MusicCodec(Codec):
 
 def make_codec(task: str, align: int = 16, ir_word: str = "none",
                profile: str | None = None, midi: str = "file", layout: str = "states") -> Codec:
-    """A task's codec; for the CPU, `layout` "records" (commit records) takes no ir_word."""
+    """A task's codec; for the CPU, a commit-record `layout` (RECORD_LAYOUTS) takes no
+    ir_word."""
     if task == "cpu":
         if layout not in CPU_LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(CPU_LAYOUTS)}; got {layout!r}")
-        return CpuRecordCodec(align, profile) if layout == "records" else CpuCodec(align, ir_word,
-                                                                                   profile)
+        if layout in RECORD_LAYOUTS:
+            return CpuRecordCodec(align, profile, layout)
+        return CpuCodec(align, ir_word, profile)
     if task in ("abc2midi", "midi2abc"):
         return MusicCodec(task, align, midi)
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")

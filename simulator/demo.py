@@ -44,7 +44,7 @@ A2 | d2 f2 a2 | g2 e2 c2 | d4 A2 | d6 |]
 
 
 PROBE_PROGRAMS = 10  # random single-instruction programs per class in the demo's probe
-DEMO_CPU_MODEL = "cpu-rv32e-mini"  # retrained with the executed word; cpu-rv32e only copies
+DEMO_CPU_MODEL = "cpu-rv32e-mini"  # the shipped CPU model that executes most (its card)
 
 
 def demo_cpu(path: str | None, profile: str | None) -> None:

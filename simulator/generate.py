@@ -197,7 +197,7 @@ class _CachedDecoder:
             h = level(x, Positions((self.t // level.unit)[:, None]), self.caches[k])  # (n, 1, D)
             if k + 1 < len(levels):
                 self.ctx[k + 1] = levels[k + 1].from_parent(h[:, -1])
-        self.next_logits = self.model.head(h[:, -1])
+        self.next_logits = self.model.logits(h[:, -1])
 
 
 class _RecomputeDecoder:

@@ -14,6 +14,9 @@ output for unit m has seen exactly the bytes before unit m, and logits[:, t] pre
 Unit embedding: a unit of U bytes is embedded as the sum of U slot-specific byte embeddings (a table
 of U * V rows), which equals bGPT's linear layer over the concatenated one-hot bytes; with
 `bit_embed`, plus a linear map of the unit's U * 8 bits (instruction fields straddle bytes).
+Output: a linear map to the V logits; with `bit_head`, plus 8 logits per byte, one per bit,
+shared by the 256 byte ids (byte v gets the sum of the logits of its set bits), so that what is
+learnt about one bit of a result holds for every byte that has it.
 Positions: rotary embeddings (RoPE) at every level, at absolute unit indices (0.5 bits better than
 none after 120 steps: docs/training.md). RoPE is relative, so a patch's bytes are treated the same
 wherever the patch is, and sequences longer than those seen in training still get well-defined
@@ -56,6 +59,7 @@ class ModelConfig:
     max_len: int = 2048  # bytes per training sequence (a multiple of patch_sizes[0])
     local_window: int = 0  # bytes before its patch the byte level sees (the copy path)
     bit_embed: bool = False  # also embed the 8 bits of every byte (fields that straddle bytes)
+    bit_head: bool = False  # also score every byte id by its 8 bits (see the module docstring)
     dropout: float = 0.0
     mlp_ratio: int = 4
     rope_base: float = 10000.0
@@ -295,6 +299,10 @@ class ByteModel(nn.Module):
         self.levels = cast(Sequence[Level], nn.ModuleList(Level(config, k)
                                                           for k in range(config.n_levels)))
         self.head = nn.Linear(config.d_model[-1], config.vocab_size, bias=False)
+        self.bit_head = nn.Linear(config.d_model[-1], 8, bias=False) if config.bit_head else None
+        ids = torch.arange(config.vocab_size)
+        byte_bits = ((ids[:, None] >> torch.arange(8)) & 1) * (ids[:, None] < 256)  # (V, 8)
+        self.register_buffer("byte_bits", byte_bits.float(), persistent=False)
         self.apply(self._init_weights)
         # the start vectors are the whole input of a level's first unit: a zero vector there
         # meets LayerNorm's 1/sqrt(eps) and gave a gradient norm of ~3.6e6 at the first step,
@@ -363,7 +371,14 @@ class ByteModel(nn.Module):
                 x = x + ctx + level.slot(slots)
             pos = Positions(torch.arange(L, device=ids.device)[None])  # (1, L_k)
             hs.append(level(x, pos, None if caches is None else caches[k], recompute))
-        return self.head(hs[-1]), hs  # (B, T, V)
+        return self.logits(hs[-1]), hs  # (B, T, V)
+
+    def logits(self, h: Tensor) -> Tensor:
+        """(..., D_last) byte-level outputs -> (..., V) logits."""
+        out = self.head(h)
+        if self.bit_head is not None:  # (..., 8) per-bit logits -> each byte id's sum
+            out = out + self.bit_head(h) @ self.byte_bits.to(h.dtype).T
+        return out
 
     def new_caches(self) -> list[list]:
         return [[block.new_cache() for block in level.blocks] for level in self.levels]

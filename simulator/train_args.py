@@ -13,7 +13,7 @@ from simulator.codec import CPU_LAYOUTS, IR_WORDS, MIDI_LAYOUTS, TASKS
 if TYPE_CHECKING:
     from simulator.distributed import Dist
 
-CONFIG_OVERRIDES = ("max_len", "local_window", "bit_embed")  # TrainArgs that replace the preset's ModelConfig
+CONFIG_OVERRIDES = ("max_len", "local_window", "bit_embed", "bit_head")  # TrainArgs that replace the preset's ModelConfig
 
 
 @dataclass
@@ -54,6 +54,8 @@ class TrainArgs:
                                       "attends to (the copy path; default: the preset's)")
     bit_embed: bool | None = option(None, help="also embed the 8 bits of every byte (default: "
                                     "the preset's)")
+    bit_head: bool | None = option(None, help="also score every byte by its 8 bits, one logit "
+                                   "per bit shared by all bytes (default: the preset's)")
     checkpoint_activations: bool = option(
         False, help="keep only each block's input and recompute its activations in the backward "
         "pass: much less memory for long contexts, the same gradients")
@@ -74,7 +76,9 @@ class TrainArgs:
                              help="cpu: states (every full state, with --ir-word's word) or "
                              "records (RISC-V commit records: per step the word and the values "
                              "it reads, given, then the next pc, the register written and its "
-                             "value; states rebuilt by replay; --ir-word does not apply)")
+                             "value; states rebuilt by replay; --ir-word does not apply) or "
+                             "decoded-records (records that also give the word's pc and its "
+                             "decoded immediate)")
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "

@@ -77,6 +77,7 @@ class SynthOptions:
     #                       note of a part may be held (otherwise every note is one unit long)
     octaves: float = 1.0  # a tune's range may need octave marks (otherwise C to b)
     short_parts: float = 0.0  # a part has 4 bars (otherwise 4 or 8)
+    pickups: float = 0.0  # the tune opens with a pickup (anacrusis): one beat before bar 1
 
     @classmethod
     def parse(cls, text: str | None, base: SynthOptions | None = None) -> SynthOptions:
@@ -298,8 +299,10 @@ class _Tune:
 
     # -- structure ----------------------------------------------------------------------------
 
-    def part(self, n_bars: int) -> str:
+    def part(self, n_bars: int, pickup: bool = False) -> str:
+        """A part of `n_bars` full bars, after a one-beat pickup bar if `pickup`."""
         rng = self.rng
+        out = self.beat_group(None) + " |" if pickup else ""
         progression = rng.choice(PROGRESSIONS)
         repeat = rng.random() < self.opt.repeats
         endings = repeat and rng.random() < self.opt.endings
@@ -312,7 +315,7 @@ class _Tune:
             if self.gchords:
                 text = f'"{self.chord_symbol(degree)}"' + text
             bars.append(text)
-        out = "|:" if repeat else ""
+        out += ":" if pickup and repeat else " " if pickup else "|:" if repeat else ""
         for b, text in enumerate(bars):
             if endings and b == n_bars - 1:
                 out += " |1 "
@@ -334,10 +337,11 @@ class _Tune:
         if n_parts == 2:
             head.append("P:" + rng.choice(["AB", "ABA", "AAB", "ABB"]))
         head.append(f"K:{self.tonic}{rng.choice(MODES[self.mode][1])}")
+        pickup = self.chance(self.opt.pickups)
         body = []
         for p in range(n_parts):
             if n_parts == 2:
                 body.append("P:" + "AB"[p])
             body.append(self.part(4 if self.chance(self.opt.short_parts)
-                                  else rng.choice([4, 8, 8])))
+                                  else rng.choice([4, 8, 8]), pickup and p == 0))
         return "\n".join(head + body) + "\n"

@@ -9,6 +9,7 @@ from simulator.codec import (
     END,
     IR_WORDS,
     PAD,
+    RECORD_LAYOUTS,
     VOCAB_SIZE,
     CpuCodec,
     CpuTrace,
@@ -17,6 +18,7 @@ from simulator.codec import (
     MusicPair,
     codec_from_options,
     make_codec,
+    rv32_immediate,
 )
 
 STATE_SIZE = {"rv32e": 64, "rv32e-mini": 16, "x86": 32}
@@ -218,14 +220,16 @@ def test_given_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_progr
         assert ended and states.tobytes() == trace.states[STATE_SIZE[profile]:]
 
 
+@pytest.mark.parametrize("layout", ["records", "decoded-records"])
 @pytest.mark.parametrize("profile", ["rv32e", "rv32e-mini"])
-def test_commit_records_rebuild_every_state_and_force_what_is_given(profile):
-    """`records`: one 32-byte record per step, 9 bytes of it scored (next pc, rd, value); the
-    states come back by replay, from generated records as from teacher-forced ones."""
+def test_commit_records_rebuild_every_state_and_force_what_is_given(profile, layout):
+    """Commit records: one 32-byte record per step, 9 bytes of it scored (next pc, rd, value);
+    the states come back by replay, from generated records as from teacher-forced ones."""
     from datagen.cpu.build import make_row
     from datagen.cpu.programs import parse_mix
 
-    codec = make_codec("cpu", 16, layout="records", profile=profile)
+    codec = make_codec("cpu", 16, layout=layout, profile=profile)
+    rd_at = RECORD_LAYOUTS[layout].fields["rd"][0]
     assert codec.stride(profile) == 32 and codec_from_options(codec.options()).options() == \
         codec.options()
     size = STATE_SIZE[profile]
@@ -242,7 +246,7 @@ def test_commit_records_rebuild_every_state_and_force_what_is_given(profile):
             assert allowed[want], (seed, t)
             if allowed.sum() == 1:  # forced: the word, the values read, PAD, the END
                 assert not mask[prompt_len + t] or want == END
-            if t % 32 == 16:  # rd: a register of the profile
+            if t % 32 == rd_at:  # rd: a register of the profile
                 assert allowed.sum() == size // 4
         states, ended = codec.generated_states(trace, target)
         assert ended and states.tobytes() == trace.states[size:]
@@ -277,3 +281,17 @@ def test_commit_records_refuse_what_they_cannot_hold():
     wrong[at - 12] ^= 1  # a value read that is not the register's
     with pytest.raises(DecodeError, match="do not match"):
         codec.decode(wrong)
+
+
+@pytest.mark.parametrize("text, imm", [
+    ("addi x1, x2, -1", -1), ("xori x3, x1, 2047", 2047), ("srai x1, x1, 3", 0x403),
+    ("lw x1, -4(x2)", -4), ("sw x2, -2048(x1)", -2048), ("sb x3, 17(x1)", 17),
+    ("beq x1, x2, -8", -8), ("bne x1, x2, 4094", 4094), ("lui x1, 0xfffff", -4096),
+    ("auipc x2, 0x12345", 0x12345000), ("jal x1, -1048576", -1048576), ("jal x1, 2050", 2050),
+    ("jalr x1, -3(x2)", -3), ("add x1, x2, x3", 0)])
+def test_rv32_immediate_decodes_every_format(text, imm):
+    """The immediate `decoded-records` gives, sign-extended, as the assembler encoded it."""
+    from datagen.cpu.isa import assemble
+
+    word = np.frombuffer(assemble("rv32e", text), np.uint8)[None, :4]
+    assert rv32_immediate(word)[0].tobytes() == (imm & 0xFFFFFFFF).to_bytes(4, "little")

@@ -273,3 +273,18 @@ def test_a_block_type_brings_its_own_settings():
             register_block("test-no-config")(torch.nn.Identity)
     finally:
         del BLOCKS["test-gated"]
+
+
+def test_bit_head_scores_each_byte_by_its_bits():
+    """`bit_head`: a byte's logit gains the sum of the per-bit logits of its set bits (PAD and
+    END nothing), on top of the ordinary head."""
+    model = ByteModel(replace(PRESETS["tiny"], bit_head=True)).double()
+    ids = torch.randint(0, 256, (2, 32))
+    h = model._run(ids)[1][-1]  # (B, T, D)
+    extra = model(ids) - model.head(h)  # (B, T, V)
+    bits = model.bit_head(h)  # (B, T, 8)
+    for v in (0, 1, 0x80, 0xA5, 255):
+        want = sum((bits[..., i] for i in range(8) if v >> i & 1), torch.zeros_like(h[..., 0]))
+        assert torch.allclose(extra[..., v], want)
+    assert (extra[..., 256:] == 0).all()
+    assert ByteModel(PRESETS["tiny"]).bit_head is None

@@ -121,3 +121,19 @@ def test_ladder_m2_is_the_full_generator_and_the_rungs_are_chosen_by_name():
     assert music_spec(["synthetic"], 0, ladder="M0", synth_mix="rests=0.5").synth.keys == 0.0
     with pytest.raises(UserError, match="--ladder"):
         music_spec(["synthetic"], 0, ladder="M3")
+
+
+@needs_abc2midi
+def test_pickups_open_the_tune_with_one_beat_before_the_first_full_bar(tmp_path):
+    """`pickups`: an anacrusis (the demo tune has one); at 0, the default, tunes are as before."""
+    from datagen.music.normalize import normalize_midi, notes
+
+    with_pickup = SynthOptions.parse("pickups=1", LADDER["M0"])
+    assert _bodies(SynthOptions.parse("pickups=0", LADDER["M0"]), 5) == _bodies(LADDER["M0"], 5)
+    for i, (head, body) in enumerate(_bodies(with_pickup, 5)):
+        assert re.match(r"[A-Ga-g]{2} \| ", body), body  # one beat: two eighths
+        done = abc2midi(synthetic_tune(3, i, with_pickup), str(tmp_path))
+        assert done.failure is None and done.errors == 0
+        found = notes(normalize_midi(done.midi))
+        onsets = [round(onset, 1) for onset, _, _, _ in found]
+        assert len(found) == 34 and onsets[:3] == [0.0, 0.5, 1.0]  # bar 1 starts a beat in
