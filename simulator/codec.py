@@ -16,7 +16,8 @@ variable content, and the END; the remaining PADs are forced (see `Constraint`) 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,6 @@ IR_WORDS = ("none", "fetched", "given", "executed", "executed-patch", "executed-
 EXECUTED_WIDTH = {"rv32": 4, "x86": 16}  # the longest instruction of the ISA, zero-padded
 RV32_SOURCE_FIELDS = (15, 20)  # where rs1 and rs2 start in a RISC-V word (5 bits each)
 RV32_WRITES_RD = (0x03, 0x13, 0x17, 0x33, 0x37, 0x67, 0x6F)  # opcodes whose rd is written
-CPU_LAYOUTS = ("states", "records", "decoded-records")
 
 
 @dataclass(frozen=True)
@@ -53,17 +53,17 @@ class RecordLayout:
     fields: dict[str, tuple[int, int]]
     given: tuple[str, ...]
 
-    @property
+    @cached_property
     def size(self) -> int:
         """Bytes up to the end of the last field."""
         return max(at + width for at, width in self.fields.values())
 
-    @property
+    @cached_property
     def given_bytes(self) -> int:
         """Bytes of the given fields, which lead the record."""
         return max(self.fields[name][0] + self.fields[name][1] for name in self.given)
 
-    @property
+    @cached_property
     def content(self) -> np.ndarray:
         """(size,) bool: the bytes that belong to a field."""
         mask = np.zeros(self.size, bool)
@@ -82,6 +82,7 @@ RECORD_LAYOUTS = {
                                      "imm": (16, 4), "next_pc": (20, 4), "rd": (24, 1),
                                      "value": (28, 4)}, given=("pc", "word", "reads", "imm")),
 }
+CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
 
 TASKS = ("cpu", "abc2midi", "midi2abc")
 
@@ -823,6 +824,10 @@ class RecordConstraint(GivenWordConstraint):
     are PAD, and the trace ends where the predicted pc leaves the program."""
 
     layout: RecordLayout = RECORD_LAYOUTS["records"]
+    # the records so far (a target's first k * stride ids) -> whether the pc they lead to is in
+    # the program, and record k's given bytes: worked out once per record, not once per byte
+    _given: dict[tuple[int, ...], tuple[bool, np.ndarray]] = field(default_factory=dict,
+                                                                   compare=False, repr=False)
 
     def allowed(self, target: Sequence[int]) -> torch.Tensor:
         if END in target:
@@ -833,16 +838,26 @@ class RecordConstraint(GivenWordConstraint):
             if r == layout.fields["rd"][0]:
                 return torch.arange(VOCAB_SIZE) < self.n_regs
             return _MASKS["bytes" if r < layout.size and layout.content[r] else "pad"]
-        state = np.frombuffer(self.state0, np.uint8).astype(np.int64)
-        for j in range(k):  # the state before record k
-            state = replay_record(state, np.asarray(target[j * self.stride:][:layout.size]),
-                                  self.n_regs, layout)
-        pc = int.from_bytes(bytes(int(b) & 0xFF for b in state[:4]), "little")
-        if r == 0 and not self._inside(pc):
+        inside, given = self._given_bytes(target, k)
+        if r == 0 and not inside:
             return _MASKS["end"]
-        word = np.array([[self._word_byte(pc, i) for i in range(self.word)]], np.uint8)
-        given = record_given(layout, word, state[None].astype(np.uint8), self.n_regs)
-        return _FORCED[int(given[0, r])]
+        return _FORCED[int(given[r])]
+
+    def _given_bytes(self, target: Sequence[int], k: int) -> tuple[bool, np.ndarray]:
+        """Whether the pc of the state the records before record k lead to is in the program
+        (else the trace ends), and record k's given fields (given_bytes,) from that state."""
+        records = tuple(int(i) for i in target[: k * self.stride])
+        if records not in self._given:
+            layout = self.layout
+            state = np.frombuffer(self.state0, np.uint8).astype(np.int64)
+            for j in range(k):  # the state before record k
+                state = replay_record(state, np.asarray(records[j * self.stride:][:layout.size]),
+                                      self.n_regs, layout)
+            pc = int.from_bytes(bytes(int(b) & 0xFF for b in state[:4]), "little")
+            word = np.array([[self._word_byte(pc, i) for i in range(self.word)]], np.uint8)
+            self._given[records] = (self._inside(pc), record_given(
+                layout, word, state[None].astype(np.uint8), self.n_regs)[0])
+        return self._given[records]
 
 
 @dataclass(frozen=True)
