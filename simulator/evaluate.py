@@ -344,6 +344,10 @@ def format_table(r: dict[str, Any]) -> str:
                       "| --- | --- | --- | --- |",
                       (f"| {percent(r['note_tf'])} | {percent(r['pitch_tf'])} | "
                        f"{percent(r['onset_tf'])} | {percent(r['duration_tf'])} |")]
+        if "first_error" in r:
+            lines += ["", "Where the outputs with wrong notes first go wrong (notes in time order):",
+                      "", "| first error | share of wrong outputs |", "| --- | --- |"]
+            lines += [f"| {k} | {percent(v)} |" for k, v in r["first_error"].items()]
         lines += ["", (f"Secondary: bpb {r['bpb']:.4f} (loss {r['loss']:.4f} nats/token), "
                        "teacher-forced.")]
     return "\n".join(lines)

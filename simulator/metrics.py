@@ -211,6 +211,42 @@ def notes_exact(predicted: bytes, reference: bytes) -> bool:
     return _note_counts(predicted) == Counter(midi_notes(reference))
 
 
+FIRST_ERRORS = ("skipped_note", "repeated_note", "wrong_pitch", "wrong_timing", "missing",
+                "extra", "unreadable")
+
+
+def first_error(predicted: bytes, reference: bytes) -> str | None:
+    """Where a predicted MIDI file first departs from the reference, in the notes of both taken in
+    time order; None where they have the same notes. "skipped_note": the predicted note has the
+    pitch of the reference's next note (the output lost its place in the tune, ahead);
+    "repeated_note": that of the previous one (behind); "wrong_pitch": another pitch;
+    "wrong_timing": the right pitch at a wrong onset or duration (or channel); "missing" / "extra":
+    one list is a prefix of the other; "unreadable": not a MIDI file."""
+    try:
+        pred = sorted(midi_notes(predicted), key=_time_order)
+    except MIDI_ERRORS:
+        return "unreadable"
+    ref = sorted(midi_notes(reference), key=_time_order)
+    i = next((k for k, (p, r) in enumerate(zip(pred, ref)) if p != r), min(len(pred), len(ref)))
+    if i == len(pred) == len(ref):
+        return None
+    if i == len(pred) or i == len(ref):
+        return "missing" if i == len(pred) else "extra"
+    pitch, want = pred[i][1], ref[i][1]
+    if pitch == want:
+        return "wrong_timing"
+    if i + 1 < len(ref) and pitch == ref[i + 1][1]:
+        return "skipped_note"
+    if i > 0 and pitch == ref[i - 1][1]:
+        return "repeated_note"
+    return "wrong_pitch"
+
+
+def _time_order(note: tuple[int, int, float, float]) -> tuple[float, int, int]:
+    channel, pitch, onset, _ = note
+    return onset, channel, pitch
+
+
 TF_PARTS = ("pitch", "onset", "duration")
 
 
@@ -222,6 +258,7 @@ class MusicTally:
         self.files: dict[str, list[float]] = defaultdict(list)
         self.tf = np.zeros(len(TF_PARTS) + 1, np.int64)  # notes right in each part; in all
         self.tf_notes = 0  # notes seen teacher-forced
+        self.first_errors: Counter = Counter()  # outputs by how they first go wrong
 
     def add_output(self, predicted: bytes, reference: bytes, exact_file: bool,
                    ends: bool) -> None:
@@ -233,6 +270,7 @@ class MusicTally:
         if self.task == "abc2midi":
             self.files["valid_midi"].append(valid_midi(predicted))
         self.files["exact_file"].append(exact_file)
+        self.first_errors[first_error(predicted, reference)] += 1
 
     def add_teacher_forced(self, right: np.ndarray) -> None:
         """One file's notes under teacher forcing: right (n_notes, 3) bool for pitch, onset and
@@ -247,6 +285,10 @@ class MusicTally:
             res["note_tf"] = float(self.tf[3] / self.tf_notes)
             res.update({f"{k}_tf": float(n / self.tf_notes) for k, n in zip(TF_PARTS, self.tf)})
             res["tf_notes"] = self.tf_notes
+        wrong = sum(n for k, n in self.first_errors.items() if k is not None)
+        if wrong:  # of the outputs whose notes are wrong, the share by first error
+            res["first_error"] = {k: self.first_errors[k] / wrong for k in FIRST_ERRORS
+                                  if self.first_errors[k]}
         return res
 
 

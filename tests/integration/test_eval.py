@@ -17,6 +17,7 @@ from simulator.metrics import (
     CpuTally,
     MusicTally,
     StepTally,
+    first_error,
     note_f1,
     notes_exact,
     state_matches,
@@ -230,4 +231,21 @@ def test_music_tally_leads_with_the_note_metrics():
     assert r["ends"] == r["valid_midi"] == pytest.approx(2 / 3)
     assert r["tf_notes"] == 3 and r["note_tf"] == pytest.approx(1 / 3)
     assert (r["pitch_tf"], r["onset_tf"], r["duration_tf"]) == pytest.approx((2 / 3, 1 / 3, 1))
+    assert r["first_error"] == {"wrong_pitch": 0.5, "unreadable": 0.5}  # of the 2 wrong outputs
     assert "note_tf" not in MusicTally("midi2abc").result()
+
+
+def test_first_error_says_how_an_output_first_departs_from_the_reference():
+    ref = _midi([(60, 480), (62, 480), (62, 480), (64, 480), (65, 480)])
+    assert first_error(ref, ref) is None
+    # one D left out: every later note is one ahead of the reference
+    assert first_error(_midi([(60, 480), (62, 480), (64, 480), (65, 480)]), ref) == "skipped_note"
+    assert first_error(_midi([(60, 480), (62, 480), (62, 480), (62, 480), (64, 480)]),
+                       ref) == "repeated_note"
+    assert first_error(_midi([(60, 480), (62, 480), (62, 480), (71, 480), (65, 480)]),
+                       ref) == "wrong_pitch"
+    assert first_error(_midi([(60, 480), (62, 240), (62, 480)]), ref) == "wrong_timing"
+    assert first_error(_midi([(60, 480), (62, 480)]), ref) == "missing"
+    assert first_error(_midi([(60, 480), (62, 480), (62, 480), (64, 480), (65, 480), (67, 480)]),
+                       ref) == "extra"
+    assert first_error(b"garbage", ref) == "unreadable"
