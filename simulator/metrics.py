@@ -242,9 +242,11 @@ def first_error(predicted: bytes, reference: bytes) -> str | None:
     return "wrong_pitch"
 
 
-def _time_order(note: tuple[int, int, float, float]) -> tuple[float, int, int]:
-    channel, pitch, onset, _ = note
-    return onset, channel, pitch
+def _time_order(note: tuple[int, int, float, float]) -> tuple[float, int, int, float]:
+    """Onset first; the rest of the note breaks ties, so that files with the same notes (as
+    note_f1 and notes_exact count them) list them in the same order."""
+    channel, pitch, onset, duration = note
+    return onset, channel, pitch, duration
 
 
 TF_PARTS = ("pitch", "onset", "duration")

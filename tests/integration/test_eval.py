@@ -249,3 +249,19 @@ def test_first_error_says_how_an_output_first_departs_from_the_reference():
     assert first_error(_midi([(60, 480), (62, 480), (62, 480), (64, 480), (65, 480), (67, 480)]),
                        ref) == "extra"
     assert first_error(b"garbage", ref) == "unreadable"
+
+
+def test_first_error_finds_no_error_where_the_same_notes_come_in_another_order():
+    """Two notes at one onset and pitch that differ only in duration, read from two tracks in
+    either order: the same notes, as notes_exact counts them, so no first error."""
+    def two_tracks(durations):
+        mid = mido.MidiFile(ticks_per_beat=480)
+        for dur in durations:
+            mid.tracks.append(mido.MidiTrack([mido.Message("note_on", note=60, velocity=64),
+                                              mido.Message("note_off", note=60, time=dur)]))
+        buf = io.BytesIO()
+        mid.save(file=buf)
+        return buf.getvalue()
+
+    a, b = two_tracks([480, 960]), two_tracks([960, 480])
+    assert notes_exact(a, b) and first_error(a, b) is None
