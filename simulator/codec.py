@@ -26,11 +26,16 @@ import torch
 from bytesim_common.layout import round_up, terminated_length
 from simulator.midi_events import (
     EventGrammar,
+    NoteAlignedGrammar,
     NoteSpan,
     StreamError,
+    StreamGrammar,
+    align_notes,
     events_to_midi,
     midi_to_events,
     note_spans,
+    read_aligned,
+    unalign_notes,
 )
 
 PAD = 256
@@ -866,12 +871,19 @@ class EventConstraint(Constraint):
 
     Its bytes must keep the stream well-formed and the PAD may come only where the stream may
     end (between tracks), so a constrained output that ends decodes to a valid MIDI file.
+    With `note_aligned` the stream is note-aligned (`midi_events.NoteAlignedGrammar`) and its
+    fill is forced.
     """
+
+    note_aligned: bool = False
+
+    def grammar(self) -> StreamGrammar:
+        return NoteAlignedGrammar(self.align) if self.note_aligned else EventGrammar()
 
     def allowed(self, target: Sequence[int]) -> torch.Tensor:
         if PAD in target or END in target:
             return super().allowed(target)
-        grammar = EventGrammar()
+        grammar = self.grammar()
         for byte in target:
             grammar.feed(byte)
         return grammar.mask(PAD, VOCAB_SIZE)
@@ -887,12 +899,12 @@ class _StreamAllowed:
 
     def __init__(self, constraint: EventConstraint, prompt_len: int):
         self.constraint, self.prompt_len = constraint, prompt_len
-        self.grammar, self.over = EventGrammar(), False  # over: the PAD has come
+        self.grammar, self.over = constraint.grammar(), False  # over: the PAD has come
 
     def __call__(self, seq: Sequence[int]) -> torch.Tensor:
         target = seq[self.prompt_len:]
         if not target:
-            self.grammar, self.over = EventGrammar(), False
+            self.grammar, self.over = self.constraint.grammar(), False
         for byte in target[self.grammar.pos:] if not self.over else ():
             if byte >= 256:
                 self.over = True
@@ -903,7 +915,7 @@ class _StreamAllowed:
         return self.grammar.mask(PAD, VOCAB_SIZE)
 
 
-MIDI_LAYOUTS = ("file", "events")
+MIDI_LAYOUTS = ("file", "events", "note-aligned")
 
 
 class MusicCodec(Codec):
@@ -911,7 +923,9 @@ class MusicCodec(Codec):
 
     `midi`: "file" writes the MIDI file's bytes as they are; "events" writes its event stream
     (`simulator.midi_events`: no header chunk, no chunk lengths), put back into a file by
-    `decode` and `output_file`; generation of an event-stream target is constrained to
+    `decode` and `output_file`; "note-aligned" the event stream with fill after every event
+    but a note-on, so that each note begins a patch (`midi_events.NoteAlignedGrammar`; the
+    fill is forced and not scored). Generation of an event-stream target is constrained to
     well-formed events (`EventConstraint`).
     """
 
@@ -933,7 +947,10 @@ class MusicCodec(Codec):
 
     def midi_content(self, midi: bytes) -> bytes:
         """The bytes the sequence holds for a MIDI file (ValueError if "events" cannot)."""
-        return midi_to_events(midi) if self.midi == "events" else midi
+        if self.midi == "file":
+            return midi
+        stream = midi_to_events(midi)
+        return align_notes(stream, self.align) if self.midi == "note-aligned" else stream
 
     def _parts(self, sample: MusicPair) -> list[tuple[str, bytes]]:
         abc = ("abc", sample.abc.encode("utf-8", "surrogateescape"))
@@ -949,6 +966,10 @@ class MusicCodec(Codec):
     def target_mask(self, target: np.ndarray) -> np.ndarray:
         mask = target != PAD
         first_pad = np.flatnonzero(target == PAD)[:1]
+        if self.midi == "note-aligned" and self.task == "abc2midi":  # the fill is forced
+            end = first_pad[0] if len(first_pad) else len(target)
+            mask[:end] = False
+            mask[read_aligned(bytes(target[:end].astype(np.uint8)), self.align).offsets] = True
         mask[first_pad] = True
         return mask
 
@@ -966,6 +987,8 @@ class MusicCodec(Codec):
         if self.midi == "file":
             return content
         try:
+            if self.midi == "note-aligned":
+                content = unalign_notes(content, self.align)
             return events_to_midi(content)
         except StreamError as e:
             raise DecodeError(str(e)) from None
@@ -985,11 +1008,18 @@ class MusicCodec(Codec):
         """Where each note of an abc2midi sample's MIDI is decided, as offsets into its target
         (see `midi_events.NoteSpan`)."""
         stream = midi_to_events(sample.midi)
-        return note_spans(stream) if self.midi == "events" else note_spans(stream, in_file=True)
+        if self.midi == "file":
+            return note_spans(stream, in_file=True)
+        spans = note_spans(stream)
+        if self.midi == "events":
+            return spans
+        at = read_aligned(align_notes(stream, self.align), self.align).offsets
+        return [NoteSpan(at[s.pitch], tuple(at[p] for p in s.onset),
+                         tuple(at[p] for p in s.duration)) for s in spans]
 
     def constraint(self, sample: MusicPair) -> Constraint:
-        if self.midi == "events" and self.task == "abc2midi":
-            return EventConstraint(self.align, self.align, None)
+        if self.midi != "file" and self.task == "abc2midi":
+            return EventConstraint(self.align, self.align, None, self.midi == "note-aligned")
         return Constraint(self.align, self.align, None)
 
 

@@ -211,14 +211,16 @@ def notes_exact(predicted: bytes, reference: bytes) -> bool:
     return _note_counts(predicted) == Counter(midi_notes(reference))
 
 
-FIRST_ERRORS = ("skipped_note", "repeated_note", "wrong_pitch", "wrong_timing", "missing",
-                "extra", "unreadable")
+FIRST_ERRORS = ("swapped_notes", "skipped_note", "repeated_note", "wrong_pitch", "wrong_timing",
+                "missing", "extra", "unreadable")
 
 
 def first_error(predicted: bytes, reference: bytes) -> str | None:
     """Where a predicted MIDI file first departs from the reference, in the notes of both taken in
-    time order; None where they have the same notes. "skipped_note": the predicted note has the
-    pitch of the reference's next note (the output lost its place in the tune, ahead);
+    time order; None where they have the same notes. "swapped_notes": this note and the next
+    have the reference's two pitches in the other order; "skipped_note": the predicted note has
+    the pitch of the reference's next note, and the next one does not have this one's (the
+    output lost its place in the tune, ahead);
     "repeated_note": that of the previous one (behind); "wrong_pitch": another pitch;
     "wrong_timing": the right pitch at a wrong onset or duration (or channel); "missing" / "extra":
     one list is a prefix of the other; "unreadable": not a MIDI file."""
@@ -236,7 +238,8 @@ def first_error(predicted: bytes, reference: bytes) -> str | None:
     if pitch == want:
         return "wrong_timing"
     if i + 1 < len(ref) and pitch == ref[i + 1][1]:
-        return "skipped_note"
+        swapped = i + 1 < len(pred) and pred[i + 1][1] == want
+        return "swapped_notes" if swapped else "skipped_note"
     if i > 0 and pitch == ref[i - 1][1]:
         return "repeated_note"
     return "wrong_pitch"

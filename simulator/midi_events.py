@@ -43,6 +43,7 @@ from mido.midifiles.meta import _META_SPECS
 HEADER = b"MThd\0\0\0\x06"
 PREFIX = 3  # stream bytes before the first event: format (1), division (2)
 END_OF_TRACK = 0x2F
+FILL = 0x00  # what pads a note-aligned stream (`NoteAlignedGrammar`) to a patch boundary
 
 Ranges = tuple[tuple[int, int], ...]  # inclusive byte ranges
 ANY: Ranges = ((0x00, 0xFF),)
@@ -101,8 +102,31 @@ def _without(ranges: Ranges, byte: int) -> Ranges:
     return tuple(out)
 
 
-class EventGrammar:
+class StreamGrammar:
+    """Reads a stream byte by byte (`feed`, counting `pos`); `allowed()` gives what may come
+    next, as byte ranges and whether the stream may stop there."""
+
+    pos: int
+
+    def allowed(self) -> tuple[Ranges, bool]:
+        raise NotImplementedError
+
+    def feed(self, byte: int) -> None:
+        raise NotImplementedError
+
+    def done(self) -> bool:
+        """Whether the stream may end here."""
+        return self.allowed()[1]
+
+    def mask(self, stop_id: int, vocab: int) -> torch.Tensor:
+        """(vocab,) bool: `allowed()` as ids, with `stop_id` standing for stopping."""
+        ranges, stop = self.allowed()
+        return ranges_mask(ranges, stop, stop_id, vocab)
+
+
+class EventGrammar(StreamGrammar):
     """Reads an event stream byte by byte (`feed`); `allowed()` gives what may come next.
+    It may stop between tracks, after at least one.
 
     A varint is read in state "varint" (its purpose in `varint_for`: "delta", "meta", "sysex");
     fixed bytes (division, data bytes, meta data) are queued as (ranges, count) runs.
@@ -144,15 +168,6 @@ class EventGrammar:
         if self.state == "meta_type":
             return META_TYPE_RANGES, False
         raise AssertionError(self.state)
-
-    def done(self) -> bool:
-        """Whether the stream may end here (between tracks, after at least one)."""
-        return self.allowed()[1]
-
-    def mask(self, stop_id: int, vocab: int) -> torch.Tensor:
-        """(vocab,) bool: `allowed()` as ids, with `stop_id` standing for stopping."""
-        ranges, stop = self.allowed()
-        return ranges_mask(ranges, stop, stop_id, vocab)
 
     def feed(self, byte: int) -> None:
         """Read one byte; StreamError if it is not allowed here."""
@@ -237,6 +252,72 @@ class EventGrammar:
             self.track_ends.append(self.pos)
         self.event_start = self.pos
         self._varint("delta")
+
+
+class NoteAlignedGrammar(StreamGrammar):
+    """Reads a note-aligned stream (`align_notes`) byte by byte, like `EventGrammar`.
+
+    A note-aligned stream is an event stream with FILL bytes after every event but a sounding
+    note-on (velocity > 0) and an end-of-track, up to the next multiple of `align` bytes: each
+    note-on that follows another event begins a patch, so a monophonic tune is one note per
+    patch (its note-on and note-off, then fill). Where the fill goes follows from the events
+    before it, so the fill carries no information; `offsets` maps the stream back.
+    """
+
+    def __init__(self, align: int) -> None:
+        self.align = align
+        self.events = EventGrammar()
+        self.pos = 0  # bytes fed, fill included
+        self.fill = 0  # fill bytes still to come
+        self.offsets: list[int] = []  # the offset of each stream byte among the bytes fed
+
+    def allowed(self) -> tuple[Ranges, bool]:
+        return (((FILL, FILL),), False) if self.fill else self.events.allowed()
+
+    def feed(self, byte: int) -> None:
+        """Read one byte; StreamError if it is not allowed here."""
+        if self.fill:
+            if byte != FILL:
+                raise StreamError(f"byte {byte:#04x} at offset {self.pos} is not the fill byte")
+            self.pos, self.fill = self.pos + 1, self.fill - 1
+            return
+        finished = len(self.events.events)
+        self.events.feed(byte)
+        self.offsets.append(self.pos)
+        self.pos += 1
+        if len(self.events.events) > finished:
+            status = self.events.events[-1].status
+            sounding = status & 0xF0 == 0x90 and status < 0xF0 and byte > 0  # byte: velocity
+            track_end = status == 0xFF and self.events.meta_type == END_OF_TRACK
+            if not (sounding or track_end):
+                self.fill = -self.pos % self.align
+
+
+def align_notes(stream: bytes, align: int) -> bytes:
+    """The note-aligned form of a finished event stream (`NoteAlignedGrammar`)."""
+    read_stream(stream)  # StreamError unless it is a finished stream
+    grammar, out = NoteAlignedGrammar(align), bytearray()
+    for byte in stream:
+        while grammar.fill:
+            grammar.feed(FILL)
+            out.append(FILL)
+        grammar.feed(byte)
+        out.append(byte)
+    return bytes(out)
+
+
+def read_aligned(content: bytes, align: int) -> NoteAlignedGrammar:
+    """The grammar after reading all of a note-aligned `content` (StreamError if malformed)."""
+    grammar = NoteAlignedGrammar(align)
+    for byte in content:
+        grammar.feed(byte)
+    return grammar
+
+
+def unalign_notes(content: bytes, align: int) -> bytes:
+    """The event stream of note-aligned `content`, without its fill (StreamError if the
+    fill is not where it belongs or the events are not well-formed)."""
+    return bytes(content[i] for i in read_aligned(content, align).offsets)
 
 
 def read_stream(stream: bytes) -> EventGrammar:

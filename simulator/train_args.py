@@ -82,7 +82,8 @@ class TrainArgs:
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "
-                             "only (default), or as the file's bytes (docs/music.md)")
+                             "only (events, the default); the same with each note starting a "
+                             "patch (note-aligned); or as the file's bytes (file; docs/music.md)")
     init_from: str | None = option(None, metavar="CHECKPOINT",
                                    help="start from this checkpoint's weights (e.g. "
                                    "trained/cpu-rv32e) with a fresh optimizer; its shape and "
@@ -108,7 +109,7 @@ def check_args(args: TrainArgs, d: Dist) -> None:
     if args.schedule not in ("constant", "cosine"):
         raise UserError(f"--schedule takes constant or cosine; got {args.schedule!r}")
     if args.midi_codec not in MIDI_LAYOUTS:
-        raise UserError(f"--midi-codec takes {' or '.join(MIDI_LAYOUTS)}; "
+        raise UserError(f"--midi-codec takes {', '.join(MIDI_LAYOUTS)}; "
                         f"got {args.midi_codec!r}")
     for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):
         if getattr(args, name) < 1:

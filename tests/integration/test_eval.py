@@ -114,13 +114,15 @@ def test_music_pipeline_runs(tmp_path, midi_codec):
     assert r["exact_file"] == 0.0 and r["notes_exact"] == 0.0 and "valid_midi" not in r
 
 
-def test_events_codec_eval_leads_with_note_metrics(tmp_path):
-    """abc2midi with the event-stream codec on M0 tunes: every output that ends is valid MIDI
+@pytest.mark.parametrize("midi_codec", ["events", "note-aligned"])
+def test_events_codec_eval_leads_with_note_metrics(tmp_path, midi_codec):
+    """abc2midi with an event-stream codec on M0 tunes: every output that ends is valid MIDI
     (by construction), and the teacher-forced note diagnostic covers every reference note."""
     _datagen("music", "--source", "synthetic", "--ladder", "M0", "-n", "8", "--seed", "2",
              "--out", str(tmp_path / "m0"))
     train(TrainArgs(task="abc2midi", data=str(tmp_path / "m0"), out=str(tmp_path / "run"),
-                    steps=30, batch_size=4, lr=3e-3, midi_codec="events", quiet=True))
+                    steps=30, batch_size=4, lr=3e-3, max_len=1024, midi_codec=midi_codec,
+                    quiet=True))
     r = evaluate(tmp_path / "run", tmp_path / "m0", split="train", limit=3, batch_size=3,
                  show_progress=False)
     assert r["n"] == 3 and r["tf_notes"] == 3 * 32
@@ -240,6 +242,9 @@ def test_first_error_says_how_an_output_first_departs_from_the_reference():
     assert first_error(ref, ref) is None
     # one D left out: every later note is one ahead of the reference
     assert first_error(_midi([(60, 480), (62, 480), (64, 480), (65, 480)]), ref) == "skipped_note"
+    # E and F written in each other's place; the notes after them come out right
+    assert first_error(_midi([(60, 480), (62, 480), (62, 480), (65, 480), (64, 480)]),
+                       ref) == "swapped_notes"
     assert first_error(_midi([(60, 480), (62, 480), (62, 480), (62, 480), (64, 480)]),
                        ref) == "repeated_note"
     assert first_error(_midi([(60, 480), (62, 480), (62, 480), (71, 480), (65, 480)]),

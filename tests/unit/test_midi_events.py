@@ -28,11 +28,14 @@ from simulator.codec import (
 )
 from simulator.metrics import valid_midi
 from simulator.midi_events import (
+    FILL,
     EventGrammar,
     StreamError,
+    align_notes,
     events_to_midi,
     midi_to_events,
     note_spans,
+    unalign_notes,
 )
 from simulator.model import PRESETS, ByteModel
 from tests.helpers import needs_abc2midi
@@ -97,6 +100,49 @@ def test_note_spans_point_at_the_same_bytes_in_both_layouts(corpus_pairs):
             assert [pair.midi[p] for p in f.onset] == [stream[p] for p in e.onset]
             assert [pair.midi[p] for p in f.duration] == [stream[p] for p in e.duration]
             assert e.onset and e.duration  # a delta time each, at least
+
+
+def test_note_aligned_layout_round_trips_and_scores_what_events_score(corpus_pairs):
+    for pair in corpus_pairs:
+        stream = midi_to_events(pair.midi)
+        for align in (16, 64):
+            aligned = align_notes(stream, align)
+            assert unalign_notes(aligned, align) == stream and len(aligned) > len(stream)
+            midi2abc = MusicCodec("midi2abc", align, "note-aligned")
+            assert midi2abc.decode(midi2abc.encode(pair)[0]) == pair
+            codec = MusicCodec("abc2midi", align, "note-aligned")
+            events = MusicCodec("abc2midi", align, "events")
+            ids, mask = codec.encode(pair)
+            assert codec.decode(ids) == pair
+            target = ids[len(codec.prompt(pair)):]
+            assert codec.target_bytes(target) == aligned
+            assert codec.output_file(aligned) == pair.midi
+            # the fill is not scored: the same bytes carry the loss as in the events layout
+            assert mask.sum() == events.encode(pair)[1].sum() == len(stream) + 2
+            spans, plain = codec.note_spans(pair), events.note_spans(pair)
+            for a, e in zip(spans, plain, strict=True):
+                assert target[a.pitch] == stream[e.pitch]
+                assert [target[p] for p in a.onset] == [stream[p] for p in e.onset]
+
+
+def test_note_aligned_tunes_of_one_voice_have_one_note_per_patch(m0_pairs):
+    for pair in m0_pairs:
+        spans = MusicCodec("abc2midi", 16, "note-aligned").note_spans(pair)
+        assert len({s.pitch // 16 for s in spans}) == len(spans) > 8
+        assert len({s.pitch % 16 for s in spans}) == 1  # and at the same place in each patch
+        plain = MusicCodec("abc2midi", 16, "events").note_spans(pair)
+        assert len({s.pitch // 16 for s in plain}) < len(plain)  # the events layout: not so
+
+
+def test_misplaced_fill_is_refused(m0_pairs):
+    aligned = align_notes(midi_to_events(m0_pairs[0].midi), 16)
+    fill_at = aligned.index(bytes([FILL]) * 4, 3)
+    with pytest.raises(StreamError, match="fill"):
+        unalign_notes(aligned[:fill_at] + b"\x01" + aligned[fill_at + 1:], 16)
+    with pytest.raises(StreamError):  # fill left out: the next note starts mid-patch
+        unalign_notes(aligned[:fill_at] + aligned[aligned.index(b"\x90", fill_at) - 1:], 16)
+    with pytest.raises(DecodeError):
+        MusicCodec("abc2midi", 16, "note-aligned").output_file(aligned[:-1])
 
 
 def test_first_note_spans_of_a_plain_tune(m0_pairs):
@@ -190,8 +236,9 @@ def test_non_canonical_running_status_is_refused():
         midi_to_events(midi)
 
 
-def test_constraint_follows_the_grammar_and_stops_only_between_tracks(corpus_pairs):
-    codec = MusicCodec("abc2midi", 16, "events")
+@pytest.mark.parametrize("layout", ["events", "note-aligned"])
+def test_constraint_follows_the_grammar_and_stops_only_between_tracks(corpus_pairs, layout):
+    codec = MusicCodec("abc2midi", 16, layout)
     for pair in [p for p in corpus_pairs if p.midi[9] == 1][:3] + corpus_pairs[:3]:
         ids, _ = codec.encode(pair)
         n = len(codec.prompt(pair))
@@ -199,18 +246,22 @@ def test_constraint_follows_the_grammar_and_stops_only_between_tracks(corpus_pai
         c = codec.constraint(pair)
         assert isinstance(c, EventConstraint)
         live = c.for_generate(n)
-        stream = midi_to_events(pair.midi)
+        stream = codec.midi_content(pair.midi)
         ends = {len(stream)} | ({i for i in range(len(stream)) if stream[i - 3: i] ==
                                  b"\xff\x2f\x00"} if pair.midi[9] else set())
+        scored = codec.target_mask(np.array(target))
         for i, y in enumerate(target):
             mask = live(ids[:n + i].tolist())
             assert torch.equal(mask, c.allowed(target[:i])) and mask[y]
+            if i < len(stream) and not scored[i]:  # fill: forced
+                assert mask.sum() == 1 and y == FILL
             if i <= len(stream):
                 assert bool(mask[PAD]) == (i in ends), i
                 assert not mask[END]
 
 
-def test_an_untrained_model_sampling_under_the_constraint_writes_valid_midi(m0_pairs):
+@pytest.mark.parametrize("layout", ["events", "note-aligned"])
+def test_an_untrained_model_sampling_under_the_constraint_writes_valid_midi(m0_pairs, layout):
     torch.manual_seed(0)
     model = ByteModel(PRESETS["tiny"])
     # random weights, with logits leaning towards the bytes that end a track (delta 0, FF 2F 00)
@@ -218,7 +269,7 @@ def test_an_untrained_model_sampling_under_the_constraint_writes_valid_midi(m0_p
     lean = torch.zeros(VOCAB_SIZE)
     lean[[0x00, 0xFF, 0x2F, PAD]] = 3.0
     model.head.register_forward_hook(lambda module, inputs, logits: logits + lean)
-    codec = MusicCodec("abc2midi", 16, "events")
+    codec = MusicCodec("abc2midi", 16, layout)
     prompts = [codec.prompt(p).tolist() for p in m0_pairs]
     allowed = generation_constraint([codec.constraint(p) for p in m0_pairs],
                                     [len(p) for p in prompts])
@@ -234,7 +285,7 @@ def test_an_untrained_model_sampling_under_the_constraint_writes_valid_midi(m0_p
             pair = codec.decode(np.array(prompt + out + [PAD] * 15))  # generation stops at END
             assert valid_midi(pair.midi)
             assert codec.output_file(codec.target_bytes(np.array(out))) == pair.midi
-    assert ended >= 12
+    assert ended >= (12 if layout == "events" else 8)  # fill takes part of the 512 ids
 
 
 def test_options_keep_old_checkpoints_as_they_were():
