@@ -28,6 +28,10 @@ constrained by it (`codec.EventConstraint`) writes valid MIDI by construction. I
   within the ranges mido checks when it reads them (`FIXED_META`: keys, time signatures,
   SMPTE offsets);
 - sysex events as mido writes them: F0, a length n >= 1, n - 1 data bytes of 0-127, then F7.
+
+The note-aligned layout (`align_notes`, `NoteAlignedGrammar`) is the same stream with fill bytes
+that make every note begin a patch; the fill follows from the events, so it is forced, not
+learnt.
 """
 
 from __future__ import annotations
@@ -287,7 +291,7 @@ class NoteAlignedGrammar(StreamGrammar):
         self.pos += 1
         if len(self.events.events) > finished:
             status = self.events.events[-1].status
-            sounding = status & 0xF0 == 0x90 and status < 0xF0 and byte > 0  # byte: velocity
+            sounding = status & 0xF0 == 0x90 and byte > 0  # byte: its velocity
             track_end = status == 0xFF and self.events.meta_type == END_OF_TRACK
             if not (sounding or track_end):
                 self.fill = -self.pos % self.align
