@@ -298,8 +298,8 @@ class NoteAlignedGrammar(StreamGrammar):
 
 
 def align_notes(stream: bytes, align: int) -> bytes:
-    """The note-aligned form of a finished event stream (`NoteAlignedGrammar`)."""
-    read_stream(stream)  # StreamError unless it is a finished stream
+    """The note-aligned form of a finished event stream (`NoteAlignedGrammar`; StreamError, as
+    `read_stream` gives, if it is not one)."""
     grammar, out = NoteAlignedGrammar(align), bytearray()
     for byte in stream:
         while grammar.fill:
@@ -307,6 +307,7 @@ def align_notes(stream: bytes, align: int) -> bytes:
             out.append(FILL)
         grammar.feed(byte)
         out.append(byte)
+    _check_finished(grammar, len(stream))
     return bytes(out)
 
 
@@ -329,9 +330,14 @@ def read_stream(stream: bytes) -> EventGrammar:
     grammar = EventGrammar()
     for byte in stream:
         grammar.feed(byte)
-    if not grammar.done():
-        raise StreamError(f"the event stream ends inside a track, after {len(stream)} bytes")
+    _check_finished(grammar, len(stream))
     return grammar
+
+
+def _check_finished(grammar: StreamGrammar, n: int) -> None:
+    """StreamError unless the `n` stream bytes `grammar` has read may end there."""
+    if not grammar.done():
+        raise StreamError(f"the event stream ends inside a track, after {n} bytes")
 
 
 def events_to_midi(stream: bytes) -> bytes:
