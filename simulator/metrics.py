@@ -164,7 +164,10 @@ def valid_midi(data: bytes) -> bool:
     return True
 
 
-def midi_notes(data: bytes) -> list[tuple[int, int, float, float]]:
+Notes = list[tuple[int, int, float, float]]  # (channel, pitch, onset, duration)
+
+
+def midi_notes(data: bytes) -> Notes:
     """Notes of a MIDI file as (channel, pitch, onset, duration), times in beats (rounded)."""
     import mido
 
@@ -184,31 +187,22 @@ def midi_notes(data: bytes) -> list[tuple[int, int, float, float]]:
     return notes
 
 
-def _note_counts(data: bytes) -> Counter | None:
-    """The notes of a MIDI file as a multiset; None if it is unreadable."""
+def _readable_notes(data: bytes) -> Notes | None:
+    """`midi_notes`, or None if the file is unreadable."""
     try:
-        return Counter(midi_notes(data))
+        return midi_notes(data)
     except MIDI_ERRORS:
         return None
 
 
 def note_f1(predicted: bytes, reference: bytes) -> float:
     """Note-level F1 (pitch, onset, duration; channel) of a predicted MIDI file; 0 if unreadable."""
-    pred, ref = _note_counts(predicted), Counter(midi_notes(reference))
-    if pred is None:  # an unreadable prediction has no notes
-        return 0.0
-    hits = sum((pred & ref).values())
-    if not pred and not ref:
-        return 1.0
-    if hits == 0:
-        return 0.0
-    precision, recall = hits / sum(pred.values()), hits / sum(ref.values())
-    return 2 * precision * recall / (precision + recall)
+    return _f1(_readable_notes(predicted), midi_notes(reference))
 
 
 def notes_exact(predicted: bytes, reference: bytes) -> bool:
     """Whether a predicted MIDI file has exactly the reference's notes (False if unreadable)."""
-    return _note_counts(predicted) == Counter(midi_notes(reference))
+    return _exact(_readable_notes(predicted), midi_notes(reference))
 
 
 FIRST_ERRORS = ("swapped_notes", "skipped_note", "repeated_note", "wrong_pitch", "wrong_timing",
@@ -224,11 +218,33 @@ def first_error(predicted: bytes, reference: bytes) -> str | None:
     "repeated_note": that of the previous one (behind); "wrong_pitch": another pitch;
     "wrong_timing": the right pitch at a wrong onset or duration (or channel); "missing" / "extra":
     one list is a prefix of the other; "unreadable": not a MIDI file."""
-    try:
-        pred = sorted(midi_notes(predicted), key=_time_order)
-    except MIDI_ERRORS:
+    return _first_error(_readable_notes(predicted), midi_notes(reference))
+
+
+# The three above on notes already read (None: an unreadable prediction), so that a tally reads
+# each file once.
+
+def _f1(predicted: Notes | None, reference: Notes) -> float:
+    if predicted is None:  # an unreadable prediction has no notes
+        return 0.0
+    pred, ref = Counter(predicted), Counter(reference)
+    hits = sum((pred & ref).values())
+    if not pred and not ref:
+        return 1.0
+    if hits == 0:
+        return 0.0
+    precision, recall = hits / sum(pred.values()), hits / sum(ref.values())
+    return 2 * precision * recall / (precision + recall)
+
+
+def _exact(predicted: Notes | None, reference: Notes) -> bool:
+    return predicted is not None and Counter(predicted) == Counter(reference)
+
+
+def _first_error(predicted: Notes | None, reference: Notes) -> str | None:
+    if predicted is None:
         return "unreadable"
-    ref = sorted(midi_notes(reference), key=_time_order)
+    pred, ref = sorted(predicted, key=_time_order), sorted(reference, key=_time_order)
     i = next((k for k, (p, r) in enumerate(zip(pred, ref)) if p != r), min(len(pred), len(ref)))
     if i == len(pred) == len(ref):
         return None
@@ -268,14 +284,15 @@ class MusicTally:
     def add_output(self, predicted: bytes, reference: bytes, exact_file: bool,
                    ends: bool) -> None:
         """One greedy output: `predicted` and `reference` are MIDI files (midi2abc: the
-        predicted ABC converted; b"" where there is none)."""
-        self.files["note_f1"].append(note_f1(predicted, reference))
-        self.files["notes_exact"].append(notes_exact(predicted, reference))
+        predicted ABC converted; b"" where there is none). Each file is read once."""
+        pred, ref = _readable_notes(predicted), midi_notes(reference)
+        self.files["note_f1"].append(_f1(pred, ref))
+        self.files["notes_exact"].append(_exact(pred, ref))
         self.files["ends"].append(ends)
-        if self.task == "abc2midi":
-            self.files["valid_midi"].append(valid_midi(predicted))
+        if self.task == "abc2midi":  # midi_notes reads nothing more than mido's parse does
+            self.files["valid_midi"].append(pred is not None)
         self.files["exact_file"].append(exact_file)
-        self.first_errors[first_error(predicted, reference)] += 1
+        self.first_errors[_first_error(pred, ref)] += 1
 
     def add_teacher_forced(self, right: np.ndarray) -> None:
         """One file's notes under teacher forcing: right (n_notes, 3) bool for pitch, onset and

@@ -13,7 +13,10 @@ output for unit m has seen exactly the bytes before unit m, and logits[:, t] pre
 
 Unit embedding: a unit of U bytes is embedded as the sum of U slot-specific byte embeddings (a table
 of U * V rows), which equals bGPT's linear layer over the concatenated one-hot bytes; with
-`bit_embed`, plus a linear map of the unit's U * 8 bits (instruction fields straddle bytes).
+`bit_embed`, plus a linear map of the unit's U * 8 bits (instruction fields straddle bytes); with
+`patch_encoder` (top level only), plus a non-linear reading of the patch: a few blocks over its
+bytes, inside the patch, whose U outputs are concatenated and mapped to the level's width (like
+BLT's local encoder; for text whose items do not sit at fixed slots, such as ABC notes).
 Output: a linear map to the V logits; with `bit_head`, plus 8 logits per byte, one per bit,
 shared by the 256 byte ids (byte v gets the sum of the logits of its set bits), so that what is
 learnt about one bit of a result holds for every byte that has it.
@@ -60,6 +63,7 @@ class ModelConfig:
     local_window: int = 0  # bytes before its patch the byte level sees (the copy path)
     bit_embed: bool = False  # also embed the 8 bits of every byte (fields that straddle bytes)
     bit_head: bool = False  # also score every byte id by its 8 bits (see the module docstring)
+    patch_encoder: int = 0  # blocks of a byte encoder inside each top-level patch (0: none)
     dropout: float = 0.0
     mlp_ratio: int = 4
     rope_base: float = 10000.0
@@ -109,6 +113,7 @@ class ModelConfig:
         if (
             self.vocab_size < 2
             or self.local_window < 0
+            or self.patch_encoder < 0
             or min(self.n_layers) < 0
             or self.mlp_ratio < 1
         ):
@@ -231,9 +236,51 @@ PRESETS["small-p4"] = replace(PRESETS["small"], patch_sizes=(4,))
 PRESETS["small-flat"] = replace(PRESETS["small"], patch_sizes=(1,), max_len=1024)
 PRESETS["tiny-flat"] = replace(PRESETS["tiny"], patch_sizes=(1,))  # the same, for tests
 
+# `small` whose top-level patches are also read by a 2-block byte encoder (width 128) inside each
+# patch: the music study's test of whether the order of the notes inside one ABC patch is lost in
+# the linear patch embedding (docs/music.md)
+PRESETS["small-enc"] = replace(PRESETS["small"], patch_encoder=2)
+PRESETS["tiny-enc"] = replace(PRESETS["tiny"], patch_encoder=1)  # the same, for tests
+
 # small3's body parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
 PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_layers=(7, 4, 4),
                                  n_heads=(3, 3, 2))
+
+
+def _blocks(cfg: ModelConfig, k: int, shape: LevelShape, n: int) -> Sequence[Any]:
+    """n blocks of level k's type and settings, for a level of this shape (an nn.ModuleList)."""
+    block, block_config = BLOCKS[cfg.block_types[k]], cfg.block_config(k)
+    return cast(Sequence[Any], nn.ModuleList(block(shape, block_config) for _ in range(n)))
+
+
+class PatchEncoder(nn.Module):
+    """Reads the bytes of each unit with blocks of the byte level's type and width, inside the
+    unit (each byte sees the unit's bytes up to itself), and maps the U outputs, concatenated, to
+    the width of the level the units belong to."""
+
+    offsets: Tensor  # buffer
+
+    def __init__(self, cfg: ModelConfig, unit: int, d_out: int):
+        super().__init__()
+        d = cfg.d_model[-1]
+        self.embed = nn.Embedding(unit * cfg.vocab_size, d)  # one table per slot, as in Level
+        self.register_buffer("offsets", torch.arange(unit) * cfg.vocab_size, persistent=False)
+        self.blocks = _blocks(cfg, cfg.n_levels - 1, LevelShape(d_model=d, group=None),
+                              cfg.patch_encoder)
+        self.norm = nn.LayerNorm(d)
+        self.to_unit = nn.Linear(unit * d, d_out, bias=False)
+
+    def forward(self, units: Tensor) -> Tensor:
+        """(B, L, U) byte ids -> (B, L, D_out)."""
+        B, L, U = units.shape
+        if B * L == 0:  # generation's prefill of an empty prompt
+            return self.to_unit.weight.new_zeros(B, L, self.to_unit.out_features)
+        x = self.embed(units + self.offsets).flatten(0, 1)  # (B*L, U, d): one sequence a unit
+        pos = Positions(torch.arange(U, device=units.device)[None])  # (1, U)
+        for block in self.blocks:
+            x = block(x, pos)
+        return self.to_unit(self.norm(x).view(B, L, -1))  # (B, L, U*d) -> (B, L, D_out)
+
 
 class Level(nn.Module):
     """One decoder level: embeds the previous unit, adds the parent's context, runs its blocks."""
@@ -255,15 +302,13 @@ class Level(nn.Module):
         self.register_buffer("bit_values", 1 << torch.arange(8), persistent=False)
         self.register_buffer("offsets", torch.arange(self.unit) * cfg.vocab_size, persistent=False)
         self.start = nn.Parameter(torch.zeros(d))
+        self.encoder = PatchEncoder(cfg, self.unit, d) if k == 0 and cfg.patch_encoder else None
         if k > 0:
             self.group = group = cfg.patch_sizes[k - 1] // self.unit
             self.from_parent = nn.Linear(cfg.d_model[k - 1], d, bias=False)
             self.slot = nn.Embedding(group, d)
         shape = LevelShape(d_model=d, group=self.group, window=cfg.local_window if last else 0)
-        block, block_config = BLOCKS[cfg.block_types[k]], cfg.block_config(k)
-        # an nn.ModuleList of blocks of any registered type
-        self.blocks = cast(Sequence[Any], nn.ModuleList(block(shape, block_config)
-                                                        for _ in range(cfg.n_layers[k])))
+        self.blocks = _blocks(cfg, k, shape, cfg.n_layers[k])  # blocks of any registered type
         self.norm = nn.LayerNorm(d)
 
     def embed_units(self, ids: Tensor) -> Tensor:
@@ -274,6 +319,8 @@ class Level(nn.Module):
         if self.bits is not None:
             bits = (units[..., None] & self.bit_values).ne(0) & (units[..., None] < 256)
             x = x + self.bits(bits.flatten(2).to(x.dtype))  # (B, L, U*8) -> (B, L, D)
+        if self.encoder is not None:
+            x = x + self.encoder(units)  # (B, L, D)
         return x
 
     def forward(
@@ -319,7 +366,8 @@ class ByteModel(nn.Module):
         for level, n in zip(self.levels, config.n_layers):
             for name, p in level.named_parameters():
                 if name.endswith("out.weight"):
-                    nn.init.normal_(p, std=0.02 / math.sqrt(2 * max(n, 1)))
+                    depth = config.patch_encoder if name.startswith("encoder.") else n
+                    nn.init.normal_(p, std=0.02 / math.sqrt(2 * max(depth, 1)))
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:

@@ -78,6 +78,8 @@ class SynthOptions:
     octaves: float = 1.0  # a tune's range may need octave marks (otherwise C to b)
     short_parts: float = 0.0  # a part has 4 bars (otherwise 4 or 8)
     pickups: float = 0.0  # the tune opens with a pickup (anacrusis): one beat before bar 1
+    titles: float = 0.0  # the title goes on with 0-15 random letters, which moves the notes
+    #                      against a model's patch grid (the MIDI does not keep titles)
 
     @classmethod
     def parse(cls, text: str | None, base: SynthOptions | None = None) -> SynthOptions:
@@ -328,7 +330,11 @@ class _Tune:
 
     def text(self) -> str:
         rng = self.rng
-        head = [f"X:{self.index + 1}", f"T:Synthetic tune {self.index + 1}", f"M:{self.meter}",
+        title = f"Synthetic tune {self.index + 1}"
+        if self.chance(self.opt.titles):
+            title += " " + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz")
+                                   for _ in range(rng.randrange(16)))
+        head = [f"X:{self.index + 1}", f"T:{title.rstrip()}", f"M:{self.meter}",
                 f"L:{self.unit.numerator}/{self.unit.denominator}"]
         if rng.random() < self.opt.tempo:
             q = self.beat

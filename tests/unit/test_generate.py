@@ -9,7 +9,8 @@ import torch
 from simulator.generate import _CachedDecoder
 from simulator.model import PRESETS, ByteModel
 
-CONFIGS = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40), ("tiny-flat", 0)]
+CONFIGS = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40), ("tiny-flat", 0),
+          ("tiny-enc", 20)]
 END = 257
 
 

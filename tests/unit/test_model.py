@@ -11,7 +11,8 @@ from simulator.blocks import BLOCKS, register_block
 from simulator.model import PRESETS, ByteModel, ModelConfig
 
 # (preset, local_window): two and three levels, inside the patch only and across patch boundaries
-SHAPES = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40), ("tiny-flat", 0)]
+SHAPES = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40), ("tiny-flat", 0),
+          ("tiny-enc", 20)]
 
 
 def make(name: str, window: int = 0, seed: int = 0) -> ByteModel:
@@ -96,10 +97,27 @@ def test_config_rejects_unknown_and_invalid_fields():
         {"block_types": ("transformer", "nope")},
         {"max_len": 500},
         {"local_window": -1},
+        {"patch_encoder": -1},
     ]
     for change in bad:
         with pytest.raises(ValueError):
             replace(PRESETS["tiny"], **change)
+
+
+def test_patch_encoder_reads_a_patch_non_additively():
+    """A plain patch embedding is a sum over slots, so changing slot 1 moves it by the same vector
+    whatever slot 0 holds; the patch encoder's reading depends on both together."""
+    def slot1_effect(model: ByteModel, first: int) -> torch.Tensor:
+        a, b = torch.full((1, 16), 65), torch.full((1, 16), 65)
+        a[0, 0] = b[0, 0] = first
+        b[0, 1] = 66
+        return model.levels[0].embed_units(b) - model.levels[0].embed_units(a)
+
+    for name, additive in (("tiny", True), ("tiny-enc", False)):
+        model = make(name)
+        with torch.no_grad():
+            same = torch.allclose(slot1_effect(model, 10), slot1_effect(model, 20))
+        assert same == additive, name
 
 
 def test_preset_sizes():
@@ -113,6 +131,8 @@ def test_preset_sizes():
         "small-p4": (3e6, 5e6),
         "small-flat": (3e6, 5e6),
         "tiny-flat": (1e5, 1e6),
+        "tiny-enc": (1e5, 1e6),
+        "small-enc": (4e6, 8e6),
         "small3": (2e6, 12e6),
         "small3-deep": (2e6, 12e6),
         "base": (30e6, 50e6),

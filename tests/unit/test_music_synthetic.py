@@ -137,3 +137,17 @@ def test_pickups_open_the_tune_with_one_beat_before_the_first_full_bar(tmp_path)
         found = notes(normalize_midi(done.midi))
         onsets = [round(onset, 1) for onset, _, _, _ in found]
         assert len(found) == 34 and onsets[:3] == [0.0, 0.5, 1.0]  # bar 1 starts a beat in
+
+
+def test_titles_move_the_notes_against_the_patch_grid():
+    """`titles`: the title goes on with 0-15 random letters, so the notes start at every offset
+    modulo a 16-byte patch; at 0, the default, tunes are as before."""
+    assert _bodies(SynthOptions.parse("titles=0", LADDER["M0"]), 5) == _bodies(LADDER["M0"], 5)
+    titled = SynthOptions.parse("titles=1", LADDER["M0"])
+    offsets = set()
+    for i in range(200):
+        text = synthetic_tune(3, i, titled)
+        title = re.search(r"^T:(.*)$", text, re.MULTILINE).group(1)
+        assert re.fullmatch(rf"Synthetic tune {i + 1}( [a-z]{{1,15}})?", title), title
+        offsets.add(text.index("\nK:") % 16)
+    assert offsets == set(range(16))
