@@ -289,7 +289,7 @@ class MusicTally:
         self.files["note_f1"].append(_f1(pred, ref))
         self.files["notes_exact"].append(_exact(pred, ref))
         self.files["ends"].append(ends)
-        if self.task == "abc2midi":  # midi_notes reads nothing more than mido's parse does
+        if self.task == "abc2midi":  # midi_notes fails exactly where mido's parse does
             self.files["valid_midi"].append(pred is not None)
         self.files["exact_file"].append(exact_file)
         self.first_errors[_first_error(pred, ref)] += 1

@@ -39,10 +39,15 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from mido.midifiles.meta import _META_SPECS
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self from Python 3.11
 
 HEADER = b"MThd\0\0\0\x06"
 PREFIX = 3  # stream bytes before the first event: format (1), division (2)
@@ -117,6 +122,12 @@ class StreamGrammar:
 
     def feed(self, byte: int) -> None:
         raise NotImplementedError
+
+    def feed_all(self, data: Iterable[int]) -> Self:
+        """`feed` each byte of `data`; returns the grammar."""
+        for byte in data:
+            self.feed(byte)
+        return self
 
     def done(self) -> bool:
         """Whether the stream may end here."""
@@ -313,10 +324,7 @@ def align_notes(stream: bytes, align: int) -> bytes:
 
 def read_aligned(content: bytes, align: int) -> NoteAlignedGrammar:
     """The grammar after reading all of a note-aligned `content` (StreamError if malformed)."""
-    grammar = NoteAlignedGrammar(align)
-    for byte in content:
-        grammar.feed(byte)
-    return grammar
+    return NoteAlignedGrammar(align).feed_all(content)
 
 
 def unalign_notes(content: bytes, align: int) -> bytes:
@@ -327,9 +335,7 @@ def unalign_notes(content: bytes, align: int) -> bytes:
 
 def read_stream(stream: bytes) -> EventGrammar:
     """The grammar after reading all of `stream`; StreamError if it is not a finished stream."""
-    grammar = EventGrammar()
-    for byte in stream:
-        grammar.feed(byte)
+    grammar = EventGrammar().feed_all(stream)
     _check_finished(grammar, len(stream))
     return grammar
 
