@@ -89,6 +89,14 @@ RECORD_LAYOUTS = {
 }
 CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
 
+# Training-only auxiliary targets a codec can give beside the bytes (`Codec.aux_targets`), name
+# -> outputs per scored byte. "mul-sums": at each byte k of the value a RISC-V `mul` writes
+# (commit records), the 18 bits of the running column sum c_k = sum_{i+j=k} a_i b_j + (c_{k-1}
+# >> 8) over the bytes a_i, b_j of its operands, whose low 8 bits are the byte itself and the
+# rest the carry into the next (the intermediate an auxiliary loss taught a transformer to
+# multiply with: docs/training.md).
+AUX_TARGETS = {"none": 0, "mul-sums": 18}
+
 TASKS = ("cpu", "abc2midi", "midi2abc")
 
 
@@ -378,6 +386,11 @@ class Codec:
     def constraint(self, sample: Any) -> Constraint:
         """The shape of a valid target for `sample` (for constrained generation)."""
         raise NotImplementedError
+
+    def aux_targets(self, sample: Any, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """Auxiliary targets of kind `kind` (AUX_TARGETS) for `sample`: positions (M,) int64
+        into `encode(sample)[0]` and their targets (M, AUX_TARGETS[kind]) float32 bits."""
+        raise ValueError(f"{self.task} sequences of this layout have no {kind!r} targets")
 
 
 def _word_values(words: np.ndarray) -> np.ndarray:
@@ -796,6 +809,25 @@ class CpuRecordCodec(CpuCodec):
             raise DecodeError("a commit record's given fields or zeros do not match the "
                               "program and the states")
         return trace
+
+    def aux_targets(self, sample: CpuTrace, kind: str) -> tuple[np.ndarray, np.ndarray]:
+        if kind != "mul-sums":
+            return super().aux_targets(sample, kind)
+        records = self._records(sample).astype(np.int64)  # (n, stride)
+        fields = self.record.fields
+        word = _word_values(records[:, fields["word"][0]:])
+        is_mul = ((word & 0xFE00707F) == 0x02000033) & (records[:, fields["rd"][0]] != 0)
+        at = fields["reads"][0]
+        a, b = records[is_mul, at: at + 4], records[is_mul, at + 4: at + 8]  # (m, 4) bytes each
+        sums = np.zeros((len(a), 4), np.int64)  # (m, 4) c_0..c_3
+        carry = np.zeros(len(a), np.int64)
+        for k in range(4):
+            sums[:, k] = sum(a[:, i] * b[:, k - i] for i in range(k + 1)) + carry
+            carry = sums[:, k] >> 8
+        width = AUX_TARGETS[kind]
+        bits = (sums[..., None] >> np.arange(width)) & 1  # (m, 4, width)
+        pos = self._target_blocks(sample)[is_mul] + fields["value"][0] + np.arange(4)  # (m, 4)
+        return pos.reshape(-1), bits.reshape(-1, width).astype(np.float32)
 
     def constraint(self, sample: CpuTrace) -> Constraint:
         prof = _profile(sample.profile)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -38,6 +38,9 @@ class EncodedSplit:
     n_targets: np.ndarray  # (n,) int64: scored tokens per sequence
     n_too_long: int  # rows refused because their sequence exceeds max_len
     max_len: int
+    # auxiliary targets (`Codec.aux_targets`), if asked for: flat positions into ids, ascending
+    aux_at: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (M,)
+    aux: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # (M, A)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -60,6 +63,17 @@ class EncodedSplit:
         ids = np.where(inside, self.ids[flat], PAD).astype(np.int64)
         return ids, inside & self.mask[flat]
 
+    def aux_batch(self, seqs: np.ndarray, length: int) -> np.ndarray:
+        """The auxiliary targets of sequences `seqs` laid out like `batch`'s ids: (B, length, A)
+        float32, NaN where a position has none."""
+        seqs = np.asarray(seqs, dtype=np.int64)
+        out = np.full((len(seqs), length, self.aux.shape[1]), np.nan, np.float32)
+        for row, seq in enumerate(seqs):
+            start, end = self.offsets[seq], self.offsets[seq + 1]
+            lo, hi = np.searchsorted(self.aux_at, [start, end])
+            out[row, self.aux_at[lo:hi] - start] = self.aux[lo:hi]
+        return out
+
 
 def load_rows(corpus: Path | str, task: str, split: str) -> list[dict]:
     """The rows of one split, as dicts of the columns the task needs."""
@@ -67,12 +81,20 @@ def load_rows(corpus: Path | str, task: str, split: str) -> list[dict]:
     return table.to_pylist()
 
 
-def encode_rows(rows: list[dict], codec: Codec, max_len: int) -> EncodedSplit:
-    """Encode rows; refuse (and count) those whose sequence is longer than `max_len`."""
-    ids, masks, keep = [], [], []
+def encode_rows(rows: list[dict], codec: Codec, max_len: int,
+                aux: str = "none") -> EncodedSplit:
+    """Encode rows; refuse (and count) those whose sequence is longer than `max_len`. With
+    `aux` (AUX_TARGETS), also each sequence's auxiliary targets of that kind."""
+    ids, masks, keep, aux_at, aux_values = [], [], [], [], []
+    at = 0  # where the next kept sequence starts in the flat ids
     for i, row in enumerate(rows):
         try:
-            x, m = codec.encode(codec.sample_from_row(row))
+            sample = codec.sample_from_row(row)
+            x, m = codec.encode(sample)
+            if len(x) <= max_len and aux != "none":
+                pos, values = codec.aux_targets(sample, aux)
+                aux_at.append(at + pos)
+                aux_values.append(values)
         except ValueError as e:  # e.g. states that are not whole states, an unknown profile
             raise UserError(f"row {i} of the corpus cannot be encoded for the {codec.task} "
                             f"task: {e} (a corrupt corpus, or one from another version?)") from None
@@ -81,22 +103,26 @@ def encode_rows(rows: list[dict], codec: Codec, max_len: int) -> EncodedSplit:
         ids.append(x)
         masks.append(m)
         keep.append(i)
+        at += len(x)
     lengths = np.array([len(x) for x in ids], dtype=np.int64)
+    extra = {"aux_at": np.concatenate(aux_at).astype(np.int64),
+             "aux": np.concatenate(aux_values)} if aux_at else {}
     return EncodedSplit(
         ids=np.concatenate(ids) if ids else np.zeros(0, np.int16),
         mask=np.concatenate(masks) if masks else np.zeros(0, bool),
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         rows=np.array(keep, dtype=np.int64),
-        n_targets=np.array([int(m.sum()) for m in masks], dtype=np.int64), n_too_long=len(rows) - len(keep), max_len=max_len)
+        n_targets=np.array([int(m.sum()) for m in masks], dtype=np.int64),
+        n_too_long=len(rows) - len(keep), max_len=max_len, **extra)
 
 
 def load_split(corpus: Path | str, task: str, codec: Codec, split: str, max_len: int,
                required: bool = True, log: TextIO | None = sys.stderr,
-               limit: int | None = None) -> EncodedSplit:
+               limit: int | None = None, aux: str = "none") -> EncodedSplit:
     """Read and encode one split of a corpus (its first `limit` rows), saying how many rows were
     refused and why."""
     rows = load_rows(corpus, task, split)[:limit]
-    enc = encode_rows(rows, codec, max_len)
+    enc = encode_rows(rows, codec, max_len, aux)
     if enc.n_too_long and log is not None:
         print(f"{split}: {enc.n_too_long} of {len(rows)} sequences are longer than the context "
               f"(--context {max_len}) and are left out", file=log)

@@ -19,7 +19,10 @@ bytes, inside the patch, whose U outputs are concatenated and mapped to the leve
 BLT's local encoder; for text whose items do not sit at fixed slots, such as ABC notes).
 Output: a linear map to the V logits; with `bit_head`, plus 8 logits per byte, one per bit,
 shared by the 256 byte ids (byte v gets the sum of the logits of its set bits), so that what is
-learnt about one bit of a result holds for every byte that has it.
+learnt about one bit of a result holds for every byte that has it. With `aux_outputs` A > 0, a
+linear map of the same byte-level outputs to A more numbers per byte, trained (only) against
+auxiliary targets that the training data gives (`forward(ids, aux=True)`; simulator/train.py):
+an inductive bias towards intermediate results, unused when generating.
 Positions: rotary embeddings (RoPE) at every level, at absolute unit indices (0.5 bits better than
 none after 120 steps: docs/training.md). RoPE is relative, so a patch's bytes are treated the same
 wherever the patch is, and sequences longer than those seen in training still get well-defined
@@ -64,6 +67,7 @@ class ModelConfig:
     bit_embed: bool = False  # also embed the 8 bits of every byte (fields that straddle bytes)
     bit_head: bool = False  # also score every byte id by its 8 bits (see the module docstring)
     patch_encoder: int = 0  # blocks of a byte encoder inside each top-level patch (0: none)
+    aux_outputs: int = 0  # outputs per byte of a training-only auxiliary head (0: none)
     dropout: float = 0.0
     mlp_ratio: int = 4
     rope_base: float = 10000.0
@@ -114,6 +118,7 @@ class ModelConfig:
             self.vocab_size < 2
             or self.local_window < 0
             or self.patch_encoder < 0
+            or self.aux_outputs < 0
             or min(self.n_layers) < 0
             or self.mlp_ratio < 1
         ):
@@ -351,6 +356,8 @@ class ByteModel(nn.Module):
         byte_bits = ((ids[:, None] >> torch.arange(8)) & 1) * (ids[:, None] < 256)  # (V, 8)
         self.register_buffer("byte_bits", byte_bits.float(), persistent=False)
         self.apply(self._init_weights)
+        self.aux_head: nn.Linear | None = None
+        self.add_aux_head(config.aux_outputs)
         # the start vectors are the whole input of a level's first unit: a zero vector there
         # meets LayerNorm's 1/sqrt(eps) and gave a gradient norm of ~3.6e6 at the first step,
         # so clipping shrank every other gradient by as much (docs/training.md)
@@ -377,16 +384,31 @@ class ByteModel(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, aux: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """ids (B, T), T a multiple of patch_sizes[0] and <= max_len -> logits (B, T, V);
-        logits[:, t] predicts ids[:, t] from ids[:, :t]."""
+        logits[:, t] predicts ids[:, t] from ids[:, :t]. aux=True: also the auxiliary head's
+        outputs (B, T, A), from what position t has seen (the model needs `aux_outputs`)."""
         U = self.config.patch_sizes[0]
         if ids.dim() != 2 or ids.shape[1] % U or ids.shape[1] > self.config.max_len:
             raise ValueError(
                 f"ids must be (B, T) with T a multiple of {U} and <= max_len {self.config.max_len}, "
                 f"got shape {tuple(ids.shape)}"
             )
-        return self._run(ids)[0]
+        logits, hs = self._run(ids)
+        if not aux:
+            return logits
+        if self.aux_head is None:
+            raise ValueError("this model has no auxiliary head (ModelConfig.aux_outputs is 0)")
+        return logits, self.aux_head(hs[-1])
+
+    def add_aux_head(self, outputs: int) -> None:
+        """Give a model (e.g. a loaded checkpoint's) a fresh auxiliary head of `outputs`."""
+        self.config.aux_outputs = outputs
+        head = nn.Linear(self.config.d_model[-1], outputs) if outputs else None
+        if head is not None:
+            self._init_weights(head)
+            nn.init.zeros_(head.bias)
+        self.aux_head = head
 
     def _run(
         self, ids: Tensor, caches: list | None = None, extend: bool = False

@@ -36,7 +36,7 @@ from simulator.checkpoint import (
     resolve_model_path,
     save_run_state,
 )
-from simulator.codec import codec_from_options, make_codec
+from simulator.codec import AUX_TARGETS, RECORD_LAYOUTS, codec_from_options, make_codec
 from simulator.data import EncodedSplit, batch_sequences, curriculum_sequences, load_split
 from simulator.distributed import Dist, hardware, init_distributed, pick_device
 from simulator.evaluate import split_loss
@@ -54,7 +54,8 @@ from simulator.run_folder import (
 from simulator.schedule import default_warmup, lr_at
 from simulator.train_args import CONFIG_OVERRIDES, TrainArgs, check_args
 
-FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window")  # --init-from may change
+# --init-from may change these (an auxiliary head that differs is drawn afresh)
+FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window", "aux_outputs")
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainArgs, device: str) -> torch.optim.AdamW:
@@ -90,12 +91,15 @@ def initial_weights(path: str, config, codec_options: dict[str, Any]):
     if diff:
         raise UserError(f"--init-from {path} does not fit this run: {'; '.join(diff[:3])}")
     model.config.max_len = config.max_len
+    if model.config.aux_outputs != config.aux_outputs:
+        model.add_aux_head(config.aux_outputs)
     return model.train()
 
 
 def _step_loss(model, train: EncodedSplit, seqs: np.ndarray, args: TrainArgs, d: Dist,
-               device: str, step: int) -> float:
-    """Forward + backward of this rank's slice of the global batch `seqs`; the global mean loss.
+               device: str, step: int) -> tuple[float, float]:
+    """Forward + backward of this rank's slice of the global batch `seqs`; the global mean loss
+    of the bytes, and the auxiliary loss (`--aux-targets`) over the same number of tokens.
 
     With --scheduled-sampling P the model reads, at step s, a share P * s / steps of its target
     inputs from its own predictions; which ones is drawn for the global batch from (seed, step),
@@ -107,7 +111,7 @@ def _step_loss(model, train: EncodedSplit, seqs: np.ndarray, args: TrainArgs, d:
     p_sampled = args.scheduled_sampling * step / args.steps
     if p_sampled:  # which target inputs the model's predictions replace, for the global batch
         coins = np.random.default_rng([args.seed, step, 3]).random((len(seqs), length)) < p_sampled
-    total = torch.zeros((), dtype=torch.float64, device=device)
+    total = torch.zeros(2, dtype=torch.float64, device=device)  # bytes' loss, auxiliary loss
     for i, part in enumerate(rows):
         ids_np, mask_np = train.batch(seqs[part], length)
         ids = torch.from_numpy(ids_np).to(device)  # (b, T)
@@ -119,11 +123,27 @@ def _step_loss(model, train: EncodedSplit, seqs: np.ndarray, args: TrainArgs, d:
             if p_sampled:
                 replace = torch.from_numpy(mask_np & coins[part]).to(device)  # (b, T)
                 inputs = sample_inputs(model, ids, replace)
-            logits = model(inputs)  # (b, T, V)
+            if args.aux_targets == "none":
+                logits = model(inputs)  # (b, T, V)
+                aux_sum = torch.zeros((), device=device)
+            else:
+                logits, aux = model(inputs, aux=True)  # (b, T, V), (b, T, A)
+                aux_sum = _aux_loss(aux, train.aux_batch(seqs[part], length), device)
             loss_sum = F.cross_entropy(logits[mask].float(), ids[mask], reduction="sum")
-            (loss_sum * (d.world / n_tokens)).backward()
-        total += loss_sum.detach().double()
-    return float(d.all_sum(total).item()) / n_tokens
+            ((loss_sum + args.aux_weight * aux_sum) * (d.world / n_tokens)).backward()
+        total += torch.stack([loss_sum, aux_sum]).detach().double()
+    loss, aux_loss = (d.all_sum(total) / n_tokens).tolist()
+    return loss, aux_loss
+
+
+def _aux_loss(aux: torch.Tensor, targets_np: np.ndarray, device: str) -> torch.Tensor:
+    """The auxiliary loss of a micro-batch: at each position with targets (B, T, A; NaN: none),
+    the mean binary cross-entropy of its A outputs (logits) against its A target bits, summed
+    over positions like the bytes' loss."""
+    targets = torch.from_numpy(targets_np).to(device)
+    has = ~targets[..., 0].isnan()  # (b, T)
+    return F.binary_cross_entropy_with_logits(
+        aux[has].float(), targets[has], reduction="sum") / max(targets.shape[-1], 1)
 
 
 def _device(args: TrainArgs) -> tuple[Dist, str]:
@@ -149,6 +169,10 @@ def _config_and_codec(args: TrainArgs):
         raise UserError(f"unknown --preset {args.preset!r}; known: {', '.join(PRESETS)}")
     args.data = str(Path(args.data).resolve())
     overrides = {k: getattr(args, k) for k in CONFIG_OVERRIDES if getattr(args, k) is not None}
+    overrides["aux_outputs"] = AUX_TARGETS[args.aux_targets]
+    if args.aux_targets != "none" and args.cpu_layout not in RECORD_LAYOUTS:
+        raise UserError(f"--aux-targets {args.aux_targets} needs commit records (--cpu-layout "
+                        f"{' or '.join(RECORD_LAYOUTS)})")
     try:
         config = dataclasses.replace(PRESETS[args.preset], **overrides)
     except ValueError as e:
@@ -177,7 +201,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
     config, codec = _config_and_codec(args)
     run = Path(args.out)
     log = sys.stderr if d.main and not args.quiet else None
-    train_split = load_split(args.data, args.task, codec, "train", args.max_len, log=log)
+    train_split = load_split(args.data, args.task, codec, "train", args.max_len, log=log,
+                             aux=args.aux_targets)
     valid_split = load_split(args.data, args.task, codec, "valid", args.max_len, required=False,
                              log=log, limit=args.valid_limit or None)
     codec_info = codec.options()
@@ -239,7 +264,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
             else:
                 seqs = batch_sequences(train_split.lengths, args.seed, step, args.batch_size,
                                        args.sort_window)
-            loss = _step_loss(net, train_split, seqs, args, d, device, step)
+            loss, aux_loss = _step_loss(net, train_split, seqs, args, d, device, step)
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
@@ -252,6 +277,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
                    "grad_norm": grad_norm, "tokens": int(train_split.n_targets[seqs].sum()),
                    "time_s": round(elapsed, 3), "cpu_s": round(cpu, 3),
                    "bytes_per_s": round(int(train_split.lengths[seqs].sum()) / dt, 1)}
+            if args.aux_targets != "none":
+                rec["aux_loss"] = aux_loss
             done = step + 1
             if len(valid_split) and (done % args.eval_every == 0 or done == args.steps):
                 vloss = split_loss(model, valid_split, args.batch_size // d.world, device, d)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bytesim_common.cli import option
 from bytesim_common.errors import UserError
-from simulator.codec import CPU_LAYOUTS, IR_WORDS, MIDI_LAYOUTS, TASKS
+from simulator.codec import AUX_TARGETS, CPU_LAYOUTS, IR_WORDS, MIDI_LAYOUTS, TASKS
 
 if TYPE_CHECKING:
     from simulator.distributed import Dist
@@ -84,6 +84,11 @@ class TrainArgs:
                              "header chunk and chunk lengths, generated as well-formed events "
                              "only (events, the default); the same with each note starting a "
                              "patch (note-aligned); or as the file's bytes (file; docs/music.md)")
+    aux_targets: str = option("none", choices=list(AUX_TARGETS),
+                              help="cpu: also train an auxiliary head against intermediate "
+                              "results: none (default) or mul-sums (commit records: the column "
+                              "sums of each `mul`; docs/training.md)")
+    aux_weight: float = option(1.0, help="the auxiliary loss's weight beside the bytes' loss")
     init_from: str | None = option(None, metavar="CHECKPOINT",
                                    help="start from this checkpoint's weights (e.g. "
                                    "trained/cpu-rv32e) with a fresh optimizer; its shape and "
@@ -120,6 +125,10 @@ def check_args(args: TrainArgs, d: Dist) -> None:
         raise UserError(f"--curriculum must be 0 (none) or more steps; got {args.curriculum}")
     if not 0.0 <= args.scheduled_sampling <= 1.0:
         raise UserError(f"--scheduled-sampling must be in [0, 1]; got {args.scheduled_sampling}")
+    if args.aux_targets not in AUX_TARGETS:
+        raise UserError(f"--aux-targets takes {', '.join(AUX_TARGETS)}; got {args.aux_targets!r}")
+    if args.aux_weight < 0:
+        raise UserError(f"--aux-weight must be 0 or more; got {args.aux_weight}")
     if args.lr <= 0:
         raise UserError(f"--lr must be positive; got {args.lr}")
     if args.batch_size % (d.world * args.grad_accum):

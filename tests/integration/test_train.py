@@ -294,3 +294,25 @@ def test_four_byte_patches_train_on_the_16_byte_layout(corpus, tmp_path):
     r = evaluate_rows(model, codec_from_options(meta["codec"]), load_rows(corpus, "cpu", "test")[:2],
                       "p4", show_progress=False)
     assert r["one_step"]["model"]["steps"] > 0
+
+
+def test_aux_targets_train_a_head_added_to_a_checkpoint(corpus, tmp_path):
+    """--aux-targets mul-sums: commit records of muls give the auxiliary head its targets; a
+    checkpoint without the head starts such a run (the head drawn afresh), and the loss it
+    logs falls as the head learns; full states have no such targets."""
+    muls = tmp_path / "muls"
+    build_cpu_corpus(datagen_parser().parse_args(
+        ["cpu", "--profile", "rv32e-mini", "-n", "60", "--seed", "3", "--max-len", "1",
+         "--mix", "muldiv=1", "--mnemonics", "mul", "--split-by", "trace", "--out", str(muls),
+         "--quiet"]))
+    records = {"cpu_layout": "decoded-records", "curriculum": 0}
+    train(_args(str(muls), tmp_path / "plain", steps=2, **records))
+    train(_args(str(muls), tmp_path / "aux", steps=20, aux_targets="mul-sums",
+                init_from=str(tmp_path / "plain"), **records))
+    curve = [r["aux_loss"] for r in read_metrics(tmp_path / "aux")]
+    assert np.mean(curve[-3:]) < 0.8 * curve[0]
+    config = json.loads((tmp_path / "aux" / "run.json").read_text())["args"]
+    assert config["aux_targets"] == "mul-sums"
+    assert "aux_head.weight" in _weights(tmp_path / "aux")
+    with pytest.raises(UserError, match="--aux-targets mul-sums needs commit records"):
+        train(_args(corpus, tmp_path / "states", aux_targets="mul-sums"))

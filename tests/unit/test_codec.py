@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator.codec import (
+    AUX_TARGETS,
     END,
     IR_WORDS,
     PAD,
@@ -295,3 +296,40 @@ def test_rv32_immediate_decodes_every_format(text, imm):
 
     word = np.frombuffer(assemble("rv32e", text), np.uint8)[None, :4]
     assert rv32_immediate(word)[0].tobytes() == (imm & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+@pytest.mark.parametrize("layout", ["records", "decoded-records"])
+def test_mul_sums_are_the_column_sums_of_each_mul(layout):
+    """`mul-sums` at the 4 value bytes of each `mul` record: bits 0-7 the byte itself, bits 8-17
+    the carry into the next byte, from the partial products of the operands' bytes."""
+    from datagen.cpu.build import make_row
+    from datagen.cpu.programs import Operands, parse_mix
+
+    codec = make_codec("cpu", 16, layout=layout, profile="rv32e")
+    value_at = RECORD_LAYOUTS[layout].fields["value"][0]
+    muls = 0
+    for seed in range(12):
+        row = make_row("rv32e", seed, 2, 6, 64, parse_mix("muldiv=1,alu=1"),
+                       Operands(mnemonics=("mul", "mulhu", "add")))
+        trace = codec.sample_from_row(row)
+        ids, _ = codec.encode(trace)
+        pos, bits = codec.aux_targets(trace, "mul-sums")
+        assert pos.shape == (len(bits),) and bits.shape[1] == AUX_TARGETS["mul-sums"] == 18
+        sums = (bits.astype(np.int64) << np.arange(18)).sum(1)  # c_k
+        assert (sums & 0xFF == ids[pos]).all()  # the value's bytes
+        mul_lines = [ln for ln in row["asm"].splitlines() if ln.split()[0] == "mul"]
+        for k, start in enumerate(pos[::4]):  # one record a mul: check against the operands
+            c = sums[4 * k: 4 * k + 4]
+            record = ids[start - value_at: start - value_at + 32].astype(np.int64)
+            reads = RECORD_LAYOUTS[layout].fields["reads"][0]
+            a, b = (int.from_bytes(bytes(record[reads + o: reads + o + 4].astype(np.uint8)),
+                                   "little") for o in (0, 4))
+            low = sum(int(c[j]) - (int(c[j - 1]) >> 8 if j else 0) << 8 * j for j in range(4))
+            assert low == sum(((a >> 8 * i) & 0xFF) * ((b >> 8 * j) & 0xFF) << 8 * (i + j)
+                              for i in range(4) for j in range(4) if i + j < 4)
+            assert sum(int(c[j] & 0xFF) << 8 * j for j in range(4)) == a * b % 2**32
+        muls += len(pos) // 4
+        assert len(pos) // 4 <= len(mul_lines)  # a mul to x0 writes nothing: no targets
+    assert muls >= 5
+    with pytest.raises(ValueError, match="no 'mul-sums' targets"):
+        make_codec("cpu", 16).aux_targets(trace, "mul-sums")

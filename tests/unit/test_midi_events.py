@@ -254,7 +254,9 @@ def test_constraint_follows_the_grammar_and_stops_only_between_tracks(corpus_pai
         scored = codec.target_mask(np.array(target))
         for i, y in enumerate(target):
             mask = live(ids[:n + i].tolist())
-            assert torch.equal(mask, c.allowed(target[:i])) and mask[y]
+            assert mask[y]
+            if i % 7 == 0 or i in ends:  # the stateless reading is quadratic: sampled
+                assert torch.equal(mask, c.allowed(target[:i]))
             if i < len(stream) and not scored[i]:  # fill: forced
                 assert mask.sum() == 1 and y == FILL
             if i <= len(stream):

@@ -308,3 +308,23 @@ def test_bit_head_scores_each_byte_by_its_bits():
         assert torch.allclose(extra[..., v], want)
     assert (extra[..., 256:] == 0).all()
     assert ByteModel(PRESETS["tiny"]).bit_head is None
+
+
+def test_aux_head_reads_the_byte_level_causally_and_leaves_the_logits_alone():
+    """`aux_outputs`: A more outputs per position from the byte level's outputs; a head added
+    to a model changes none of its logits, and output t depends on ids[:, :t] only."""
+    torch.manual_seed(0)
+    model = ByteModel(PRESETS["tiny"])
+    ids = torch.randint(0, 256, (2, 64))
+    before = model(ids)
+    with pytest.raises(ValueError, match="no auxiliary head"):
+        model(ids, aux=True)
+    model.add_aux_head(5)
+    logits, aux = model(ids, aux=True)
+    assert torch.equal(logits, before) and aux.shape == (2, 64, 5)
+    changed = ids.clone()
+    changed[:, 40] = (changed[:, 40] + 1) % 256
+    assert torch.equal(model(changed, aux=True)[1][:, :41], aux[:, :41])
+    assert not torch.equal(model(changed, aux=True)[1][:, 41:], aux[:, 41:])
+    config = ModelConfig.from_dict(model.config.to_dict())
+    assert config.aux_outputs == 5 and ByteModel(config).aux_head.out_features == 5
