@@ -387,9 +387,11 @@ class Codec:
         """The shape of a valid target for `sample` (for constrained generation)."""
         raise NotImplementedError
 
-    def aux_targets(self, sample: Any, kind: str) -> tuple[np.ndarray, np.ndarray]:
-        """Auxiliary targets of kind `kind` (AUX_TARGETS) for `sample`: positions (M,) int64
-        into `encode(sample)[0]` and their targets (M, AUX_TARGETS[kind]) float32 bits."""
+    def aux_targets(self, sample: Any, ids: np.ndarray,
+                    kind: str) -> tuple[np.ndarray, np.ndarray]:
+        """Auxiliary targets of kind `kind` (AUX_TARGETS) for `sample`, read from its encoding
+        `ids` (`encode(sample)[0]`): positions (M,) int64 into `ids` and their targets
+        (M, AUX_TARGETS[kind]) float32 bits."""
         raise ValueError(f"{self.task} sequences of this layout have no {kind!r} targets")
 
 
@@ -810,10 +812,12 @@ class CpuRecordCodec(CpuCodec):
                               "program and the states")
         return trace
 
-    def aux_targets(self, sample: CpuTrace, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    def aux_targets(self, sample: CpuTrace, ids: np.ndarray,
+                    kind: str) -> tuple[np.ndarray, np.ndarray]:
         if kind != "mul-sums":
-            return super().aux_targets(sample, kind)
-        records = self._records(sample).astype(np.int64)  # (n, stride)
+            return super().aux_targets(sample, ids, kind)
+        starts = self._target_blocks(sample)  # (n, 1)
+        records = ids[starts + np.arange(self.record.size)].astype(np.int64)  # (n, size)
         fields = self.record.fields
         word = _word_values(records[:, fields["word"][0]:])
         is_mul = ((word & 0xFE00707F) == 0x02000033) & (records[:, fields["rd"][0]] != 0)
@@ -826,7 +830,7 @@ class CpuRecordCodec(CpuCodec):
             carry = sums[:, k] >> 8
         width = AUX_TARGETS[kind]
         bits = (sums[..., None] >> np.arange(width)) & 1  # (m, 4, width)
-        pos = self._target_blocks(sample)[is_mul] + fields["value"][0] + np.arange(4)  # (m, 4)
+        pos = starts[is_mul] + fields["value"][0] + np.arange(4)  # (m, 4)
         return pos.reshape(-1), bits.reshape(-1, width).astype(np.float32)
 
     def constraint(self, sample: CpuTrace) -> Constraint:

@@ -92,7 +92,7 @@ def encode_rows(rows: list[dict], codec: Codec, max_len: int,
             sample = codec.sample_from_row(row)
             x, m = codec.encode(sample)
             if len(x) <= max_len and aux != "none":
-                pos, values = codec.aux_targets(sample, aux)
+                pos, values = codec.aux_targets(sample, x, aux)
                 aux_at.append(at + pos)
                 aux_values.append(values)
         except ValueError as e:  # e.g. states that are not whole states, an unknown profile

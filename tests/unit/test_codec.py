@@ -313,7 +313,7 @@ def test_mul_sums_are_the_column_sums_of_each_mul(layout):
                        Operands(mnemonics=("mul", "mulhu", "add")))
         trace = codec.sample_from_row(row)
         ids, _ = codec.encode(trace)
-        pos, bits = codec.aux_targets(trace, "mul-sums")
+        pos, bits = codec.aux_targets(trace, ids, "mul-sums")
         assert pos.shape == (len(bits),) and bits.shape[1] == AUX_TARGETS["mul-sums"] == 18
         sums = (bits.astype(np.int64) << np.arange(18)).sum(1)  # c_k
         assert (sums & 0xFF == ids[pos]).all()  # the value's bytes
@@ -332,4 +332,4 @@ def test_mul_sums_are_the_column_sums_of_each_mul(layout):
         assert len(pos) // 4 <= len(mul_lines)  # a mul to x0 writes nothing: no targets
     assert muls >= 5
     with pytest.raises(ValueError, match="no 'mul-sums' targets"):
-        make_codec("cpu", 16).aux_targets(trace, "mul-sums")
+        make_codec("cpu", 16).aux_targets(trace, ids, "mul-sums")
