@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "store, branch), e.g. alu=4,alu_imm=4,muldiv=1; left out = 0")
     cpu.add_argument("--mnemonics", default=None,
                      help="RISC-V: draw only these mnemonics, e.g. addi or addi,xori (default: all)")
+    cpu.add_argument("--mnemonic-weights", default=None,
+                     help="RISC-V: weights within each class, e.g. mul=4,sub=2 (others: 1)")
     cpu.add_argument("--imm", default="mixed",
                      help="RISC-V alu_imm immediates: mixed (default: uniform, small or edge, a "
                      "third each), zero, small (-16..16) or full (uniform)")

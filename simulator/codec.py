@@ -31,6 +31,7 @@ from simulator.midi_events import (
     StreamError,
     StreamGrammar,
     align_notes,
+    aligned_offsets,
     events_to_midi,
     midi_to_events,
     note_spans,
@@ -1046,7 +1047,7 @@ class MusicCodec(Codec):
         spans = note_spans(stream)
         if self.midi == "events":
             return spans
-        at = read_aligned(align_notes(stream, self.align), self.align).offsets
+        at = aligned_offsets(stream, self.align)
         return [NoteSpan(at[s.pitch], tuple(at[p] for p in s.onset),
                          tuple(at[p] for p in s.duration)) for s in spans]
 

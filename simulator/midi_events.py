@@ -311,6 +311,16 @@ class NoteAlignedGrammar(StreamGrammar):
 def align_notes(stream: bytes, align: int) -> bytes:
     """The note-aligned form of a finished event stream (`NoteAlignedGrammar`; StreamError, as
     `read_stream` gives, if it is not one)."""
+    return bytes(_aligning(stream, align)[1])
+
+
+def aligned_offsets(stream: bytes, align: int) -> list[int]:
+    """Where each byte of a finished event stream lands in its note-aligned form."""
+    return _aligning(stream, align)[0].offsets
+
+
+def _aligning(stream: bytes, align: int) -> tuple[NoteAlignedGrammar, bytearray]:
+    """The grammar after writing `stream` note-aligned, and what it wrote."""
     grammar, out = NoteAlignedGrammar(align), bytearray()
     for byte in stream:
         while grammar.fill:
@@ -319,7 +329,7 @@ def align_notes(stream: bytes, align: int) -> bytes:
         grammar.feed(byte)
         out.append(byte)
     _check_finished(grammar, len(stream))
-    return bytes(out)
+    return grammar, out
 
 
 def read_aligned(content: bytes, align: int) -> NoteAlignedGrammar:

@@ -21,6 +21,7 @@ from datagen.cpu.programs import (
     Operands,
     encode_program,
     parse_mix,
+    parse_mnemonic_weights,
     parse_mnemonics,
     random_initial_state,
     random_program,
@@ -75,7 +76,8 @@ def make_rows(start: int, stop: int, profile: str, seed: int, min_len: int, max_
 
 def cpu_job(profile: str, n: int, seed: int = 0, min_len: int = 1, max_len: int = 16,
             max_steps: int | None = None, mix: str | None = None, mnemonics: str | None = None,
-            imm: str = "mixed", values: str = "mixed", split_by: str = "program") -> CorpusJob:
+            imm: str = "mixed", values: str = "mixed", split_by: str = "program",
+            mnemonic_weights: str | None = None) -> CorpusJob:
     """The corpus job for `datagen cpu`, with its arguments checked."""
     p = get_profile(profile)
     if n <= 0:
@@ -97,7 +99,9 @@ def cpu_job(profile: str, n: int, seed: int = 0, min_len: int = 1, max_len: int 
             raise UserError(f"{name} must be one of {', '.join(known)}; got {value!r}")
     if imm != "mixed" and p.isa != "rv32":
         raise UserError(f"--imm is for the RISC-V profiles, not {profile}")
-    operands = Operands(parse_mnemonics(mnemonics, p, weights), imm, values)
+    allowed = parse_mnemonics(mnemonics, p, weights)
+    operands = Operands(allowed, imm, values,
+                        parse_mnemonic_weights(mnemonic_weights, p, weights, allowed))
     args = {"profile": profile, "seed": seed, "min_len": min_len, "max_len": max_len,
             "max_steps": max_steps, "mix": weights, **operands.changed()}
     if split_by != "program":  # recorded only where it is not the default, like the operands
@@ -109,6 +113,7 @@ def cpu_job(profile: str, n: int, seed: int = 0, min_len: int = 1, max_len: int 
 def build_cpu_corpus(args: argparse.Namespace) -> dict:
     """Make (or resume) the corpus that `datagen cpu` was asked for; return its manifest."""
     job = cpu_job(args.profile, args.n, args.seed, args.min_len, args.max_len, args.max_steps,
-                  args.mix, args.mnemonics, args.imm, args.values, args.split_by)
+                  args.mix, args.mnemonics, args.imm, args.values, args.split_by,
+                  args.mnemonic_weights)
     return write_corpus(args.out, job, workers=args.workers, shard=parse_shard(args.shard),
                         show_progress=not args.quiet)

@@ -42,6 +42,8 @@ class Operands:
 
     mnemonics: RISC-V only: draw only these mnemonics (classes left without one get weight 0);
     () = every mnemonic of each class.
+    weights: RISC-V only: (mnemonic, weight) pairs, each drawn with that weight within its
+    class, every other mnemonic with weight 1; () = uniform within each class.
     imm: RISC-V immediates of `alu_imm` ops: "mixed" (uniform, small or an edge value, a third
     each), "zero", "small" (-16..16; shift amounts 0..16) or "full" (uniform over the field).
     values: state_0's registers: "mixed" (`random_word`) or "uniform" (32 uniform bits).
@@ -50,21 +52,24 @@ class Operands:
     mnemonics: tuple[str, ...] = ()
     imm: str = "mixed"
     values: str = "mixed"
+    weights: tuple[tuple[str, float], ...] = ()
 
     def changed(self) -> dict:
         """The fields that differ from the defaults, JSON-able (a corpus's args record only
         these, so corpora made before the options existed keep their manifests)."""
-        out = {}
+        out: dict = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if value != f.default:
-                out[f.name] = list(value) if isinstance(value, tuple) else value
+                out[f.name] = (dict(value) if f.name == "weights" else
+                               list(value) if isinstance(value, tuple) else value)
         return out
 
     @classmethod
     def from_changed(cls, changed: dict) -> Operands:
-        """The inverse of `changed` (JSON lists back to tuples)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in changed.items()})
+        """The inverse of `changed` (JSON lists back to tuples, the weights' dict to pairs)."""
+        return cls(**{k: tuple(v.items()) if isinstance(v, dict) else
+                      tuple(v) if isinstance(v, list) else v for k, v in changed.items()})
 
 
 DEFAULT_OPERANDS = Operands()
@@ -87,6 +92,37 @@ def parse_mnemonics(text: str | None, profile: Profile, mix: dict[str, float]) -
         raise UserError(f"--mnemonics {text}: none of them is in a class that --mix draws "
                         "(other than load and store)")
     return names
+
+
+def parse_mnemonic_weights(text: str | None, profile: Profile, mix: dict[str, float],
+                           mnemonics: tuple[str, ...] = ()) -> tuple[tuple[str, float], ...]:
+    """`mul=4,sub=2` -> (("mul", 4.0), ("sub", 2.0)): weights within each mnemonic's class,
+    checked against the profile, the class mix and the mnemonics `--mnemonics` allows."""
+    if text is None:
+        return ()
+    if profile.isa != "rv32":
+        raise UserError(f"--mnemonic-weights is for the RISC-V profiles, not {profile.name}")
+    known = {m for ms in rv32.CLASS_MNEMONICS.values() for m in ms}
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in known:
+            raise UserError(f"--mnemonic-weights: unknown mnemonic {name!r}; "
+                            f"known: {', '.join(sorted(known))}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise UserError(f"--mnemonic-weights: weight of {name} must be a number, "
+                            f"got {value!r}") from None
+        if weights[name] < 0:
+            raise UserError(f"--mnemonic-weights: weight of {name} must be >= 0, got {value}")
+    for cls, ms in rv32.CLASS_MNEMONICS.items():
+        drawn = [m for m in ms if not mnemonics or m in mnemonics]
+        if mix[cls] > 0 and drawn and all(weights.get(m, 1.0) == 0 for m in drawn):
+            raise UserError(f"--mnemonic-weights: every mnemonic drawn from class {cls} has "
+                            "weight 0; leave the class out of --mix instead")
+    return tuple(weights.items())
 
 
 def parse_mix(text: str | None) -> dict[str, float]:
@@ -171,11 +207,20 @@ def _rv32_mnemonics(cls: str, operands: Operands) -> tuple[str, ...]:
     return tuple(m for m in ms if m in operands.mnemonics) if operands.mnemonics else ms
 
 
+def _rv32_mnemonic(cls: str, rng: random.Random, operands: Operands) -> str:
+    """One mnemonic of class `cls`: uniform, or as `Operands.weights` weigh them."""
+    ms = _rv32_mnemonics(cls, operands)
+    if not operands.weights:
+        return rng.choice(ms)  # the draw every corpus made before the weights used
+    weights = dict(operands.weights)
+    return rng.choices(ms, [weights.get(m, 1.0) for m in ms])[0]
+
+
 def _rv32_group(profile: Profile, cls: str, rng: random.Random, room: int,
                 operands: Operands) -> list[Insn]:
     n = len(profile.program_registers)
     rd, rs1, rs2 = rng.randrange(1, n), rng.randrange(n), rng.randrange(n)
-    m = rng.choice(_rv32_mnemonics(cls, operands))
+    m = _rv32_mnemonic(cls, rng, operands)
     if cls in ("alu", "muldiv"):
         return [(m, rd, rs1, rs2)]
     if cls == "alu_imm":

@@ -73,6 +73,12 @@ def test_shards_and_resume_give_the_identical_corpus(tmp_path):
     (["--mnemonics", "addi,jump"], "unknown mnemonic(s) jump"),
     (["--mix", "alu=1", "--mnemonics", "addi"], "none of them is in a class"),
     (["--profile", "x86", "--mnemonics", "addi"], "--mnemonics is for the RISC-V profiles"),
+    (["--mnemonic-weights", "mul=2,jump=1"], "unknown mnemonic 'jump'"),
+    (["--mnemonic-weights", "mul=-1"], "weight of mul must be >= 0"),
+    (["--mnemonic-weights", "mul=x"], "weight of mul must be a number"),
+    (["--mix", "muldiv=1", "--mnemonics", "mul", "--mnemonic-weights", "mul=0"],
+     "every mnemonic drawn from class muldiv has weight 0"),
+    (["--profile", "x86", "--mnemonic-weights", "mul=2"], "--mnemonic-weights is for the RISC-V"),
     (["--imm", "huge"], "--imm must be one of"),
     (["--values", "odd"], "--values must be one of"),
     (["--split-by", "seed"], "--split-by must be one of"),
@@ -114,6 +120,25 @@ def test_operand_options_draw_what_they_say(tmp_path):
     assert sum(v > 0xFFFF for v in registers) > 0.95 * len(registers)  # uniform: few small ones
     assert {row["split"] for row in rows} == {"train", "valid", "test"}
     assert all(row["split"] == split_of(row["program"] + row["states"][:16]) for row in rows)
+
+
+def test_mnemonic_weights_draw_in_proportion_and_resume(tmp_path):
+    """`--mnemonic-weights mul=8`: within mul/div, mul drawn 8 times as often as each of the
+    other seven (8/15 of the draws); weight 0 never draws; the corpus's args record the weights
+    and the same job rebuilt from them makes the same rows."""
+    job = cpu_job("rv32e-mini", 600, seed=2, min_len=1, max_len=1, mix="muldiv=1",
+                  mnemonic_weights="mul=8,div=0")
+    assert job.args["weights"] == {"mul": 8.0, "div": 0.0}
+    write_corpus(tmp_path / "a", job, show_progress=False)
+    names = [row["asm"].split()[0] for row in read_table(tmp_path / "a", kind="cpu").to_pylist()]
+    assert "div" not in names
+    assert 0.45 < names.count("mul") / len(names) < 0.62, names.count("mul")
+    assert {"mulh", "mulhsu", "mulhu", "divu", "rem", "remu"} <= set(names)
+    again = cpu_job("rv32e-mini", 600, seed=2, min_len=1, max_len=1, mix="muldiv=1",
+                    mnemonic_weights="mul=8,div=0")
+    write_corpus(tmp_path / "b", again, shard=(1, 2), show_progress=False)
+    write_corpus(tmp_path / "b", again, show_progress=False)
+    assert visible_files(tmp_path / "b") == visible_files(tmp_path / "a")
 
 
 def test_default_operands_leave_the_args_as_before():
