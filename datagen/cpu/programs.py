@@ -22,6 +22,7 @@ from bytesim_common.errors import UserError
 from datagen.cpu import rv32, x86
 from datagen.cpu.isa import isa_module
 from datagen.cpu.profiles import CLASSES, Profile
+from datagen.weights import parse_weights
 
 Insn = tuple
 DEFAULT_MIX = {"alu": 3, "alu_imm": 3, "upper": 1, "muldiv": 2, "load": 2, "store": 2, "branch": 2}
@@ -103,20 +104,7 @@ def parse_mnemonic_weights(text: str | None, profile: Profile, mix: dict[str, fl
     if profile.isa != "rv32":
         raise UserError(f"--mnemonic-weights is for the RISC-V profiles, not {profile.name}")
     known = {m for ms in rv32.CLASS_MNEMONICS.values() for m in ms}
-    weights: dict[str, float] = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        name = name.strip()
-        if name not in known:
-            raise UserError(f"--mnemonic-weights: unknown mnemonic {name!r}; "
-                            f"known: {', '.join(sorted(known))}")
-        try:
-            weights[name] = float(value)
-        except ValueError:
-            raise UserError(f"--mnemonic-weights: weight of {name} must be a number, "
-                            f"got {value!r}") from None
-        if weights[name] < 0:
-            raise UserError(f"--mnemonic-weights: weight of {name} must be >= 0, got {value}")
+    weights = parse_weights(text, "--mnemonic-weights", known, "mnemonic")
     for cls, ms in rv32.CLASS_MNEMONICS.items():
         drawn = [m for m in ms if not mnemonics or m in mnemonics]
         if mix[cls] > 0 and drawn and all(weights.get(m, 1.0) == 0 for m in drawn):
@@ -129,19 +117,7 @@ def parse_mix(text: str | None) -> dict[str, float]:
     """`alu=4,load=1,...` -> class weights (classes left out get weight 0); None -> the default."""
     if text is None:
         return {c: float(DEFAULT_MIX[c]) for c in CLASSES}
-    mix: dict[str, float] = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        name = name.strip()
-        if name not in CLASSES:
-            raise UserError(f"--mix: unknown instruction class {name!r}; "
-                            f"classes: {', '.join(CLASSES)}")
-        try:
-            mix[name] = float(value)
-        except ValueError:
-            raise UserError(f"--mix: weight of {name} must be a number, got {value!r}") from None
-        if mix[name] < 0:
-            raise UserError(f"--mix: weight of {name} must be >= 0, got {value}")
+    mix = parse_weights(text, "--mix", CLASSES, "instruction class")
     if not any(w > 0 for c, w in mix.items() if c not in ("load", "store")):
         raise UserError("--mix needs a positive weight on a class other than load and store")
     return {c: mix.get(c, 0.0) for c in CLASSES}

@@ -20,6 +20,7 @@ from dataclasses import dataclass, fields, replace
 from fractions import Fraction as F
 
 from bytesim_common.errors import UserError
+from datagen.weights import parse_weights
 
 LETTERS = "CDEFGAB"
 LETTER_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
@@ -88,21 +89,10 @@ class SynthOptions:
         base = base or cls()
         if not text:
             return base
-        names = {f.name for f in fields(cls)}
-        values = {}
-        for item in text.split(","):
-            name, _, value = item.partition("=")
-            name = name.strip()
-            if name not in names:
-                raise UserError(f"--synth-mix: unknown feature {name!r}; "
-                                f"known: {', '.join(sorted(names))}")
-            try:
-                p = float(value)
-            except ValueError:
-                raise UserError(f"--synth-mix: {name}={value!r} is not a number") from None
-            if not 0.0 <= p <= 1.0:
+        values = parse_weights(text, "--synth-mix", {f.name for f in fields(cls)}, "feature")
+        for name, p in values.items():
+            if p > 1.0:
                 raise UserError(f"--synth-mix: {name}={p} must be between 0 and 1")
-            values[name] = p
         return replace(base, **values)
 
 

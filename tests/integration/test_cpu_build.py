@@ -76,6 +76,7 @@ def test_shards_and_resume_give_the_identical_corpus(tmp_path):
     (["--mnemonic-weights", "mul=2,jump=1"], "unknown mnemonic 'jump'"),
     (["--mnemonic-weights", "mul=-1"], "weight of mul must be >= 0"),
     (["--mnemonic-weights", "mul=x"], "weight of mul must be a number"),
+    (["--mix", "alu=nan"], "weight of alu must be a number"),
     (["--mix", "muldiv=1", "--mnemonics", "mul", "--mnemonic-weights", "mul=0"],
      "every mnemonic drawn from class muldiv has weight 0"),
     (["--profile", "x86", "--mnemonic-weights", "mul=2"], "--mnemonic-weights is for the RISC-V"),
