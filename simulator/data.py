@@ -91,15 +91,15 @@ def encode_rows(rows: list[dict], codec: Codec, max_len: int,
         try:
             sample = codec.sample_from_row(row)
             x, m = codec.encode(sample)
-            if len(x) <= max_len and aux != "none":
+            if len(x) > max_len:
+                continue
+            if aux != "none":
                 pos, values = codec.aux_targets(sample, x, aux)
                 aux_at.append(at + pos)
                 aux_values.append(values)
         except ValueError as e:  # e.g. states that are not whole states, an unknown profile
             raise UserError(f"row {i} of the corpus cannot be encoded for the {codec.task} "
                             f"task: {e} (a corrupt corpus, or one from another version?)") from None
-        if len(x) > max_len:
-            continue
         ids.append(x)
         masks.append(m)
         keep.append(i)

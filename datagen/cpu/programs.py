@@ -29,6 +29,7 @@ DEFAULT_MIX = {"alu": 3, "alu_imm": 3, "upper": 1, "muldiv": 2, "load": 2, "stor
 EDGE_WORDS = (0, 1, 2, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 0x7FFFFFFE, 0x80000001, 0xFFFFFFFE,
               0x7FFF, 0x8000, 0xFFFF, 0xFFFF8000, 0x7F, 0x80, 0xFF, 0xFFFFFF80)
 X86_ARITH_FLAGS = (0x1, 0x4, 0x10, 0x40, 0x80, 0x800)  # CF PF AF ZF SF OF
+RV32_MNEMONICS = frozenset(m for ms in rv32.CLASS_MNEMONICS.values() for m in ms)
 NEAR_WINDOW = 32  # most memory accesses fall in the page's first bytes, so loads see stores
 
 
@@ -83,11 +84,10 @@ def parse_mnemonics(text: str | None, profile: Profile, mix: dict[str, float]) -
     if profile.isa != "rv32":
         raise UserError(f"--mnemonics is for the RISC-V profiles, not {profile.name}")
     names = tuple(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
-    known = {m for ms in rv32.CLASS_MNEMONICS.values() for m in ms}
-    unknown = [m for m in names if m not in known]
+    unknown = [m for m in names if m not in RV32_MNEMONICS]
     if unknown or not names:
         raise UserError(f"--mnemonics: unknown mnemonic(s) {', '.join(unknown) or repr(text)}; "
-                        f"known: {', '.join(sorted(known))}")
+                        f"known: {', '.join(sorted(RV32_MNEMONICS))}")
     if not any(mix[c] > 0 and set(rv32.CLASS_MNEMONICS[c]) & set(names)
                for c in CLASSES if c not in ("load", "store")):
         raise UserError(f"--mnemonics {text}: none of them is in a class that --mix draws "
@@ -103,8 +103,7 @@ def parse_mnemonic_weights(text: str | None, profile: Profile, mix: dict[str, fl
         return ()
     if profile.isa != "rv32":
         raise UserError(f"--mnemonic-weights is for the RISC-V profiles, not {profile.name}")
-    known = {m for ms in rv32.CLASS_MNEMONICS.values() for m in ms}
-    weights = parse_weights(text, "--mnemonic-weights", known, "mnemonic")
+    weights = parse_weights(text, "--mnemonic-weights", RV32_MNEMONICS, "mnemonic")
     for cls, ms in rv32.CLASS_MNEMONICS.items():
         drawn = [m for m in ms if not mnemonics or m in mnemonics]
         if mix[cls] > 0 and drawn and all(weights.get(m, 1.0) == 0 for m in drawn):
