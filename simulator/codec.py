@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from bytesim_common.layout import round_up, terminated_length
+from simulator.abc_slots import ABC_LAYOUTS, slot_abc, unslot_abc
 from simulator.midi_events import (
     EventGrammar,
     NoteAlignedGrammar,
@@ -961,20 +962,28 @@ class MusicCodec(Codec):
     but a note-on, so that each note begins a patch (`midi_events.NoteAlignedGrammar`; the
     fill is forced and not scored). Generation of an event-stream target is constrained to
     well-formed events (`EventConstraint`).
+
+    `abc`: "text" writes the ABC as it is; "note-slots" (abc2midi only: the ABC is the prompt)
+    starts every note of its body on a slot of its own (`simulator.abc_slots`).
     """
 
-    def __init__(self, task: str, align: int = 16, midi: str = "file"):
+    def __init__(self, task: str, align: int = 16, midi: str = "file", abc: str = "text"):
         super().__init__(align)
         if task not in ("abc2midi", "midi2abc"):
             raise ValueError(f"unknown music task {task!r}")
         if midi not in MIDI_LAYOUTS:
             raise ValueError(f"unknown MIDI layout {midi!r} (known: {', '.join(MIDI_LAYOUTS)})")
-        self.task, self.midi = task, midi
+        if abc not in ABC_LAYOUTS:
+            raise ValueError(f"unknown ABC layout {abc!r} (known: {', '.join(ABC_LAYOUTS)})")
+        if abc != "text" and task != "abc2midi":
+            raise ValueError(f"the {abc} ABC layout is for abc2midi, where the ABC is given")
+        self.task, self.midi, self.abc = task, midi, abc
 
     def options(self) -> dict[str, Any]:
-        """The "file" layout is left out, so that checkpoints from before the option and new
-        ones with the same layout have the same options."""
-        return {**super().options(), **({"midi": self.midi} if self.midi != "file" else {})}
+        """The "file" and "text" layouts are left out, so that checkpoints from before the
+        options and new ones with the same layouts have the same options."""
+        return {**super().options(), **({"midi": self.midi} if self.midi != "file" else {}),
+                **({"abc": self.abc} if self.abc != "text" else {})}
 
     def sample_from_row(self, row: dict[str, Any]) -> MusicPair:
         return MusicPair(row["abc"], bytes(row["midi"]))
@@ -986,8 +995,13 @@ class MusicCodec(Codec):
         stream = midi_to_events(midi)
         return align_notes(stream, self.align) if self.midi == "note-aligned" else stream
 
+    def abc_content(self, abc: str) -> bytes:
+        """The bytes the sequence holds for ABC text (ValueError if the layout cannot)."""
+        text = abc.encode("utf-8", "surrogateescape")
+        return slot_abc(text, self.align) if self.abc == "note-slots" else text
+
     def _parts(self, sample: MusicPair) -> list[tuple[str, bytes]]:
-        abc = ("abc", sample.abc.encode("utf-8", "surrogateescape"))
+        abc = ("abc", self.abc_content(sample.abc))
         mid = ("mid", self.midi_content(sample.midi) if sample.midi else b"")
         return [abc, mid] if self.task == "abc2midi" else [mid, abc]
 
@@ -1014,7 +1028,8 @@ class MusicCodec(Codec):
             r.expect_header(head)
             got[head] = r.terminated()
         r.end()
-        return MusicPair(got["abc"].decode("utf-8", "surrogateescape"),
+        abc = unslot_abc(got["abc"]) if self.abc == "note-slots" else got["abc"]
+        return MusicPair(abc.decode("utf-8", "surrogateescape"),
                          self._midi_file(got["mid"]))
 
     def _midi_file(self, content: bytes) -> bytes:
@@ -1058,7 +1073,8 @@ class MusicCodec(Codec):
 
 
 def make_codec(task: str, align: int = 16, ir_word: str = "none",
-               profile: str | None = None, midi: str = "file", layout: str = "states") -> Codec:
+               profile: str | None = None, midi: str = "file", layout: str = "states",
+               abc: str = "text") -> Codec:
     """A task's codec; for the CPU, a commit-record `layout` (RECORD_LAYOUTS) takes no
     ir_word."""
     if task == "cpu":
@@ -1068,7 +1084,7 @@ def make_codec(task: str, align: int = 16, ir_word: str = "none",
             return CpuRecordCodec(align, profile, layout)
         return CpuCodec(align, ir_word, profile)
     if task in ("abc2midi", "midi2abc"):
-        return MusicCodec(task, align, midi)
+        return MusicCodec(task, align, midi, abc)
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
 
 

@@ -230,6 +230,8 @@ class MusicConverter:
             prompt = self.codec.prompt(sample).tolist()
         except StreamError as e:  # the events codec reads only canonical MIDI
             raise UserError(f"the model cannot read this MIDI file: {e}") from None
+        except ValueError as e:  # e.g. ABC text that a note-slot prompt cannot hold
+            raise UserError(f"the model cannot read this ABC text: {e}") from None
         room = self.context - len(prompt) - self.codec.align
         if room < self.codec.align:
             source = "ABC text" if self.task == "abc2midi" else "MIDI file"

@@ -56,6 +56,8 @@ from simulator.train_args import CONFIG_OVERRIDES, TrainArgs, check_args
 
 # --init-from may change these (an auxiliary head that differs is drawn afresh)
 FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window", "aux_outputs")
+# ... and these codec options: the CPU profile (a ladder) and the ABC prompt's layout
+CODEC_FREE_ON_INIT = ("profile", "abc")
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainArgs, device: str) -> torch.optim.AdamW:
@@ -78,16 +80,17 @@ def sample_inputs(model, ids: torch.Tensor, replace: torch.Tensor) -> torch.Tens
 def initial_weights(path: str, config, codec_options: dict[str, Any]):
     """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have
     this run's shape and codec layout; the CPU profile may differ (a ladder from rv32e-mini
-    to rv32e: the model knows nothing of state sizes), and so may `FREE_ON_INIT`: the context
-    (positions are rotary) and the byte level's window (a bigger state needs a longer reach);
-    no weight's shape depends on them."""
+    to rv32e: the model knows nothing of state sizes), and so may the ABC prompt's layout (the
+    target's is the same) and `FREE_ON_INIT`: the context (positions are rotary) and the byte
+    level's window (a bigger state needs a longer reach); no weight's shape depends on them."""
     model, meta = load_pretrained(resolve_model_path(path))
     have, want = model.config.to_dict(), config.to_dict()
     diff = [f"{k} {have[k]!r} there, {want[k]!r} here" for k in want
             if k not in FREE_ON_INIT and have[k] != want[k]]
     have_codec = codec_from_options(meta["codec"]).options()  # checkpoints of older layouts too
     diff += [f"codec {k} {have_codec.get(k)!r} there, {v!r} here"  # a ladder may change the CPU
-             for k, v in codec_options.items() if k != "profile" and have_codec.get(k) != v]
+             for k, v in codec_options.items() if k not in CODEC_FREE_ON_INIT
+             and have_codec.get(k) != v]
     if diff:
         raise UserError(f"--init-from {path} does not fit this run: {'; '.join(diff[:3])}")
     model.config.max_len = config.max_len
@@ -184,7 +187,8 @@ def _config_and_codec(args: TrainArgs):
     align = math.lcm(16, config.patch_sizes[0])
     try:
         codec = make_codec(args.task, align=align, ir_word=args.ir_word,
-                           profile=profile, midi=args.midi_codec, layout=args.cpu_layout)
+                           profile=profile, midi=args.midi_codec, layout=args.cpu_layout,
+                           abc=args.abc_layout)
         if args.task == "cpu":
             codec.block(profile)  # a layout the profile cannot have fails here, in one line
     except ValueError as e:

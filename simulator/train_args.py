@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bytesim_common.cli import option
 from bytesim_common.errors import UserError
+from simulator.abc_slots import ABC_LAYOUTS
 from simulator.codec import AUX_TARGETS, CPU_LAYOUTS, IR_WORDS, MIDI_LAYOUTS, TASKS
 
 if TYPE_CHECKING:
@@ -84,6 +85,10 @@ class TrainArgs:
                              "header chunk and chunk lengths, generated as well-formed events "
                              "only (events, the default); the same with each note starting a "
                              "patch (note-aligned); or as the file's bytes (file; docs/music.md)")
+    abc_layout: str = option("text", choices=list(ABC_LAYOUTS),
+                             help="abc2midi: the ABC prompt as it is (text, the default) or with "
+                             "its header padded to a patch and each note of its body starting a "
+                             "4-byte slot of its own (note-slots; docs/formats.md)")
     aux_targets: str = option("none", choices=list(AUX_TARGETS),
                               help="cpu: also train an auxiliary head against intermediate "
                               "results: none (default) or mul-sums (commit records: the column "
@@ -116,6 +121,8 @@ def check_args(args: TrainArgs, d: Dist) -> None:
     if args.midi_codec not in MIDI_LAYOUTS:
         raise UserError(f"--midi-codec takes {', '.join(MIDI_LAYOUTS)}; "
                         f"got {args.midi_codec!r}")
+    if args.abc_layout not in ABC_LAYOUTS:
+        raise UserError(f"--abc-layout takes {', '.join(ABC_LAYOUTS)}; got {args.abc_layout!r}")
     for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")

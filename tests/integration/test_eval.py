@@ -7,10 +7,11 @@ import mido
 import numpy as np
 import pytest
 
+from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cpu.build import build_cpu_corpus
 from datagen.music.build import build_music_corpus
-from simulator.checkpoint import load_pretrained
+from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.cli import main
 from simulator.evaluate import evaluate, format_table
 from simulator.metrics import (
@@ -114,15 +115,17 @@ def test_music_pipeline_runs(tmp_path, midi_codec):
     assert r["exact_file"] == 0.0 and r["notes_exact"] == 0.0 and "valid_midi" not in r
 
 
-@pytest.mark.parametrize("midi_codec", ["events", "note-aligned"])
-def test_events_codec_eval_leads_with_note_metrics(tmp_path, midi_codec):
-    """abc2midi with an event-stream codec on M0 tunes: every output that ends is valid MIDI
-    (by construction), and the teacher-forced note diagnostic covers every reference note."""
+@pytest.mark.parametrize(("midi_codec", "abc_layout"),
+                         [("events", "text"), ("note-aligned", "text"), ("events", "note-slots")])
+def test_events_codec_eval_leads_with_note_metrics(tmp_path, midi_codec, abc_layout):
+    """abc2midi with an event-stream codec on M0 tunes (the ABC as text or in note slots):
+    every output that ends is valid MIDI (by construction), and the teacher-forced note
+    diagnostic covers every reference note."""
     _datagen("music", "--source", "synthetic", "--ladder", "M0", "-n", "8", "--seed", "2",
              "--out", str(tmp_path / "m0"))
     train(TrainArgs(task="abc2midi", data=str(tmp_path / "m0"), out=str(tmp_path / "run"),
                     steps=30, batch_size=4, lr=3e-3, max_len=1024, midi_codec=midi_codec,
-                    quiet=True))
+                    abc_layout=abc_layout, quiet=True))
     r = evaluate(tmp_path / "run", tmp_path / "m0", split="train", limit=3, batch_size=3,
                  show_progress=False)
     assert r["n"] == 3 and r["tf_notes"] == 3 * 32
@@ -133,6 +136,22 @@ def test_events_codec_eval_leads_with_note_metrics(tmp_path, midi_codec):
     table = format_table(r).splitlines()
     assert table[4].startswith("| note_f1 |") and table[5].startswith("| notes_exact |")
     assert "bpb" not in "\n".join(table[:10])
+
+
+def test_a_text_abc_model_starts_a_note_slot_run_but_not_another_midi_layout(tmp_path):
+    """--init-from may change the ABC prompt's layout (the target's is the same), not the MIDI's."""
+    _datagen("music", "--source", "synthetic", "--ladder", "M0", "-n", "6", "--seed", "2",
+             "--out", str(tmp_path / "m0"))
+    common = {"task": "abc2midi", "data": str(tmp_path / "m0"), "steps": 1, "batch_size": 2,
+              "max_len": 1024, "curriculum": 0, "quiet": True}
+    train(TrainArgs(out=str(tmp_path / "text"), **common))
+    train(TrainArgs(out=str(tmp_path / "slots"), abc_layout="note-slots",
+                    init_from=str(tmp_path / "text"), **common))
+    _, meta = load_pretrained(resolve_model_path(tmp_path / "slots"))
+    assert meta["codec"]["abc"] == "note-slots"
+    with pytest.raises(UserError, match="codec midi 'events' there, 'note-aligned' here"):
+        train(TrainArgs(out=str(tmp_path / "aligned"), midi_codec="note-aligned",
+                        init_from=str(tmp_path / "text"), **common))
 
 
 def test_step_tally_counts_exact_steps_writes_and_taken_branches():

@@ -211,6 +211,22 @@ def test_invalid_model_output_carries_the_raw_bytes(tmp_path, monkeypatch):
     assert isinstance(e.value.raw, bytes) and "\n" not in str(e.value)
 
 
+def test_a_note_slot_converter_writes_ended_midi_and_refuses_unslottable_text(tmp_path):
+    torch.manual_seed(0)
+    codec = {"task": "abc2midi", "align": 16, "midi": "events", "abc": "note-slots"}
+    save_pretrained(ByteModel(PRESETS["tiny"]), codec, tmp_path)
+    conv = MusicConverter.from_pretrained(tmp_path)  # untrained
+    with pytest.raises(UserError, match="cannot read this ABC text") as e:
+        conv.abc_to_midi("X:1\nK:C\nC\x00DE|\n")
+    assert "\n" not in str(e.value)
+    try:  # the slotted prompt is read; an event stream that ends is a valid file
+        out = conv.abc_to_midi("X:1\nK:C\nCDE|\n")
+    except ModelOutputError as e:
+        assert "did not end" in str(e)
+    else:
+        mido.MidiFile(file=io.BytesIO(out))
+
+
 def test_a_cpu_checkpoint_is_not_a_music_converter(tiny_cpu):
     with pytest.raises(UserError, match="is a cpu model, not a music converter"):
         MusicConverter.from_pretrained(tiny_cpu.checkpoint)

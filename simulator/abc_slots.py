@@ -1,0 +1,86 @@
+"""The note-slot layout of ABC text (`simulator train --abc-layout note-slots`; docs/formats.md).
+
+A 16-byte patch of plain ABC holds four or five notes at offsets that move with every space,
+bar line and length mark before them, and a patch's embedding (a sum of one vector per slot and
+byte) can say which bytes sit where but not which note is the third. In the note-slot layout
+the tune's header (up to and including its first `K:` line) is padded with FILL to a patch
+boundary, and every note of the body then starts a SLOT-byte slot: the text from one note to the
+next (accidentals, letter, octave marks, length, then spaces and bar lines) is followed by FILL
+up to the next multiple of SLOT. A note that needs more than SLOT bytes spans two slots. So a
+patch of the body holds up to four notes, each at a fixed offset, and the notes start where the
+patch grid starts whatever the title's length.
+
+A note starts at a letter A-G or a-g, a rest (z, Z, x) or a chord's `[`, or at the accidentals
+(^, _, =) before one; letters inside a chord, a quoted guitar chord or annotation, a decoration
+(`!...!`, `+...+`), a grace group (`{...}`), an inline field (`[K:...]`) or a field line (`w:`,
+`P:`, ...) start nothing, and neither do an ending (`[1`) or a bar (`[|`). FILL (0x00) never occurs in ABC text, so dropping it gives the text
+back exactly (`unslot_abc`).
+"""
+
+from __future__ import annotations
+
+from itertools import pairwise
+
+FILL = 0x00
+SLOT = 4  # bytes per note slot: a 16-byte patch holds four
+ABC_LAYOUTS = ("text", "note-slots")
+
+_NOTE = frozenset(b"ABCDEFGabcdefgzZx")
+_ACCIDENTAL = frozenset(b"^_=")
+_CLOSE = {ord('"'): ord('"'), ord("!"): ord("!"), ord("+"): ord("+"), ord("{"): ord("}")}
+
+
+def slot_abc(abc: bytes, align: int) -> bytes:
+    """`abc` in the note-slot layout, its header padded to a multiple of `align` (ValueError if
+    it holds a FILL byte)."""
+    if FILL in abc:
+        raise ValueError("ABC text with a NUL byte has no note-slot layout")
+    body_at = _body_start(abc)
+    out = bytearray(abc[:body_at])
+    out += bytes(-len(out) % align)
+    for unit in _units(abc[body_at:]):
+        out += unit
+        out += bytes(-len(out) % SLOT)
+    return bytes(out)
+
+
+def unslot_abc(content: bytes) -> bytes:
+    """The ABC text of note-slot `content` (its FILL dropped)."""
+    return content.replace(bytes([FILL]), b"")
+
+
+def _body_start(abc: bytes) -> int:
+    """Where the body starts: after the first `K:` line (the end: no body without one)."""
+    at = 0
+    while at < len(abc):
+        end = abc.find(b"\n", at)
+        end = len(abc) if end < 0 else end + 1
+        if abc.startswith(b"K:", at):
+            return end
+        at = end
+    return len(abc)
+
+
+def _units(body: bytes) -> list[bytes]:
+    """The body cut before every note (the module docstring's rule)."""
+    starts, closer, chord, line_start = [0], None, False, True
+    for i, c in enumerate(body):
+        prev, after = body[i - 1:i], body[i + 1:i + 2]
+        if closer is not None:  # inside a quote, decoration, grace group or field
+            closer = None if c == closer else closer
+        elif line_start and chr(c).isalpha() and after == b":":
+            closer = ord("\n")  # a field line runs to its end
+        elif c in _CLOSE:
+            closer = _CLOSE[c]
+        elif c == ord("[") and body[i + 2:i + 3] == b":":
+            closer = ord("]")  # an inline field
+        elif c == ord("[") and after not in (b"|", b"") and not after.isdigit():
+            chord = True
+            starts.append(i)
+        elif c == ord("]"):
+            chord = False
+        elif not chord and (c in _NOTE or c in _ACCIDENTAL) and not (prev and prev[0] in _ACCIDENTAL):
+            starts.append(i)
+        line_start = c == ord("\n")
+    cuts = sorted(set(starts)) + [len(body)]
+    return [body[a:b] for a, b in pairwise(cuts) if b > a]
