@@ -13,12 +13,13 @@ patch grid starts whatever the title's length.
 A note starts at a letter A-G or a-g, a rest (z, Z, x) or a chord's `[`, or at the accidentals
 (^, _, =) before one; letters inside a chord, a quoted guitar chord or annotation, a decoration
 (`!...!`, `+...+`), a grace group (`{...}`), an inline field (`[K:...]`) or a field line (`w:`,
-`P:`, ...) start nothing, and neither do an ending (`[1`) or a bar (`[|`). FILL (0x00) never occurs in ABC text, so dropping it gives the text
-back exactly (`unslot_abc`).
+`P:`, ...) start nothing, and neither do an ending (`[1`) or a bar (`[|`). FILL (0x00) never
+occurs in ABC text, so dropping it gives the text back exactly (`unslot_abc`).
 """
 
 from __future__ import annotations
 
+import re
 from itertools import pairwise
 
 FILL = 0x00
@@ -27,6 +28,7 @@ ABC_LAYOUTS = ("text", "note-slots")
 
 _NOTE = frozenset(b"ABCDEFGabcdefgzZx")
 _ACCIDENTAL = frozenset(b"^_=")
+_KEY_LINE = re.compile(rb"^K:[^\n]*\n?", re.MULTILINE)
 _CLOSE = {ord('"'): ord('"'), ord("!"): ord("!"), ord("+"): ord("+"), ord("{"): ord("}")}
 
 
@@ -51,14 +53,8 @@ def unslot_abc(content: bytes) -> bytes:
 
 def _body_start(abc: bytes) -> int:
     """Where the body starts: after the first `K:` line (the end: no body without one)."""
-    at = 0
-    while at < len(abc):
-        end = abc.find(b"\n", at)
-        end = len(abc) if end < 0 else end + 1
-        if abc.startswith(b"K:", at):
-            return end
-        at = end
-    return len(abc)
+    key = _KEY_LINE.search(abc)
+    return key.end() if key else len(abc)
 
 
 def _units(body: bytes) -> list[bytes]:
@@ -79,7 +75,8 @@ def _units(body: bytes) -> list[bytes]:
             starts.append(i)
         elif c == ord("]"):
             chord = False
-        elif not chord and (c in _NOTE or c in _ACCIDENTAL) and not (prev and prev[0] in _ACCIDENTAL):
+        elif not chord and (c in _NOTE or c in _ACCIDENTAL) and not (
+                prev and prev[0] in _ACCIDENTAL):  # accidentals and their note: one start
             starts.append(i)
         line_start = c == ord("\n")
     cuts = sorted(set(starts)) + [len(body)]
