@@ -1,6 +1,7 @@
 """Every script in examples/ runs (in its fast mode, on the tiny test checkpoints) and is
 referenced from the README."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -21,8 +22,8 @@ def _run(script: str, *args: str) -> str:
 
 def test_every_example_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    assert EXAMPLES == ["compare_own_program.py", "convert_tune.py", "predict_program.py",
-                        "register_moves.py", "train_tiny.py"]
+    assert EXAMPLES == ["abc_pitch_errors.py", "compare_own_program.py", "convert_tune.py",
+                        "predict_program.py", "register_moves.py", "train_tiny.py"]
     assert all(f"examples/{name}" in readme for name in EXAMPLES)
 
 
@@ -57,3 +58,24 @@ def test_train_tiny(tmp_path):
     out = _run("train_tiny.py", "--out", str(tmp_path))
     assert (tmp_path / "checkpoint" / "model.safetensors").exists()
     assert "unicorn end after 3 steps" in out
+
+
+def test_abc_pitch_errors(tiny_abc2midi):
+    out = _run("abc_pitch_errors.py", str(tiny_abc2midi.corpus), "--split", "train",
+               "--model", str(tiny_abc2midi.checkpoint))
+    assert out.splitlines()[-1].startswith("all notes ")
+
+
+def test_abc_pitch_errors_note_kinds():
+    """What decides each note's pitch, as abc2midi reads it: an accidental carries to its letter
+    in every octave until the bar line."""
+    spec = importlib.util.spec_from_file_location("abc_pitch_errors",
+                                                  ROOT / "examples" / "abc_pitch_errors.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    kinds = script.note_kinds("X:1\nT:t\nM:4/4\nL:1/8\nK:D\n^G g G, z =F f c | G F2 |]\n")
+    assert kinds == [("explicit accidental", False, 67), ("carried accidental", False, 79),
+                     ("carried accidental", True, 55), ("explicit accidental", False, 65),
+                     ("carried accidental", False, 77), ("", False, 72), ("", False, 67),
+                     ("", False, 65)]
+    assert script.note_kinds("X:1\nT:t\nK:C\n[CEG] C |]\n") is None  # a chord

@@ -1,0 +1,105 @@
+"""Which ABC notes does an abc2midi model give the wrong pitch? Test tunes against abc2midi.
+
+    python examples/abc_pitch_errors.py CORPUS [--model PATH] [-n 150] [--split test]
+
+Converts the first N tunes of a split (default: test) of a music corpus with the model and, for every output with as
+many notes as the reference, compares the pitches note by note. Each note of the ABC is put in
+one kind by what decides its pitch:
+
+- `explicit accidental`: it carries ^, _ or = itself;
+- `carried accidental`: an earlier note of the same bar with the same letter did (abc2midi
+  carries an accidental to that letter in every octave until the bar line);
+- `key signature`: the key makes it sharp or flat (its pitch is not the letter's natural one);
+- `natural`: the letter's natural pitch.
+
+`+octave` marks notes written with `,` or `'`. Tunes with chords, guitar chords, grace notes,
+ties or inline fields (the M2 generator's features) are left out, as are outputs whose note
+count differs from the reference (listed with a count; `simulator eval` says how they differ).
+"""
+
+import argparse
+import collections
+import re
+
+from bytesim_common.errors import UserError
+from datagen.corpus import read_table
+from simulator.facade import MusicConverter
+from simulator.metrics import midi_notes
+
+NATURAL = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+NOTE = re.compile(r"\||([_^=]*)([A-Ga-gzZx])([,']*)")
+UNSUPPORTED = re.compile(r'[\["{}\-]')
+
+
+def note_kinds(abc: str) -> list[tuple[str, bool, int]] | None:
+    """(kind or "", octave marks?, natural MIDI pitch) for each sounding note of the tune's
+    body, or None for a tune this script does not read."""
+    _, found, body = abc.partition("\nK:")
+    body = body.split("\n", 1)[1] if "\n" in body else ""
+    if not found or UNSUPPORTED.search(body):
+        return None
+    kinds, altered = [], set()  # letters given an accidental earlier in this bar
+    for m in NOTE.finditer(body):
+        if m.group(0) == "|":
+            altered.clear()
+            continue
+        accidental, letter, octave = m.groups()
+        if letter in "zZx":
+            continue
+        natural = (60 + NATURAL[letter.upper()] + 12 * letter.islower()
+                   + 12 * octave.count("'") - 12 * octave.count(","))
+        if accidental:
+            kind = "explicit accidental"
+            altered.add(letter.upper())
+        else:
+            kind = "carried accidental" if letter.upper() in altered else ""
+        kinds.append((kind, bool(octave), natural))
+    return kinds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("corpus", help="a music corpus folder (datagen music)")
+    p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
+    p.add_argument("-n", type=int, default=150, help="test tunes (default 150)")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--fast", action="store_true", help="3 tunes")
+    args = p.parse_args()
+
+    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
+    rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()
+    wrong: collections.Counter[str] = collections.Counter()
+    total: collections.Counter[str] = collections.Counter()
+    skipped: collections.Counter[str] = collections.Counter()
+    for row in rows[:3 if args.fast else args.n]:
+        abc = row["abc"]
+        kinds = note_kinds(abc)
+        if kinds is None:
+            skipped["a feature this script does not read"] += 1
+            continue
+        try:
+            out = conv.abc_to_midi(abc)
+        except UserError:  # too long for the context, or the output is not a MIDI file
+            skipped["no MIDI file"] += 1
+            continue
+        ref, pred = ([n[1] for n in sorted(midi_notes(m), key=lambda n: (n[0], n[2], n[1]))]
+                     for m in (row["midi"], out))
+        if len(ref) != len(kinds):
+            skipped["abc2midi's notes do not match the ABC's"] += 1
+        elif len(pred) != len(ref):
+            skipped["the output has another number of notes"] += 1
+        else:
+            for (kind, octave, natural), want, got in zip(kinds, ref, pred, strict=True):
+                kind = kind or ("key signature" if want != natural else "natural")
+                kind += " +octave" if octave else ""
+                total[kind] += 1
+                wrong[kind] += got != want
+    for kind in sorted(total, key=lambda k: -total[k]):
+        print(f"{kind:28s} {wrong[kind]:4d} of {total[kind]:5d} wrong "
+              f"({100 * wrong[kind] / total[kind]:.1f}%)")
+    print(f"all notes {sum(wrong.values())} of {sum(total.values())} wrong; tunes left out: "
+          + (", ".join(f"{v} ({k})" for k, v in skipped.items()) or "none"))
+
+
+if __name__ == "__main__":
+    main()
