@@ -64,6 +64,9 @@ class SynthOptions:
     triplets: float = 0.08  # a beat is a triplet (simple meters)
     broken: float = 0.1  # a beat is a broken-rhythm pair (> or <)
     accidentals: float = 0.06  # a note carries ^, _ or =
+    carried: float = 0.0  # after a note with an accidental, a later note of its bar takes its
+    #                       letter unmarked, so the accidental carries to it (abc2midi carries it
+    #                       to that letter in every octave until the bar line)
     rests: float = 0.05  # a note is a rest
     chords: float = 0.05  # a note is a chord [ceg]
     ties: float = 0.05  # a note is tied to the next
@@ -160,6 +163,7 @@ class _Tune:
         self.pitch = self.home
         self.gchords = rng.random() < opt.gchords
         self.tie_text: str | None = None  # pitch text of the last note, for a tie
+        self.altered: list[int] = []  # pitches given an accidental in the bar so far
 
     def chance(self, p: float) -> bool:
         """True with probability p; draws only when 0 < p < 1."""
@@ -213,6 +217,8 @@ class _Tune:
         self.tie_text = None
         if not plain and rng.random() < opt.rests:
             return "z" + lt
+        if not plain and self.altered and self.chance(opt.carried):
+            return self.carried_note(lt)
         d = self.step(chord_root)
         if not plain and length >= self.beat / 2 and rng.random() < opt.chords:
             top = min(d, self.hi - 4)
@@ -220,11 +226,21 @@ class _Tune:
         acc = ""
         if not plain and rng.random() < opt.accidentals:
             acc = rng.choice(["^", "_", "=", "^", "_", "=", "^^", "__"])
+            self.altered.append(d)
         self.tie_text = acc + self.note_name(d)
         grace = ""
         if not plain and length >= self.beat / 2 and rng.random() < opt.grace:
             grace = "{" + self.note_name(d + rng.choice([1, 2, -1])) + "}"
         return grace + self.tie_text + lt
+
+    def carried_note(self, length_text: str) -> str:
+        """A note with the letter of one given an accidental earlier in the bar (in its octave
+        or the next one up or down, within the tune's range), unmarked."""
+        a = self.rng.choice(self.altered)  # within the range, as every melody pitch is
+        d = self.rng.choice([a + 7 * k for k in (-1, 0, 0, 1) if self.lo <= a + 7 * k <= self.hi])
+        self.pitch = d
+        self.tie_text = self.note_name(d)
+        return self.tie_text + length_text
 
     def tied(self, length: F) -> str:
         """A note tied from the previous one: same pitch, `length` whole notes."""
@@ -269,6 +285,7 @@ class _Tune:
     def bar(self, chord_root: int | None, last: bool) -> str:
         """One bar, filled exactly; the last bar of a part ends on a held tonic."""
         beats, rng = self.beats, self.rng
+        self.altered = []
         held_end = last and self.chance(self.opt.lengths)
         end_beats = 0 if not held_end else (beats if beats <= 2 or rng.random() < 0.5
                                              else beats - 1)

@@ -151,3 +151,33 @@ def test_titles_move_the_notes_against_the_patch_grid():
         assert re.fullmatch(rf"Synthetic tune {i + 1}( [a-z]{{1,15}})?", title), title
         offsets.add(text.index("\nK:") % 16)
     assert offsets == set(range(16))
+
+
+def _carried_notes(options: SynthOptions, n: int) -> int:
+    """Unmarked notes whose letter was given an accidental earlier in the bar, in tunes
+    0..n-1 of seed 3."""
+    found = 0
+    for i in range(n):
+        body = synthetic_tune(3, i, options).split("\nK:", 1)[1].split("\n", 1)[1]
+        for bar in body.split("|"):
+            marked = set()
+            for m in re.finditer(r"([_^=]*)([A-Ga-g])", bar):
+                if m.group(1):
+                    marked.add(m.group(2).upper())
+                found += not m.group(1) and m.group(2).upper() in marked
+    return found
+
+
+@needs_abc2midi
+def test_carried_accidentals_reach_later_notes_of_the_bar(tmp_path):
+    """`carried`: after a note with an accidental, later notes of its bar take its letter
+    unmarked (abc2midi plays them altered); at 0, the default, tunes are as before."""
+    from datagen.music.normalize import normalize_midi, notes
+
+    m1 = SynthOptions.parse("accidentals=0.3", LADDER["M1"])
+    assert _bodies(SynthOptions.parse("carried=0", m1), 5) == _bodies(m1, 5)
+    carried = SynthOptions.parse("carried=0.5", m1)
+    assert _carried_notes(carried, 20) > 2 * _carried_notes(m1, 20)
+    for i in range(5):
+        done = abc2midi(synthetic_tune(3, i, carried), str(tmp_path))
+        assert done.failure is None and done.errors == 0 and notes(normalize_midi(done.midi))
