@@ -19,42 +19,22 @@ count differs from the reference (listed with a count; `simulator eval` says how
 
 import argparse
 import collections
-import re
 
 from bytesim_common.errors import UserError
 from datagen.corpus import read_table
+from datagen.music.abc_notes import plain_notes
 from simulator.facade import MusicConverter
 from simulator.metrics import midi_notes
-
-NATURAL = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-NOTE = re.compile(r"\||([_^=]*)([A-Ga-gzZx])([,']*)")
-UNSUPPORTED = re.compile(r'[\["{}\-]')
 
 
 def note_kinds(abc: str) -> list[tuple[str, bool, int]] | None:
     """(kind or "", octave marks?, natural MIDI pitch) for each sounding note of the tune's
     body, or None for a tune this script does not read."""
-    _, found, body = abc.partition("\nK:")
-    body = body.split("\n", 1)[1] if "\n" in body else ""
-    if not found or UNSUPPORTED.search(body):
+    notes = plain_notes(abc)
+    if notes is None:
         return None
-    kinds, altered = [], set()  # letters given an accidental earlier in this bar
-    for m in NOTE.finditer(body):
-        if m.group(0) == "|":
-            altered.clear()
-            continue
-        accidental, letter, octave = m.groups()
-        if letter in "zZx":
-            continue
-        natural = (60 + NATURAL[letter.upper()] + 12 * letter.islower()
-                   + 12 * octave.count("'") - 12 * octave.count(","))
-        if accidental:
-            kind = "explicit accidental"
-            altered.add(letter.upper())
-        else:
-            kind = "carried accidental" if letter.upper() in altered else ""
-        kinds.append((kind, bool(octave), natural))
-    return kinds
+    return [("explicit accidental" if n.accidental else "carried accidental" if n.carried else "",
+             bool(n.octave_marks), n.natural_pitch) for n in notes]
 
 
 def main() -> None:

@@ -15,6 +15,10 @@ A note starts at a letter A-G or a-g, a rest (z, Z, x) or a chord's `[`, or at t
 (`!...!`, `+...+`), a grace group (`{...}`), an inline field (`[K:...]`) or a field line (`w:`,
 `P:`, ...) start nothing, and neither do an ending (`[1`) or a bar (`[|`). FILL (0x00) never
 occurs in ABC text, so dropping it gives the text back exactly (`unslot_abc`).
+
+As a target (midi2abc), the layout is written byte by byte: where a run of FILL starts is the
+writer's choice (it ends the header or a note), and the rest of the run, up to the patch or
+slot boundary, follows from the bytes before it (`fill_due`), so it is forced and not scored.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ ABC_LAYOUTS = ("text", "note-slots")
 _NOTE = frozenset(b"ABCDEFGabcdefgzZx")
 _ACCIDENTAL = frozenset(b"^_=")
 _KEY_LINE = re.compile(rb"^K:[^\n]*\n?", re.MULTILINE)
+_WHOLE_KEY_LINE = re.compile(rb"^K:[^\n]*\n", re.MULTILINE)
 _CLOSE = {ord('"'): ord('"'), ord("!"): ord("!"), ord("+"): ord("+"), ord("{"): ord("}")}
 
 
@@ -49,6 +54,25 @@ def slot_abc(abc: bytes, align: int) -> bytes:
 def unslot_abc(content: bytes) -> bytes:
     """The ABC text of note-slot `content` (its FILL dropped)."""
     return content.replace(bytes([FILL]), b"")
+
+
+def fill_due(prefix: bytes, align: int) -> tuple[int, bool]:
+    """What the layout asks of the byte after `prefix`, the start of note-slot content: (FILL
+    bytes still due, so that the next must be FILL; whether a FILL may come if none is due).
+
+    A run of FILL at the end of the header (its first whole `K:` line) runs to a multiple of
+    `align`; one after a note, to a multiple of SLOT. No run is empty or starts at a boundary,
+    and none starts before the header ends."""
+    n = len(prefix)
+    key = _WHOLE_KEY_LINE.search(prefix)
+    body_at = key.end() if key else None
+    run = n - len(prefix.rstrip(bytes([FILL])))
+    if run:
+        unit = align if n - run == body_at else SLOT
+        return -n % unit, False
+    if body_at is None:
+        return 0, False
+    return 0, n % (align if n == body_at else SLOT) != 0
 
 
 def _body_start(abc: bytes) -> int:

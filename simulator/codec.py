@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from bytesim_common.layout import round_up, terminated_length
-from simulator.abc_slots import ABC_LAYOUTS, slot_abc, unslot_abc
+from simulator.abc_slots import ABC_LAYOUTS, fill_due, slot_abc, unslot_abc
+from simulator.abc_slots import FILL as SLOT_FILL
 from simulator.midi_events import (
     EventGrammar,
     NoteAlignedGrammar,
@@ -928,6 +929,25 @@ class EventConstraint(Constraint):
         return _StreamAllowed(self, prompt_len)
 
 
+_NO_SLOT_FILL = _MASKS["bytes|pad"].clone()
+_NO_SLOT_FILL[SLOT_FILL] = False
+
+
+@dataclass(frozen=True)
+class AbcSlotConstraint(Constraint):
+    """A target that is ABC in note slots (`simulator.abc_slots`), PAD-terminated: a run of FILL
+    starts only where the layout lets one start, and once started it is forced to its boundary
+    (`abc_slots.fill_due`), so that dropping the FILL gives ABC text back."""
+
+    def allowed(self, target: Sequence[int]) -> torch.Tensor:
+        if PAD in target or END in target:
+            return super().allowed(target)
+        due, may_fill = fill_due(bytes(int(i) for i in target), self.align)
+        if due:
+            return _FORCED[SLOT_FILL]
+        return _MASKS["bytes|pad"] if may_fill else _NO_SLOT_FILL
+
+
 class _StreamAllowed:
     """`EventConstraint.allowed` for a generation: keeps the grammar between calls, which walk
     one growing sequence (a call with an empty target starts a new generation)."""
@@ -963,8 +983,9 @@ class MusicCodec(Codec):
     fill is forced and not scored). Generation of an event-stream target is constrained to
     well-formed events (`EventConstraint`).
 
-    `abc`: "text" writes the ABC as it is; "note-slots" (abc2midi only: the ABC is the prompt)
-    starts every note of its body on a slot of its own (`simulator.abc_slots`).
+    `abc`: "text" writes the ABC as it is; "note-slots" starts every note of its body on a
+    slot of its own (`simulator.abc_slots`). As midi2abc's target, the fill that follows a
+    run's first FILL byte is forced and not scored (`AbcSlotConstraint`).
     """
 
     def __init__(self, task: str, align: int = 16, midi: str = "file", abc: str = "text"):
@@ -975,8 +996,6 @@ class MusicCodec(Codec):
             raise ValueError(f"unknown MIDI layout {midi!r} (known: {', '.join(MIDI_LAYOUTS)})")
         if abc not in ABC_LAYOUTS:
             raise ValueError(f"unknown ABC layout {abc!r} (known: {', '.join(ABC_LAYOUTS)})")
-        if abc != "text" and task != "abc2midi":
-            raise ValueError(f"the {abc} ABC layout is for abc2midi, where the ABC is given")
         self.task, self.midi, self.abc = task, midi, abc
 
     def options(self) -> dict[str, Any]:
@@ -1018,6 +1037,8 @@ class MusicCodec(Codec):
             end = first_pad[0] if len(first_pad) else len(target)
             mask[:end] = False
             mask[read_aligned(bytes(target[:end].astype(np.uint8)), self.align).offsets] = True
+        if self.abc == "note-slots" and self.task == "midi2abc":  # a run's first FILL decides it
+            mask[1:] &= ~((target[1:] == SLOT_FILL) & (target[:-1] == SLOT_FILL))
         mask[first_pad] = True
         return mask
 
@@ -1051,7 +1072,9 @@ class MusicCodec(Codec):
     def output_file(self, content: bytes) -> bytes:
         """The file a target's content stands for: the ABC, or the MIDI file (DecodeError for an
         event stream that does not end)."""
-        return self._midi_file(content) if self.task == "abc2midi" else content
+        if self.task == "abc2midi":
+            return self._midi_file(content)
+        return unslot_abc(content) if self.abc == "note-slots" else content
 
     def note_spans(self, sample: MusicPair) -> list[NoteSpan]:
         """Where each note of an abc2midi sample's MIDI is decided, as offsets into its target
@@ -1069,6 +1092,8 @@ class MusicCodec(Codec):
     def constraint(self, sample: MusicPair) -> Constraint:
         if self.midi != "file" and self.task == "abc2midi":
             return EventConstraint(self.align, self.align, None, self.midi == "note-aligned")
+        if self.abc == "note-slots" and self.task == "midi2abc":
+            return AbcSlotConstraint(self.align, self.align, None)
         return Constraint(self.align, self.align, None)
 
 

@@ -86,9 +86,10 @@ class TrainArgs:
                              "only (events, the default); the same with each note starting a "
                              "patch (note-aligned); or as the file's bytes (file; docs/music.md)")
     abc_layout: str = option("text", choices=list(ABC_LAYOUTS),
-                             help="abc2midi: the ABC prompt as it is (text, the default) or with "
-                             "its header padded to a patch and each note of its body starting a "
-                             "4-byte slot of its own (note-slots; docs/formats.md)")
+                             help="abc2midi/midi2abc: the ABC (prompt or target) as it is (text, "
+                             "the default) or with its header padded to a patch and each note "
+                             "of its body starting a 4-byte slot of its own (note-slots; "
+                             "docs/formats.md)")
     aux_targets: str = option("none", choices=list(AUX_TARGETS),
                               help="cpu: also train an auxiliary head against intermediate "
                               "results: none (default) or mul-sums (commit records: the column "

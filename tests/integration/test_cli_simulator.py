@@ -11,9 +11,8 @@ import sys
 import mido
 import pytest
 import torch
-from helpers import ROOT, assert_one_line_error, in_process
+from helpers import ROOT, in_process
 
-from datagen.cli import main as datagen_main
 from simulator.checkpoint import save_pretrained
 from simulator.cli import main
 from simulator.model import PRESETS, ByteModel
@@ -204,15 +203,3 @@ def test_a_non_editable_install_is_pointed_at_trained_in_one_line(tmp_path):
                        env={**env, "BYTESIM_TRAINED": str(ROOT / "trained")})
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["profile"] == "rv32e"
-
-
-def test_note_slots_are_refused_for_midi2abc_in_one_line(tmp_path):
-    """The ABC is midi2abc's target, which a note-slot layout cannot hold."""
-    corpus = tmp_path / "mus"
-    code, _, _ = in_process(datagen_main, ["music", "--source", "synthetic", "-n", "4",
-                                           "--seed", "1", "--out", str(corpus), "--quiet"])
-    assert code == 0
-    code, _, err = in_process(main, ["train", "--task", "midi2abc", "--data", str(corpus),
-                                     "--out", str(tmp_path / "run"), "--abc-layout",
-                                     "note-slots", "--steps", "1", "--quiet"])
-    assert_one_line_error(code, err, "abc2midi")

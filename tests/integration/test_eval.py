@@ -103,12 +103,15 @@ def test_eval_and_export_commands(overfit, tmp_path, capsys):
     assert meta["codec"]["task"] == "cpu"
 
 
-@pytest.mark.parametrize("midi_codec", ["file", "events"])
-def test_music_pipeline_runs(tmp_path, midi_codec):
+@pytest.mark.parametrize(("midi_codec", "abc_layout"),
+                         [("file", "text"), ("events", "text"), ("events", "note-slots")])
+def test_music_pipeline_runs(tmp_path, midi_codec, abc_layout):
+    """midi2abc trains and evaluates with each layout, its ABC target in note slots too."""
     _datagen("music", "--source", "synthetic", "-n", "6", "--seed", "2", "--out",
              str(tmp_path / "mus"))
     train(TrainArgs(task="midi2abc", data=str(tmp_path / "mus"), out=str(tmp_path / "run"),
-                    steps=2, batch_size=2, max_len=4096, midi_codec=midi_codec, quiet=True))
+                    steps=2, batch_size=2, max_len=4096, midi_codec=midi_codec,
+                    abc_layout=abc_layout, quiet=True))
     r = evaluate(tmp_path / "run", tmp_path / "mus", split="train", limit=1,
                  show_progress=False)
     assert r["task"] == "midi2abc" and r["n"] == 1 and 4 < r["bpb"] < 12

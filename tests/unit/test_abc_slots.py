@@ -1,5 +1,5 @@
-"""The note-slot layout of ABC prompts: exact round trips, every note on a slot, and the codec
-option that uses it."""
+"""The note-slot layout of ABC: exact round trips, every note on a slot, the codec option that
+uses it for abc2midi's prompt and midi2abc's target, and the fill a target's writer must keep."""
 
 import re
 from dataclasses import replace
@@ -9,7 +9,7 @@ import pytest
 
 from datagen.music.build import make_pair, music_spec
 from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
-from simulator.abc_slots import FILL, SLOT, slot_abc, unslot_abc
+from simulator.abc_slots import FILL, SLOT, fill_due, slot_abc, unslot_abc
 from simulator.codec import PAD, MusicCodec, MusicPair, codec_from_options, make_codec
 
 RUNGS = {"M0": LADDER["M0"], "M1": LADDER["M1"], "M2": LADDER["M2"],
@@ -80,8 +80,54 @@ def test_codec_option_encodes_slotted_prompts_and_decodes_the_text():
         assert np.array_equal(ids[mask], plain_ids[plain_mask])  # the same target, scored alike
 
 
-def test_slots_are_refused_where_the_abc_is_the_target():
-    with pytest.raises(ValueError, match="abc2midi"):
-        make_codec("midi2abc", 16, midi="events", abc="note-slots")
+def test_an_unknown_abc_layout_is_refused():
     with pytest.raises(ValueError, match="unknown ABC layout"):
         make_codec("abc2midi", 16, abc="slots")
+
+
+@pytest.mark.parametrize("rung", sorted(RUNGS))
+def test_as_a_target_each_fill_run_is_decided_by_its_first_byte(rung):
+    """Written byte by byte, the layout leaves one choice per FILL run (where it starts); the
+    rest of the run is due (`fill_due`), and no FILL comes where the layout has none."""
+    for abc in _tunes(RUNGS[rung], 20):
+        slotted = slot_abc(abc, 16)
+        for i, byte in enumerate(slotted):
+            due, may_fill = fill_due(slotted[:i], 16)
+            if due:
+                assert byte == FILL, (i, slotted)
+            elif byte == FILL:
+                assert may_fill and slotted[i - 1] != FILL, (i, slotted)
+        assert fill_due(slotted, 16)[0] == 0  # a whole layout ends with no fill due
+
+
+def test_no_fill_before_the_key_line_ends_nor_at_a_slot_boundary():
+    assert fill_due(b"X:1\nK:C", 16) == (0, False)
+    assert fill_due(b"X:1\nK:C\n", 16) == (0, True)  # the header ends: fill to the patch
+    assert fill_due(b"X:1\nK:C\n\x00", 16) == (7, False)
+    assert fill_due(b"X:1\nK:C\n" + bytes(8) + b"C2", 16) == (0, True)
+    assert fill_due(b"X:1\nK:C\n" + bytes(8) + b"C2\x00", 16) == (1, False)
+    assert fill_due(b"X:1\nK:C\n" + bytes(8) + b"C2 |", 16) == (0, False)  # at a boundary
+
+
+def test_midi2abc_writes_slotted_abc_scoring_only_each_runs_first_fill():
+    codec = make_codec("midi2abc", 16, midi="events", abc="note-slots")
+    assert codec_from_options(codec.options()).abc == "note-slots"
+    spec = replace(music_spec(["synthetic"], seed=5, converter="abc2midi"), synth=LADDER["M1"])
+    for row in (make_pair(spec, i) for i in range(4)):
+        pair = MusicPair(row["abc"], row["midi"])
+        ids, mask = codec.encode(pair)
+        assert codec.decode(ids) == pair
+        start = len(codec.prompt(pair))
+        target = ids[start:]
+        end = int(np.flatnonzero(target == PAD)[0])
+        content = bytes(target[:end].astype(np.uint8))
+        assert content == slot_abc(pair.abc.encode(), 16)
+        assert codec.output_file(content) == pair.abc.encode()
+        scored = mask[start:start + end]
+        fill = np.frombuffer(content, np.uint8) == FILL
+        first = fill & ~np.r_[False, fill[:-1]]
+        assert scored[~fill].all() and scored[first].all() and not scored[fill & ~first].any()
+        allowed = codec.constraint(pair).allowed
+        for i, byte in enumerate(content):  # the true target is always allowed
+            assert allowed(list(content[:i]))[byte], i
+        assert allowed(list(content))[PAD]

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bytesim_common.errors import UserError
+from datagen.music.abc_notes import plain_notes
 from datagen.music.convert import abc2midi
 from datagen.music.synthetic import KEYS, LADDER, METERS, SynthOptions, synthetic_tune
 from tests.helpers import needs_abc2midi
@@ -156,16 +157,8 @@ def test_titles_move_the_notes_against_the_patch_grid():
 def _carried_notes(options: SynthOptions, n: int) -> int:
     """Unmarked notes whose letter was given an accidental earlier in the bar, in tunes
     0..n-1 of seed 3."""
-    found = 0
-    for i in range(n):
-        body = synthetic_tune(3, i, options).split("\nK:", 1)[1].split("\n", 1)[1]
-        for bar in body.split("|"):
-            marked = set()
-            for m in re.finditer(r"([_^=]*)([A-Ga-g])", bar):
-                if m.group(1):
-                    marked.add(m.group(2).upper())
-                found += not m.group(1) and m.group(2).upper() in marked
-    return found
+    return sum(note.carried for i in range(n)
+               for note in plain_notes(synthetic_tune(3, i, options)) or ())
 
 
 @needs_abc2midi
