@@ -84,6 +84,9 @@ class SynthOptions:
     pickups: float = 0.0  # the tune opens with a pickup (anacrusis): one beat before bar 1
     titles: float = 0.0  # the title goes on with 0-15 random letters, which moves the notes
     #                      against a model's patch grid (the MIDI does not keep titles)
+    free_titles: float = 0.0  # the title is instead 1-3 random words of 1-10 letters (about 1-32
+    #                           bytes), so headers are as short as real tunes' and the M:, L:
+    #                           and K: lines fall anywhere on the patch grid
 
     @classmethod
     def parse(cls, text: str | None, base: SynthOptions | None = None) -> SynthOptions:
@@ -338,7 +341,11 @@ class _Tune:
     def text(self) -> str:
         rng = self.rng
         title = f"Synthetic tune {self.index + 1}"
-        if self.chance(self.opt.titles):
+        if self.chance(self.opt.free_titles):
+            title = " ".join("".join(rng.choice("abcdefghijklmnopqrstuvwxyz")
+                                     for _ in range(rng.randint(1, 10))).capitalize()
+                             for _ in range(rng.randint(1, 3)))
+        elif self.chance(self.opt.titles):
             title += " " + "".join(rng.choice("abcdefghijklmnopqrstuvwxyz")
                                    for _ in range(rng.randrange(16)))
         head = [f"X:{self.index + 1}", f"T:{title.rstrip()}", f"M:{self.meter}",

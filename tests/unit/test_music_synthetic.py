@@ -154,6 +154,27 @@ def test_titles_move_the_notes_against_the_patch_grid():
     assert offsets == set(range(16))
 
 
+def test_free_titles_are_short_words_that_put_the_header_lines_anywhere_on_the_grid():
+    """`free_titles`: 1-3 random words replace "Synthetic tune N", so headers as short as a
+    real tune's occur and each header line starts at every offset modulo a 16-byte patch; at 0,
+    the default, tunes are as before."""
+    m1 = LADDER["M1"]
+    assert [synthetic_tune(3, i, SynthOptions.parse("free_titles=0", m1)) for i in range(5)] \
+        == [synthetic_tune(3, i, m1) for i in range(5)]
+    free = SynthOptions.parse("free_titles=1", m1)
+    offsets: dict[str, set[int]] = {"M": set(), "L": set(), "K": set()}
+    lengths = set()
+    for i in range(300):
+        text = synthetic_tune(3, i, free)
+        title = re.search(r"^T:(.*)$", text, re.MULTILINE).group(1)
+        assert re.fullmatch(r"[A-Z][a-z]{0,9}( [A-Z][a-z]{0,9}){0,2}", title), title
+        lengths.add(len(title))
+        for field, found in offsets.items():
+            found.add(text.index(f"\n{field}:") % 16)
+    assert min(lengths) <= 2 and max(lengths) >= 25
+    assert all(found == set(range(16)) for found in offsets.values())
+
+
 def _carried_notes(options: SynthOptions, n: int) -> int:
     """Unmarked notes whose letter was given an accidental earlier in the bar, in tunes
     0..n-1 of seed 3."""
