@@ -116,7 +116,7 @@ SHIPPED_OUTPUTS = {
     "cpu-rv32e-mini": ("9cef115298e0de98", -76568.983, 120814.969),
     "abc2midi": ("bf38f5270df26feb", -5249.637, 37004.595),
     "abc2midi-m0t": ("269df3d1befe2aec", -89162.804, 95359.642),
-    "midi2abc": ("a10ec250c151962f", -3579.543, 64063.483),
+    "midi2abc": ("aa56addedc53cbfd", -138827.275, 146491.743),
 }
 
 
