@@ -3,8 +3,8 @@
     python examples/abc_pitch_errors.py CORPUS [--model PATH] [-n 150] [--split test]
 
 Converts the first N tunes of a split of a music corpus (default: test) with the model and,
-for every output with as many notes as the reference, compares the pitches note by note. Each note of the ABC is put in
-one kind by what decides its pitch:
+for every output with as many notes as the reference, compares the pitches note by note. Each
+note of the ABC is put in one kind by what decides its pitch:
 
 - `explicit accidental`: it carries ^, _ or = itself;
 - `carried accidental`: an earlier note of the same bar with the same letter did (abc2midi

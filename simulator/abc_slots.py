@@ -33,7 +33,6 @@ ABC_LAYOUTS = ("text", "note-slots")
 _NOTE = frozenset(b"ABCDEFGabcdefgzZx")
 _ACCIDENTAL = frozenset(b"^_=")
 _KEY_LINE = re.compile(rb"^K:[^\n]*\n?", re.MULTILINE)
-_WHOLE_KEY_LINE = re.compile(rb"^K:[^\n]*\n", re.MULTILINE)
 _CLOSE = {ord('"'): ord('"'), ord("!"): ord("!"), ord("+"): ord("+"), ord("{"): ord("}")}
 
 
@@ -64,8 +63,8 @@ def fill_due(prefix: bytes, align: int) -> tuple[int, bool]:
     `align`; one after a note, to a multiple of SLOT. No run is empty or starts at a boundary,
     and none starts before the header ends."""
     n = len(prefix)
-    key = _WHOLE_KEY_LINE.search(prefix)
-    body_at = key.end() if key else None
+    key = _KEY_LINE.search(prefix)
+    body_at = key.end() if key and key.group().endswith(b"\n") else None  # the line is whole
     run = n - len(prefix.rstrip(bytes([FILL])))
     if run:
         unit = align if n - run == body_at else SLOT

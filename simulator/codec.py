@@ -997,6 +997,7 @@ class MusicCodec(Codec):
         if abc not in ABC_LAYOUTS:
             raise ValueError(f"unknown ABC layout {abc!r} (known: {', '.join(ABC_LAYOUTS)})")
         self.task, self.midi, self.abc = task, midi, abc
+        self.slotted_target = abc == "note-slots" and task == "midi2abc"  # midi2abc writes slots
 
     def options(self) -> dict[str, Any]:
         """The "file" and "text" layouts are left out, so that checkpoints from before the
@@ -1037,7 +1038,7 @@ class MusicCodec(Codec):
             end = first_pad[0] if len(first_pad) else len(target)
             mask[:end] = False
             mask[read_aligned(bytes(target[:end].astype(np.uint8)), self.align).offsets] = True
-        if self.abc == "note-slots" and self.task == "midi2abc":  # a run's first FILL decides it
+        if self.slotted_target:  # a run's first FILL decides it
             mask[1:] &= ~((target[1:] == SLOT_FILL) & (target[:-1] == SLOT_FILL))
         mask[first_pad] = True
         return mask
@@ -1074,7 +1075,7 @@ class MusicCodec(Codec):
         event stream that does not end)."""
         if self.task == "abc2midi":
             return self._midi_file(content)
-        return unslot_abc(content) if self.abc == "note-slots" else content
+        return unslot_abc(content) if self.slotted_target else content
 
     def note_spans(self, sample: MusicPair) -> list[NoteSpan]:
         """Where each note of an abc2midi sample's MIDI is decided, as offsets into its target
@@ -1092,7 +1093,7 @@ class MusicCodec(Codec):
     def constraint(self, sample: MusicPair) -> Constraint:
         if self.midi != "file" and self.task == "abc2midi":
             return EventConstraint(self.align, self.align, None, self.midi == "note-aligned")
-        if self.abc == "note-slots" and self.task == "midi2abc":
+        if self.slotted_target:
             return AbcSlotConstraint(self.align, self.align, None)
         return Constraint(self.align, self.align, None)
 

@@ -13,8 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# semitones above C of each letter's natural pitch
-NATURAL_SEMITONES = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
+from datagen.music.synthetic import LETTER_PC
 
 _NOTE_OR_BAR = re.compile(r"\||([_^=]*)([A-Ga-gzZx])([,']*)")
 _UNREAD = re.compile(r'[\["{}\-]')
@@ -32,7 +31,7 @@ class AbcNote:
     @property
     def natural_pitch(self) -> int:
         """The MIDI pitch of the letter with no accidental and no key (C = 60, c = 72)."""
-        return (60 + NATURAL_SEMITONES[self.letter.upper()] + 12 * self.letter.islower()
+        return (60 + LETTER_PC[self.letter.upper()] + 12 * self.letter.islower()
                 + 12 * self.octave_marks.count("'") - 12 * self.octave_marks.count(","))
 
 
