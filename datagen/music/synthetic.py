@@ -87,6 +87,9 @@ class SynthOptions:
     free_titles: float = 0.0  # the title is instead 1-3 random words of 1-10 letters (about 1-32
     #                           bytes), so headers are as short as real tunes' and the M:, L:
     #                           and K: lines fall anywhere on the patch grid
+    plain_lengths: float = 0.0  # the tune spells half and quarter units one way (`/2`, `/4`),
+    #                             not `/` or `/2`, `//` or `/4` at random: a MIDI file cannot
+    #                             tell the spellings apart, so a MIDI -> ABC model cannot learn them
 
     @classmethod
     def parse(cls, text: str | None, base: SynthOptions | None = None) -> SynthOptions:
@@ -129,17 +132,18 @@ def synthetic_tune(seed: int, index: int, options: SynthOptions = SynthOptions()
     return _Tune(row_rng(seed, index, "synthetic-abc"), options, index).text()
 
 
-def length_text(x: F, rng: random.Random) -> str:
-    """ABC length suffix for `x` unit lengths: '' 2 3/2 / /2 /4 // 3/4 ..."""
+def length_text(x: F, rng: random.Random, plain: bool = False) -> str:
+    """ABC length suffix for `x` unit lengths: '' 2 3/2 / /2 /4 // 3/4 ... (`plain`: half and
+    quarter always `/2` and `/4`, with no draw)."""
     if x == 1:
         return ""
     if x.denominator == 1:
         return str(x.numerator)
     if x.numerator == 1:
         if x.denominator == 2:
-            return rng.choice(["/", "/2"])
+            return "/2" if plain else rng.choice(["/", "/2"])
         if x.denominator == 4:
-            return rng.choice(["/4", "//"])
+            return "/4" if plain else rng.choice(["/4", "//"])
         return f"/{x.denominator}"
     return f"{x.numerator}/{x.denominator}"
 
@@ -167,6 +171,11 @@ class _Tune:
         self.gchords = rng.random() < opt.gchords
         self.tie_text: str | None = None  # pitch text of the last note, for a tie
         self.altered: list[int] = []  # pitches given an accidental in the bar so far
+        self.plain_lengths = self.chance(opt.plain_lengths)
+
+    def length(self, length: F) -> str:
+        """The ABC length suffix of a note of `length` whole notes."""
+        return length_text(length / self.unit, self.rng, self.plain_lengths)
 
     def chance(self, p: float) -> bool:
         """True with probability p; draws only when 0 < p < 1."""
@@ -216,7 +225,7 @@ class _Tune:
         """One note (or rest, or chord) of `length` whole notes, with its decorations.
         `self.tie_text` is set to the note's pitch text when a tie may follow it."""
         rng, opt = self.rng, self.opt
-        lt = length_text(length / self.unit, rng)
+        lt = self.length(length)
         self.tie_text = None
         if not plain and rng.random() < opt.rests:
             return "z" + lt
@@ -247,7 +256,7 @@ class _Tune:
 
     def tied(self, length: F) -> str:
         """A note tied from the previous one: same pitch, `length` whole notes."""
-        return str(self.tie_text) + length_text(length / self.unit, self.rng)
+        return str(self.tie_text) + self.length(length)
 
     def beat_group(self, chord_root: int | None) -> str:
         """One beat of music: plain notes, a triplet or a broken-rhythm pair."""
@@ -306,7 +315,7 @@ class _Tune:
         if end_beats:
             self.pitch = self.home
             groups.append(self.note_name(self.home)
-                          + length_text(self.beat * end_beats / self.unit, rng))
+                          + self.length(self.beat * end_beats))
         return " ".join(groups)
 
     # -- structure ----------------------------------------------------------------------------

@@ -175,6 +175,22 @@ def test_free_titles_are_short_words_that_put_the_header_lines_anywhere_on_the_g
     assert all(found == set(range(16)) for found in offsets.values())
 
 
+def test_plain_lengths_spell_halves_and_quarters_one_way():
+    """`plain_lengths`: a half unit is always `/2` and a quarter `/4` (the default draws `/` or
+    `/2`, `//` or `/4`, which no MIDI file tells apart); at 0, the default, tunes are as before."""
+    m2 = LADDER["M2"]  # every unit length: quarter units occur
+    assert [synthetic_tune(3, i, SynthOptions.parse("plain_lengths=0", m2)) for i in range(5)] \
+        == [synthetic_tune(3, i, m2) for i in range(5)]
+    bare_slash = re.compile(r"/(?![0-9])")  # `/` or `//`: a length spelt without its denominator
+
+    def bodies(options: SynthOptions) -> list[str]:
+        return [synthetic_tune(3, i, options).split("\nK:", 1)[1] for i in range(200)]
+    assert any(bare_slash.search(body) for body in bodies(m2))
+    plain = bodies(SynthOptions.parse("plain_lengths=1", m2))
+    assert not any(bare_slash.search(body) for body in plain)
+    assert sum("/2" in body for body in plain) > 50 and sum("/4" in body for body in plain) > 5
+
+
 def _carried_notes(options: SynthOptions, n: int) -> int:
     """Unmarked notes whose letter was given an accidental earlier in the bar, in tunes
     0..n-1 of seed 3."""
