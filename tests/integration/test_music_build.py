@@ -93,6 +93,15 @@ def test_music21_source_walks_the_corpus_in_seeded_order(tmp_path):
     assert music_job(spec2, 10**6).n_rows == music_job(spec2, 20000).n_rows > 12000
 
 
+def test_an_option_added_later_is_recorded_only_where_set():
+    """`plain_lengths` came after corpora recorded every synthetic option: left at 0 it is not in
+    a corpus's arguments, so those corpora (and half-made ones) resume unchanged."""
+    def mix(text):
+        return music_job(music_spec(["synthetic"], seed=1, synth_mix=text), 10).args["synth_mix"]
+    assert "plain_lengths" not in mix(None) and "free_titles" in mix(None)
+    assert mix("plain_lengths=1")["plain_lengths"] == 1.0
+
+
 @needs_abc2midi
 def test_failures_are_counted_not_dropped(tmp_path, capsys):
     tunes = tmp_path / "mine.abc"
