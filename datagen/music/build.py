@@ -19,7 +19,7 @@ import bisect
 import functools
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -184,21 +184,10 @@ def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
             "seed": spec.seed, "converter": spec.converter,
             "converter_version": conv.converter_version(spec.converter),
             "max_bytes": spec.max_bytes, "keep_text": spec.keep_text, "timeout": spec.timeout,
-            "synth_mix": _recorded_mix(spec.synth) if "synthetic" in spec.sources else None}
+            "synth_mix": spec.synth.recorded() if "synthetic" in spec.sources else None}
     return CorpusJob(kind="music", args=args, n_rows=n, schema=SCHEMA,
                      make_rows=functools.partial(make_rows, spec), tally=("split", "source"),
                      rows_per_shard=rows_per_shard)
-
-
-# Synthetic options added after corpora were made with every option recorded: recorded only
-# where set, so that a corpus made (or half made) before one of them resumes unchanged.
-_RECORDED_WHEN_SET = ("plain_lengths",)
-
-
-def _recorded_mix(options: SynthOptions) -> dict:
-    """The synthetic mix as a corpus's arguments record it."""
-    return {name: p for name, p in asdict(options).items()
-            if p or name not in _RECORDED_WHEN_SET}
 
 
 def build_music_corpus(args: argparse.Namespace) -> dict:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction as F
 
 from bytesim_common.errors import UserError
@@ -90,6 +90,16 @@ class SynthOptions:
     plain_lengths: float = 0.0  # the tune spells half and quarter units one way (`/2`, `/4`),
     #                             not `/` or `/2`, `//` or `/4` at random: a MIDI file cannot
     #                             tell the spellings apart, so a MIDI -> ABC model cannot learn them
+
+    # Options added after corpora were made with every option in their arguments: in a
+    # corpus's arguments only where set, so that a corpus made (or half made) before one of
+    # them resumes unchanged.
+    RECORDED_WHEN_SET = ("plain_lengths",)
+
+    def recorded(self) -> dict[str, float]:
+        """The options as a corpus's arguments record them."""
+        return {name: p for name, p in asdict(self).items()
+                if p or name not in self.RECORDED_WHEN_SET}
 
     @classmethod
     def parse(cls, text: str | None, base: SynthOptions | None = None) -> SynthOptions:
