@@ -77,6 +77,12 @@ class TransformerConfig:
     mlp_ratio: int = 4
     dropout: float = 0.0
     rope_base: float = 10000.0
+    mlp: str = "gelu"  # "gelu", or "swiglu": a gated MLP of the same parameter count (see GatedMLP)
+
+    def __post_init__(self) -> None:
+        if self.mlp not in MLPS:
+            raise ValueError(f"TransformerConfig.mlp must be one of {', '.join(MLPS)}, "
+                             f"got {self.mlp!r}")
 
 
 @dataclass
@@ -242,13 +248,35 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
+    """x -> out(gelu(up(x))), hidden width ratio * d_model."""
+
     def __init__(self, d_model: int, ratio: int):
         super().__init__()
         self.up = nn.Linear(d_model, ratio * d_model, bias=False)
         self.out = nn.Linear(ratio * d_model, d_model, bias=False)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor) -> Tensor:  # (..., D) -> (..., D)
         return self.out(F.gelu(self.up(x), approximate="tanh"))
+
+
+class GatedMLP(nn.Module):
+    """SwiGLU: x -> out(silu(gate(x)) * up(x)). The hidden width, 2/3 of ratio * d_model (to a
+    multiple of 8), keeps MLP's parameter count. Each hidden unit is a product of two linear
+    readings of x, so a unit can select one input by another (a bit of an operand by the shift
+    amount, say) without the thresholds a GELU unit needs for it."""
+
+    def __init__(self, d_model: int, ratio: int):
+        super().__init__()
+        hidden = -(-2 * ratio * d_model // 3 // 8) * 8
+        self.gate = nn.Linear(d_model, hidden, bias=False)
+        self.up = nn.Linear(d_model, hidden, bias=False)
+        self.out = nn.Linear(hidden, d_model, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:  # (..., D) -> (..., D)
+        return self.out(F.silu(self.gate(x)) * self.up(x))
+
+
+MLPS = {"gelu": MLP, "swiglu": GatedMLP}
 
 
 @register_block("transformer")
@@ -262,7 +290,7 @@ class TransformerBlock(nn.Module):
         self.norm1 = nn.LayerNorm(shape.d_model)
         self.attn = CausalSelfAttention(shape, config)
         self.norm2 = nn.LayerNorm(shape.d_model)
-        self.mlp = MLP(shape.d_model, config.mlp_ratio)
+        self.mlp = MLPS[config.mlp](shape.d_model, config.mlp_ratio)
         self.drop = nn.Dropout(config.dropout) if config.dropout else nn.Identity()
 
     def new_cache(self) -> KVCache:

@@ -58,8 +58,10 @@ class RecordLayout:
     harness reads them from the program and the state before the step (never predicted); the
     model writes the others. PAD fills the bytes between fields and the rest of the stride."""
 
-    fields: dict[str, tuple[int, int]]
+    fields: dict[str, tuple[int, int]]  # name -> (offset, ids)
     given: tuple[str, ...]
+    # fields written one bit per id (0 or 1), least significant bit first: n bytes take 8n ids
+    bits: tuple[str, ...] = ()
 
     @cached_property
     def size(self) -> int:
@@ -79,6 +81,23 @@ class RecordLayout:
             mask[at: at + width] = True
         return mask
 
+    def put(self, out: np.ndarray, name: str, values: np.ndarray) -> None:
+        """Write field `name` of the records `out` (m, >= size) from its bytes (m, n)."""
+        at, width = self.fields[name]
+        if name in self.bits:
+            values = ((values[:, :, None].astype(np.int64) >> np.arange(8)) & 1).reshape(
+                len(values), 8 * values.shape[1])
+        out[:, at: at + width] = values
+
+    def get(self, records: np.ndarray, name: str) -> np.ndarray:
+        """The bytes (..., n) int64 of field `name` of records (..., >= size); a bit field's
+        ids are read as bits (the low bit of each)."""
+        at, width = self.fields[name]
+        ids = records[..., at: at + width].astype(np.int64)
+        if name not in self.bits:
+            return ids
+        return ((ids.reshape(*ids.shape[:-1], width // 8, 8) & 1) << np.arange(8)).sum(-1)
+
 
 # `CpuRecordCodec`'s layouts (docs/formats.md): "records" gives what the register file reads
 # (RVFI's fields); "decoded-records" also the word's pc and its immediate, decoded and
@@ -89,6 +108,13 @@ RECORD_LAYOUTS = {
     "decoded-records": RecordLayout({"pc": (0, 4), "word": (4, 4), "reads": (8, 8),
                                      "imm": (16, 4), "next_pc": (20, 4), "rd": (24, 1),
                                      "value": (28, 4)}, given=("pc", "word", "reads", "imm")),
+    # decoded records with the numbers as bits, one id each, least significant first: bit i of
+    # the value written sits a fixed distance after bit i of each operand (rs1 72, rs2 40, the
+    # immediate 104 ids back), so a shift is a move by the shift amount and an addition a
+    # carry from the bit before (docs/training.md)
+    "bit-records": RecordLayout({"pc": (0, 4), "word": (4, 4), "imm": (8, 32), "reads": (40, 64),
+                                 "next_pc": (104, 4), "rd": (108, 1), "value": (112, 32)},
+                                given=("pc", "word", "imm", "reads"), bits=("imm", "reads", "value")),
 }
 CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
 
@@ -265,6 +291,7 @@ class Constraint:
         return lambda seq: self.allowed(seq[prompt_len:])
 
 
+_BITS = torch.arange(VOCAB_SIZE) < 2  # the ids of a bit field: 0 and 1
 _FORCED = [torch.nn.functional.one_hot(torch.tensor(i), VOCAB_SIZE).bool() for i in range(256)]
 
 
@@ -460,8 +487,7 @@ def record_given(layout: RecordLayout, words: np.ndarray, before: np.ndarray,
              "imm": lambda: rv32_immediate(words)}
     out = np.full((len(words), layout.given_bytes), PAD, np.int64)
     for name in layout.given:
-        at, width = layout.fields[name]
-        out[:, at: at + width] = parts[name]()
+        layout.put(out, name, parts[name]())
     return out
 
 
@@ -749,8 +775,7 @@ class CpuRecordCodec(CpuCodec):
         put = {"next_pc": states[1:, :4], "rd": rd[:, None],
                "value": np.take_along_axis(states[1:], rd[:, None] * 4 + np.arange(4), 1)}
         for name, values in put.items():
-            at, width = fields[name]
-            out[:, at: at + width] = values
+            self.record.put(out, name, values)
         at, width = fields["value"]
         out[rd == 0, at: at + width] = 0  # no register written: zeros
         for k, record in enumerate(out):
@@ -817,7 +842,10 @@ class CpuRecordCodec(CpuCodec):
 
     def aux_targets(self, sample: CpuTrace, ids: np.ndarray,
                     kind: str) -> tuple[np.ndarray, np.ndarray]:
-        if kind != "mul-sums":
+        if kind != "mul-sums" or self.record.bits:
+            if kind == "mul-sums":
+                raise ValueError(f"no 'mul-sums' targets in {self.layout_flag}: its value is "
+                                 "written in bits, not bytes")
             return super().aux_targets(sample, ids, kind)
         starts = self._target_blocks(sample)  # (n, 1)
         records = ids[starts + np.arange(self.record.size)].astype(np.int64)  # (n, size)
@@ -856,8 +884,7 @@ def replay_record(before: np.ndarray, record: np.ndarray, n_regs: int,
     if not 0 <= rd < n_regs:
         after[:] = -1
     elif rd:
-        at, width = layout.fields["value"]
-        after[4 * rd: 4 * rd + width] = record[at: at + width]
+        after[4 * rd: 4 * rd + 4] = layout.get(record, "value")
     return after
 
 
@@ -881,6 +908,8 @@ class RecordConstraint(GivenWordConstraint):
         if r >= layout.given_bytes:  # what the model writes: no state needed
             if r == layout.fields["rd"][0]:
                 return torch.arange(VOCAB_SIZE) < self.n_regs
+            if any(at <= r < at + width for at, width in map(layout.fields.get, layout.bits)):
+                return _BITS
             return _MASKS["bytes" if r < layout.size and layout.content[r] else "pad"]
         inside, given = self._given_bytes(target, k)
         if r == 0 and not inside:

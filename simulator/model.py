@@ -239,6 +239,10 @@ PRESETS["small-p4"] = replace(PRESETS["small"], patch_sizes=(4,))
 # every byte attending to every byte before it, like issue 12's flat baseline), its byte level a
 # small head on each position; no hierarchy, for comparison on short sequences
 PRESETS["small-flat"] = replace(PRESETS["small"], patch_sizes=(1,), max_len=1024)
+
+# `small` with gated (SwiGLU) MLPs at both levels, the same parameter count: a hidden unit is a
+# product, so selecting a bit by a shift amount is one unit (docs/training.md, the ladder)
+PRESETS["small-glu"] = replace(PRESETS["small"], block_options=({"mlp": "swiglu"},) * 2)
 PRESETS["tiny-flat"] = replace(PRESETS["tiny"], patch_sizes=(1,))  # the same, for tests
 
 # `small` whose top-level patches are also read by a 2-block byte encoder (width 128) inside each

@@ -79,7 +79,9 @@ class TrainArgs:
                              "it reads, given, then the next pc, the register written and its "
                              "value; states rebuilt by replay; --ir-word does not apply) or "
                              "decoded-records (records that also give the word's pc and its "
-                             "decoded immediate)")
+                             "decoded immediate) or bit-records (decoded records with the "
+                             "immediate, the values read and the value written one bit per "
+                             "byte)")
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "

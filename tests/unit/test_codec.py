@@ -221,37 +221,45 @@ def test_given_words_are_forced_and_the_trace_ends_where_the_pc_leaves_the_progr
         assert ended and states.tobytes() == trace.states[STATE_SIZE[profile]:]
 
 
-@pytest.mark.parametrize("layout", ["records", "decoded-records"])
+@pytest.mark.parametrize("layout, stride, scored", [("records", 32, 9),
+                                                    ("decoded-records", 32, 9),
+                                                    ("bit-records", 144, 37)])
 @pytest.mark.parametrize("profile", ["rv32e", "rv32e-mini"])
-def test_commit_records_rebuild_every_state_and_force_what_is_given(profile, layout):
-    """Commit records: one 32-byte record per step, 9 bytes of it scored (next pc, rd, value);
-    the states come back by replay, from generated records as from teacher-forced ones."""
+def test_commit_records_rebuild_every_state_and_force_what_is_given(profile, layout, stride,
+                                                                    scored):
+    """Commit records: one record per step, `scored` ids of it scored (next pc, rd, value: 4
+    bytes, or 32 bits in bit-records); the states come back by replay, from generated records as
+    from teacher-forced ones."""
     from datagen.cpu.build import make_row
     from datagen.cpu.programs import parse_mix
 
     codec = make_codec("cpu", 16, layout=layout, profile=profile)
-    rd_at = RECORD_LAYOUTS[layout].fields["rd"][0]
-    assert codec.stride(profile) == 32 and codec_from_options(codec.options()).options() == \
+    record = RECORD_LAYOUTS[layout]
+    rd_at = record.fields["rd"][0]
+    bit_ids = {at + i for at, width in map(record.fields.get, record.bits) for i in range(width)}
+    assert codec.stride(profile) == stride and codec_from_options(codec.options()).options() == \
         codec.options()
     size = STATE_SIZE[profile]
     for seed in range(25):
         trace = codec.sample_from_row(make_row(profile, seed, 1, 16, 64, parse_mix(None)))
         ids, mask = codec.encode(trace)
         n = len(trace.states) // size - 1
-        assert codec.decode(ids) == trace and mask.sum() == 9 * n + 1
+        assert codec.decode(ids) == trace and mask.sum() == scored * n + 1
         prompt_len = len(codec.prompt(trace))
-        assert len(ids) == prompt_len + 32 * n + 16
+        assert len(ids) == prompt_len + stride * n + 16
         target, rule = ids[prompt_len:].tolist(), codec.constraint(trace)
         for t, want in enumerate(target):
             allowed = rule.allowed(target[:t])
             assert allowed[want], (seed, t)
             if allowed.sum() == 1:  # forced: the word, the values read, PAD, the END
                 assert not mask[prompt_len + t] or want == END
-            if t % 32 == rd_at:  # rd: a register of the profile
+            if t % stride == rd_at:  # rd: a register of the profile
                 assert allowed.sum() == size // 4
+            if t % stride in bit_ids and t < len(target) - 16:  # a bit: 0 or 1, or forced
+                assert allowed[2:].sum() == 0 and want in (0, 1)
         states, ended = codec.generated_states(trace, target)
         assert ended and states.tobytes() == trace.states[size:]
-        later, _ = codec.generated_states(trace, target[32:], after=1)  # from the true state_1
+        later, _ = codec.generated_states(trace, target[stride:], after=1)  # from true state_1
         assert later.tobytes() == trace.states[2 * size:]
         forced = codec.teacher_forced_states(trace, ids.astype(np.int64))
         assert forced.astype(np.uint8).tobytes() == trace.states[size:]
@@ -296,6 +304,33 @@ def test_rv32_immediate_decodes_every_format(text, imm):
 
     word = np.frombuffer(assemble("rv32e", text), np.uint8)[None, :4]
     assert rv32_immediate(word)[0].tobytes() == (imm & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def test_bit_records_hold_the_numbers_of_decoded_records_as_bits():
+    """bit-records: the same fields as decoded-records, the immediate, the values read and the
+    value written as one 0/1 id per bit, least significant first; no mul-sums targets."""
+    from datagen.cpu.build import make_row
+    from datagen.cpu.programs import parse_mix
+
+    byte_codec = make_codec("cpu", 16, layout="decoded-records", profile="rv32e")
+    bit_codec = make_codec("cpu", 16, layout="bit-records", profile="rv32e")
+    bytes_layout, bits_layout = RECORD_LAYOUTS["decoded-records"], RECORD_LAYOUTS["bit-records"]
+    for seed in range(10):
+        trace = byte_codec.sample_from_row(make_row("rv32e", seed, 1, 16, 64, parse_mix(None)))
+        byte_records = byte_codec._records(trace).astype(np.int64)
+        bit_records = bit_codec._records(trace).astype(np.int64)
+        for name in bytes_layout.fields:
+            assert (bits_layout.get(bit_records, name) == bytes_layout.get(byte_records, name)).all()
+        value_at = bits_layout.fields["value"][0]
+        value = byte_records[:, 28:32] @ (1 << 8 * np.arange(4))
+        first = bit_records[:, value_at: value_at + 32]
+        assert set(np.unique(first)) <= {0, 1}
+        assert (first @ (1 << np.arange(32)) == value).all()  # bit i is bit i of the value
+    ids, _ = bit_codec.encode(trace)
+    alone = CpuTrace(trace.profile, trace.program, trace.states[:64])  # state_0 only: a prompt
+    assert bit_codec.prompt(alone).tolist() == ids[:len(bit_codec.prompt(trace))].tolist()
+    with pytest.raises(ValueError, match="in bits"):
+        bit_codec.aux_targets(trace, ids, "mul-sums")
 
 
 @pytest.mark.parametrize("layout", ["records", "decoded-records"])

@@ -130,6 +130,7 @@ def test_preset_sizes():
         "small-widebytes": (6e6, 9e6),
         "small-p4": (3e6, 5e6),
         "small-flat": (3e6, 5e6),
+        "small-glu": (2e6, 8e6),
         "tiny-flat": (1e5, 1e6),
         "tiny-enc": (1e5, 1e6),
         "small-enc": (4e6, 8e6),
@@ -293,6 +294,24 @@ def test_a_block_type_brings_its_own_settings():
             register_block("test-no-config")(torch.nn.Identity)
     finally:
         del BLOCKS["test-gated"]
+
+
+def test_swiglu_mlp_keeps_the_parameter_count_and_is_causal():
+    """`mlp: swiglu` swaps each block's GELU MLP for a gated one of about the same size (within
+    2%); the model stays causal; an unknown MLP is refused."""
+    gelu = replace(PRESETS["tiny"], local_window=8)
+    glu = replace(gelu, block_options=({"mlp": "swiglu"},) * 2)
+    n_gelu, n_glu = ByteModel(gelu).num_parameters(), ByteModel(glu).num_parameters()
+    assert n_glu != n_gelu and abs(n_glu - n_gelu) / n_gelu < 0.02
+    torch.manual_seed(0)
+    model = ByteModel(glu).double()
+    ids = torch.randint(0, 256, (2, 48), generator=torch.Generator().manual_seed(1))
+    changed = ids.clone()
+    changed[:, 20] = (changed[:, 20] + 1) % 256
+    ref, out = model(ids), model(changed)
+    assert torch.equal(out[:, :21], ref[:, :21]) and not torch.allclose(out[:, 21], ref[:, 21])
+    with pytest.raises(ValueError, match="mlp must be one of"):
+        replace(gelu, block_options=({"mlp": "relu"}, {}))
 
 
 def test_bit_head_scores_each_byte_by_its_bits():
