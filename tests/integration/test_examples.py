@@ -23,7 +23,8 @@ def _run(script: str, *args: str) -> str:
 def test_every_example_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert EXAMPLES == ["abc_pitch_errors.py", "compare_own_program.py", "convert_tune.py",
-                        "predict_program.py", "register_moves.py", "train_tiny.py"]
+                        "predict_program.py", "register_moves.py", "train_tiny.py",
+                        "uniform_shifts.py"]
     assert all(f"examples/{name}" in readme for name in EXAMPLES)
 
 
@@ -47,6 +48,13 @@ def test_register_moves(tiny_cpu):
     assert all(line.startswith("addi x") and "unicorn 0x" in line for line in lines[:3])
     routes = lines[-1].removeprefix("by route: ").split(", ")  # "x2<-x1 0/1", ...
     assert sum(int(r.split()[1].split("/")[1]) for r in routes) == 3
+
+
+def test_uniform_shifts(tiny_cpu):
+    lines = _run("uniform_shifts.py", "--model", str(tiny_cpu.checkpoint)).splitlines()
+    assert len(lines) == 4 and lines[0].startswith("all ") and lines[0].endswith("/3")
+    by_op = [int(part.split("/")[1]) for part in lines[1].split()[1::2]]  # "slli 0/1 srai 0/2"
+    assert sum(by_op) == 3
 
 
 def test_convert_tune(tiny_abc2midi):
