@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
+from simulator.long_tunes import DEFAULT_SEGMENT_BARS
 
 
 def _train_args() -> type:
@@ -50,6 +51,9 @@ def add_eval(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--plot", default=None,
                    help="cpu: write the accuracy-by-instruction-class PNG here")
+    p.add_argument("--segment-bars", type=int, default=None, metavar="N",
+                   help="abc2midi: score tunes longer than the context too, converted N bars at "
+                        "a time as MusicConverter.abc_to_midi does (default: leave them out)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true")
 
@@ -59,7 +63,8 @@ def run_eval(args: argparse.Namespace) -> int:
     from simulator.evaluate import evaluate, format_table, plot_result
 
     result = evaluate(args.model, args.data, args.split, args.limit, pick_device(args.device),
-                      args.batch_size, show_progress=not args.quiet)
+                      args.batch_size, show_progress=not args.quiet,
+                      segment_bars=args.segment_bars)
     print(format_table(result))
     if args.plot and result["task"] == "cpu":
         plot_result(result, args.plot)
@@ -139,6 +144,10 @@ def _add_music(sub, task: str, source: str, target: str) -> None:
     p.add_argument("-o", "--output", required=True, help=f"the {target} file to write")
     p.add_argument("--model", default=None, help=f"checkpoint (default: trained/{task})")
     p.add_argument("--device", default="cpu")
+    if task == "abc2midi":
+        p.add_argument("--segment-bars", type=int, default=DEFAULT_SEGMENT_BARS, metavar="N",
+                       help="a tune longer than the model's context is converted N bars at a "
+                            f"time (default {DEFAULT_SEGMENT_BARS}; 0: refuse it)")
 
 
 def run_music(args: argparse.Namespace) -> int:
@@ -156,7 +165,9 @@ def run_music(args: argparse.Namespace) -> int:
     try:
         if args.command == "abc2midi":
             try:
-                out = conv.abc_to_midi(data.decode("utf-8"))
+                if args.segment_bars < 0:
+                    raise UserError(f"--segment-bars must be 0 or more; got {args.segment_bars}")
+                out = conv.abc_to_midi(data.decode("utf-8"), args.segment_bars or None)
             except UnicodeDecodeError:
                 raise UserError(f"{src} is not UTF-8 ABC text") from None
         else:

@@ -24,10 +24,12 @@ from simulator.codec import (
     CpuCodec,
     DecodeError,
     MusicCodec,
+    MusicPair,
     codec_from_options,
     generation_constraint,
 )
 from simulator.data import EncodedSplit, encode_rows, load_rows
+from simulator.long_tunes import Unsupported, convert_in_segments
 from simulator.metrics import (
     CpuTally,
     MusicTally,
@@ -182,11 +184,13 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
 
 
 def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
-                   batch_size: int, device: str, show_progress: bool) -> dict[str, Any]:
+                   batch_size: int, device: str, show_progress: bool,
+                   long: list[MusicPair], segment_bars: int) -> dict[str, Any]:
     """Greedy outputs scored as files; abc2midi also teacher-forced, note by note (on the
-    files whose MIDI has an event stream, which every normalised converter output has)."""
+    files whose MIDI has an event stream, which every normalised converter output has). The
+    `long` tunes (too long for the context) are converted in segments and scored as files."""
     tally = MusicTally(codec.task)
-    bar = progress_bar(len(samples), f"eval {codec.task}", "files", show_progress)
+    bar = progress_bar(len(samples) + len(long), f"eval {codec.task}", "files", show_progress)
     for seqs in _batches(split, batch_size):
         batch = [samples[s] for s in seqs]
         starts = [len(codec.prompt(p)) for p in batch]
@@ -215,8 +219,37 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                 tally.add_output(_abc_as_midi(got), sample.midi,
                                  got == sample.abc.encode("utf-8", "surrogateescape"), ends)
         bar.update(len(seqs))
+    unsupported = 0
+    for sample in long:
+        try:
+            got = convert_in_segments(sample.abc, lambda texts: _segment_files(model, codec, texts),
+                                      segment_bars)
+        except (Unsupported, _NoEnd) as e:
+            unsupported += isinstance(e, Unsupported)
+            got = b""
+        tally.add_output(got, sample.midi, got == sample.midi, bool(got))
+        bar.update(1)
     bar.close()
-    return tally.result()
+    return {**tally.result(), **({"n_segmented": len(long), "n_unsupported": unsupported}
+                                 if segment_bars else {})}
+
+
+class _NoEnd(Exception):
+    """A segment's output did not end within the context."""
+
+
+def _segment_files(model, codec: MusicCodec, texts: list[str]) -> list[bytes]:
+    """The model's MIDI files for segment tunes; _NoEnd if one does not fit."""
+    samples = [MusicPair(text, b"") for text in texts]
+    rooms = [model.config.max_len - len(codec.prompt(s)) for s in samples]
+    if min(rooms) < 2 * codec.align:
+        raise _NoEnd
+    files = []
+    for out, room in zip(_generate(model, codec, samples, max(rooms)), rooms):
+        if END not in out[:room]:
+            raise _NoEnd
+        files.append(codec.output_file(codec.target_bytes(np.array(out, np.int64))))
+    return files
 
 
 def _abc_as_midi(abc: bytes) -> bytes:
@@ -239,9 +272,11 @@ def _abc_as_midi(abc: bytes) -> bytes:
 
 def evaluate(model_path: str | Path, data: str | Path, split: str = "test",
              limit: int | None = None, device: str = "cpu", batch_size: int = 16,
-             show_progress: bool = True, log: TextIO = sys.stderr) -> dict[str, Any]:
+             show_progress: bool = True, log: TextIO = sys.stderr,
+             segment_bars: int | None = None) -> dict[str, Any]:
     """All the metrics (docs/metrics.md) of a checkpoint (a run folder or `trained/NAME`) on a
-    corpus split."""
+    corpus split; with `segment_bars`, abc2midi tunes longer than the context are scored too,
+    converted in segments (simulator/long_tunes.py)."""
     folder = resolve_model_path(model_path)
     model, meta = load_pretrained(folder, device)
     codec = codec_from_options(meta["codec"])
@@ -251,18 +286,25 @@ def evaluate(model_path: str | Path, data: str | Path, split: str = "test",
             raise UserError(f"--limit must be at least 1; got {limit}")
         rows = rows[:limit]
     result = evaluate_rows(model, codec, rows, f"the {split} split of {data}", device,
-                           batch_size, show_progress, log)
+                           batch_size, show_progress, log, segment_bars)
     return {"model": str(folder), "data": str(data), "split": split, **result}
 
 
 def evaluate_rows(model, codec: Codec, rows: list[dict], what: str, device: str = "cpu",
                   batch_size: int = 16, show_progress: bool = True,
-                  log: TextIO = sys.stderr) -> dict[str, Any]:
+                  log: TextIO = sys.stderr, segment_bars: int | None = None) -> dict[str, Any]:
     """All the metrics of `model` on corpus rows (`what` names them in messages)."""
+    if segment_bars is not None and (segment_bars < 1 or codec.task != "abc2midi"):
+        raise UserError(f"--segment-bars is for abc2midi models, at least 1; got {segment_bars} "
+                        f"for a {codec.task} model")
     enc = encode_rows(rows, codec, model.config.max_len)
+    kept = set(enc.rows.tolist())
+    long = [codec.sample_from_row(r) for i, r in enumerate(rows) if i not in kept]
     if enc.n_too_long:
+        fate = (f"are converted {segment_bars} bars at a time" if segment_bars
+                else "are left out")
         print(f"{enc.n_too_long} of {len(rows)} sequences of {what} are longer than the model's "
-              f"context ({model.config.max_len}) and are left out", file=log)
+              f"context ({model.config.max_len}) and {fate}", file=log)
     if len(enc) == 0:
         raise UserError(f"nothing to evaluate: {what} has "
                         f"{'no rows' if not rows else 'no sequence that fits the context'}")
@@ -274,7 +316,8 @@ def evaluate_rows(model, codec: Codec, rows: list[dict], what: str, device: str 
         result.update(_cpu_metrics(model, codec, samples, enc, batch_size, device, show_progress))
     else:
         result.update(_music_metrics(model, codec, samples, enc, batch_size, device,
-                                     show_progress))
+                                     show_progress, long if segment_bars else [],
+                                     segment_bars or 0))
     return result
 
 
@@ -338,6 +381,11 @@ def format_table(r: dict[str, Any]) -> str:
         lines += ["| metric (greedy output) | value |", "| --- | --- |",
                   f"| note_f1 | {r['note_f1']:.4f} |"]
         lines += [f"| {k} | {percent(r[k])} |" for k in MUSIC_LEADING if k in r]
+        if r.get("n_segmented"):
+            lines += ["", (f"Greedy outputs include {r['n_segmented']} tunes longer than the "
+                           f"context, converted in segments ({r['n_unsupported']} of them could "
+                           "not be cut into segments and count as wrong); the figures below "
+                           f"are on the {r['n']} that fit.")]
         if "note_tf" in r:
             lines += ["", f"Teacher-forced, per note of the reference ({r['tf_notes']} notes):",
                       "", "| pitch, onset and duration right | pitch | onset | duration |",

@@ -39,6 +39,7 @@ from simulator.codec import (
     generation_constraint,
 )
 from simulator.cpu_inputs import InitialState, Program, read_initial_state, read_program
+from simulator.long_tunes import DEFAULT_SEGMENT_BARS, Unsupported, convert_in_segments
 from simulator.metrics import valid_midi
 from simulator.midi_events import StreamError
 from simulator.traces import Comparison, StepReport, Trace, compare_traces
@@ -191,6 +192,10 @@ class ModelOutputError(UserError):
         self.raw = raw
 
 
+class ContextError(ModelOutputError):
+    """The input, or the output the model wrote, does not fit the model's context."""
+
+
 class MusicConverter:
     """An ABC -> MIDI (`trained/abc2midi`) or MIDI -> ABC (`trained/midi2abc`) byte model."""
 
@@ -224,33 +229,54 @@ class MusicConverter:
             raise UserError(f"this converter's model does {self.task}; load a {task} model "
                             f"(e.g. MusicConverter.from_pretrained(task={task!r}))")
 
-    def _convert(self, sample: MusicPair) -> bytes:
-        """The model's output file for a sample's prompt (greedy, constrained)."""
-        try:
-            prompt = self.codec.prompt(sample).tolist()
-        except StreamError as e:  # the events codec reads only canonical MIDI
-            raise UserError(f"the model cannot read this MIDI file: {e}") from None
-        except ValueError as e:  # e.g. ABC text that a note-slot prompt cannot hold
-            raise UserError(f"the model cannot read this ABC text: {e}") from None
-        room = self.context - len(prompt) - self.codec.align
-        if room < self.codec.align:
-            source = "ABC text" if self.task == "abc2midi" else "MIDI file"
-            raise UserError(f"the {source} takes {len(prompt)} bytes encoded; the model's "
-                            f"context is {self.context} bytes (at most "
-                            f"{self.context - 4 * self.codec.align - 1} bytes of input)")
-        allowed = generation_constraint([self.codec.constraint(sample)], [len(prompt)])
-        [out] = self.model.generate([prompt], room + 1, temperature=0.0, stop_id=END,
-                                    allowed=allowed)
-        raw = self.codec.target_bytes(np.array(out, np.int64))
-        if END not in out:
-            raise ModelOutputError(f"the model's output did not end within its "
+    def _convert(self, samples: list[MusicPair]) -> list[bytes]:
+        """The model's output files for samples' prompts (greedy, constrained, in one batch)."""
+        prompts = []
+        for sample in samples:
+            try:
+                prompts.append(self.codec.prompt(sample).tolist())
+            except StreamError as e:  # the events codec reads only canonical MIDI
+                raise UserError(f"the model cannot read this MIDI file: {e}") from None
+            except ValueError as e:  # e.g. ABC text that a note-slot prompt cannot hold
+                raise UserError(f"the model cannot read this ABC text: {e}") from None
+        rooms = [self.context - len(prompt) - self.codec.align for prompt in prompts]
+        for prompt, room in zip(prompts, rooms):
+            if room < self.codec.align:
+                source = "ABC text" if self.task == "abc2midi" else "MIDI file"
+                raise ContextError(f"the {source} takes {len(prompt)} bytes encoded; the model's "
+                                   f"context is {self.context} bytes (at most "
+                                   f"{self.context - 4 * self.codec.align - 1} bytes of input)",
+                                   b"")
+        allowed = generation_constraint([self.codec.constraint(s) for s in samples],
+                                        [len(p) for p in prompts])
+        outs = self.model.generate(prompts, max(rooms) + 1, temperature=0.0, stop_id=END,
+                                   allowed=allowed)
+        files = []
+        for out, room in zip(outs, rooms):
+            raw = self.codec.target_bytes(np.array(out[:room + 1], np.int64))
+            if END not in out[:room + 1]:
+                raise ContextError(f"the model's output did not end within its "
                                    f"{self.context}-byte context ({len(raw)} bytes written)", raw)
-        return self.codec.output_file(raw)  # an event stream that ended is a whole file
+            files.append(self.codec.output_file(raw))  # an event stream that ended is whole
+        return files
 
-    def abc_to_midi(self, abc: str) -> bytes:
-        """The model's MIDI file for an ABC tune; ModelOutputError if mido cannot parse it."""
+    def abc_to_midi(self, abc: str, segment_bars: int | None = DEFAULT_SEGMENT_BARS) -> bytes:
+        """The model's MIDI file for an ABC tune; ModelOutputError if mido cannot parse it. A
+        tune that does not fit the context is converted `segment_bars` bars at a time, its
+        repeats and parts written out (simulator/long_tunes.py; None: refused instead)."""
         self._need("abc2midi")
-        raw = self._convert(MusicPair(abc, b""))
+        try:
+            [raw] = self._convert([MusicPair(abc, b"")])
+        except ContextError as e:
+            if not segment_bars:
+                raise
+            try:
+                raw = convert_in_segments(
+                    abc, lambda texts: self._convert([MusicPair(t, b"") for t in texts]),
+                    segment_bars)
+            except Unsupported as why:
+                raise ContextError(f"{e}; and the tune cannot be converted in segments: {why}",
+                                   e.raw) from None
         if not valid_midi(raw):
             raise ModelOutputError(f"the model's output is not valid MIDI (mido cannot parse "
                                    f"its {len(raw)} bytes)", raw)
@@ -259,7 +285,7 @@ class MusicConverter:
     def midi_to_abc(self, midi: bytes) -> str:
         """The model's ABC text for a MIDI file (normalised first, as the training corpus)."""
         self._need("midi2abc")
-        raw = self._convert(MusicPair("", _normalized(midi)))
+        [raw] = self._convert([MusicPair("", _normalized(midi))])
         return raw.decode("utf-8", "replace")
 
     @staticmethod
@@ -301,5 +327,5 @@ def midi_summary(midi: bytes) -> str:
 
 
 # the trace types live in simulator.traces; users of the facade find them here too
-__all__ = ["CPUSimulator", "Comparison", "ModelOutputError", "MusicConverter", "StepReport",
+__all__ = ["CPUSimulator", "Comparison", "ContextError", "ModelOutputError", "MusicConverter", "StepReport",
            "Trace", "compare_traces"]

@@ -110,6 +110,9 @@ def test_music_commands_write_the_converted_files(tiny_abc2midi, tiny_midi2abc, 
     code, _, err = run(["abc2midi", str(tmp_path / "in.abc"), "-o", str(tmp_path / "no/o.mid"),
                         "--model", str(tiny_abc2midi.checkpoint)])
     assert code == 2 and "no folder" in err
+    code, _, err = run(["abc2midi", str(tmp_path / "in.abc"), "-o", str(tmp_path / "o.mid"),
+                        "--model", str(tiny_abc2midi.checkpoint), "--segment-bars", "-1"])
+    assert code == 2 and "--segment-bars must be 0 or more" in err
 
 
 def test_invalid_model_output_exits_1_and_writes_nothing(tmp_path):

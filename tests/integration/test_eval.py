@@ -13,7 +13,8 @@ from datagen.cpu.build import build_cpu_corpus
 from datagen.music.build import build_music_corpus
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.cli import main
-from simulator.evaluate import evaluate, format_table
+from simulator.codec import codec_from_options
+from simulator.evaluate import evaluate, evaluate_rows, format_table
 from simulator.metrics import (
     CpuTally,
     MusicTally,
@@ -139,6 +140,28 @@ def test_events_codec_eval_leads_with_note_metrics(tmp_path, midi_codec, abc_lay
     table = format_table(r).splitlines()
     assert table[4].startswith("| note_f1 |") and table[5].startswith("| notes_exact |")
     assert "bpb" not in "\n".join(table[:10])
+
+
+def test_eval_scores_tunes_longer_than_the_context_in_segments(tiny_abc2midi):
+    """With segment_bars, the tunes too long for the context are converted in segments and
+    scored beside the rest (a tune that cannot be cut counts as wrong); the teacher-forced
+    figures stay on the tunes that fit."""
+    model, meta = load_pretrained(tiny_abc2midi.checkpoint)
+    codec = codec_from_options(meta["codec"])
+    fits = tiny_abc2midi.rows[0]
+    long = {"abc": "X:1\nT:long\nM:4/4\nL:1/8\nK:C\n" + "CDEF GABc | cBAG FEDC |\n" * 30,
+            "midi": fits["midi"]}
+    voices = {"abc": long["abc"].replace("K:C", "V:1\nK:C"), "midi": fits["midi"]}
+    rows = [fits, long, voices]
+    r = evaluate_rows(model, codec, rows, "three tunes", segment_bars=4, show_progress=False)
+    assert (r["n"], r["n_too_long"], r["n_segmented"], r["n_unsupported"]) == (1, 2, 2, 1)
+    assert r["ends"] <= 2 / 3 and r["notes_exact"] <= 1 / 3  # the cut-less tune: no output
+    assert "converted in segments (1 of them could not be cut" in format_table(
+        {**r, "split": "test", "data": "x"})
+    without = evaluate_rows(model, codec, rows, "three tunes", show_progress=False)
+    assert without["n"] == 1 and "n_segmented" not in without
+    with pytest.raises(UserError, match="--segment-bars is for abc2midi models, at least 1"):
+        evaluate_rows(model, codec, rows, "three tunes", segment_bars=0)
 
 
 def test_a_text_abc_model_starts_a_note_slot_run_but_not_another_midi_layout(tmp_path):

@@ -8,12 +8,14 @@ import shutil
 import mido
 import pytest
 import torch
+from helpers import needs_abc2midi
 
 from bytesim_common.errors import UserError
 from datagen.cpu import PROFILES, run_program
 from simulator.checkpoint import read_config, save_pretrained
 from simulator.cpu_inputs import make_state
 from simulator.facade import (
+    ContextError,
     CPUSimulator,
     ModelOutputError,
     MusicConverter,
@@ -182,8 +184,33 @@ def test_abc_to_midi_reproduces_the_reference(tiny_abc2midi):
     assert len(mido.MidiFile(file=io.BytesIO(midi)).tracks) >= 1
     with pytest.raises(UserError, match="does abc2midi"):
         conv.midi_to_abc(midi)
-    with pytest.raises(UserError, match="context is 512 bytes"):
+    with pytest.raises(ContextError, match="context is 512 bytes"):  # one bar: no segments
         conv.abc_to_midi("X:1\nK:C\n" + "C" * 600)
+
+
+@needs_abc2midi
+def test_a_tune_longer_than_the_context_is_converted_in_segments(tmp_path, monkeypatch):
+    """The converter falls back to segments (simulator/long_tunes.py) where the whole tune
+    does not fit, and joins their files; here a stand-in model converts as abc2midi does."""
+    save_pretrained(ByteModel(PRESETS["tiny"]), {"task": "abc2midi", "align": 16}, tmp_path)
+    conv = MusicConverter.from_pretrained(tmp_path)
+    asked = []
+
+    def convert(samples):
+        asked.append(len(samples))
+        if len(samples) == 1 and samples[0].abc.count("|") > 8:
+            raise ContextError("the model's output did not end within its context", b"")
+        return [conv.reference_abc_to_midi(s.abc) for s in samples]
+
+    monkeypatch.setattr(conv, "_convert", convert)
+    tune = "X:1\nT:long\nM:4/4\nL:1/8\nK:G\n" + "|: GABc dedB | AGFG A4 :|\n" * 3
+    assert conv.abc_to_midi(tune) == conv.reference_abc_to_midi(tune)
+    assert asked == [1, 1]  # the whole tune, then its one distinct segment, once
+    with pytest.raises(ContextError, match="did not end"):
+        conv.abc_to_midi(tune, segment_bars=None)
+    with pytest.raises(ContextError, match="cannot be converted in segments: a segment cannot "
+                                           "carry the inline field"):
+        conv.abc_to_midi(tune.replace("A4", "[K:D] A4"))
 
 
 def test_midi_to_abc_reproduces_the_tune(tiny_midi2abc):
@@ -201,7 +228,7 @@ def test_invalid_model_output_carries_the_raw_bytes(tmp_path, monkeypatch):
     torch.manual_seed(0)
     save_pretrained(ByteModel(PRESETS["tiny"]), {"task": "abc2midi", "align": 16}, tmp_path)
     conv = MusicConverter.from_pretrained(tmp_path)  # untrained
-    monkeypatch.setattr(conv, "_convert", lambda sample: b"MThd\x00\x00\x00\x06junk")
+    monkeypatch.setattr(conv, "_convert", lambda samples: [b"MThd\x00\x00\x00\x06junk"])
     with pytest.raises(ModelOutputError, match="not valid MIDI") as e:
         conv.abc_to_midi("X:1\nK:C\nCDE|\n")
     assert e.value.raw == b"MThd\x00\x00\x00\x06junk"

@@ -1,0 +1,120 @@
+"""Tunes longer than the context, in segments: unrolling repeats and parts, carrying guitar
+chords, joining MIDI files, and (with abc2midi) that the segments' files joined are the whole
+tune's file."""
+
+import io
+
+import mido
+import pytest
+from helpers import needs_abc2midi
+
+from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
+from simulator.long_tunes import TAIL, Unsupported, join_midi, play_segments
+from simulator.metrics import midi_notes
+
+HEAD = "X:1\nT:t\nM:2/4\nL:1/8\nK:C\n"
+
+
+def bodies(abc: str, bars: int = 4) -> list[str]:
+    """The bodies of the segments in playing order."""
+    texts, order = play_segments(abc, bars)
+    return [texts[k].removeprefix(HEAD).removesuffix(" |]\n") for k in order]
+
+
+def test_repeats_and_endings_unroll():
+    assert bodies(HEAD + "|: A B | c d :| e f |]\n", 8) == ["A B | c d | A B | c d | e f"]
+    assert bodies(HEAD + "|: A B |1 c d :|2 e f |]\n", 8) == ["A B | c d | A B | e f"]
+    assert bodies(HEAD + "A B | c d :| e f |]\n", 8) == ["A B | c d | A B | c d | e f"]
+    assert bodies(HEAD + "|: A B :: c d :| [2 e f |]\n", 8) == [
+        "A B | A B | c d | c d | e f"]
+
+
+def test_segments_cut_every_n_bars_and_repeat_parts_in_order():
+    abc = HEAD.replace("K:C", "P:ABA\nK:C") + "P:A\nA B | c d | e f |]\nP:B\nG A |]\n"
+    texts, order = play_segments(abc, 2)
+    assert [t.split("\n")[5] for t in texts] == ["A B | c d |]", "e f |]", "G A |]"]
+    assert order == [0, 1, 2, 0, 1]
+    assert all("P:" not in t for t in texts)
+
+
+def test_guitar_chord_sounding_at_a_cut_opens_the_next_segment():
+    assert bodies(HEAD + '"G"A B | c d | "D7"e f | g a | b c |]\n', 2) == [
+        '"G"A B | c d', '"D7"e f | g a', '"D7"b c']
+    assert bodies(HEAD + '"G"A B | "^text"c d |]\n', 1) == ['"G"A B', '"G""^text"c d']
+
+
+def test_a_tie_over_a_cut_keeps_its_bars_together():
+    assert bodies(HEAD + "A B | c d- | d e | f g |]\n", 2) == ["A B | c d- | d e", "f g"]
+
+
+@pytest.mark.parametrize("abc", [
+    HEAD + "V:1\nA B |]\n",
+    HEAD + "A B | [K:G] c d |]\n",
+    HEAD + "|: A B |1 c d :|2 e f :|3 g a |]\n",
+    HEAD + "A B |]\nw: la la\n",
+    HEAD.replace("K:C", "P:(AB)2\nK:C") + "P:A\nA B |]\nP:B\nc d |]\n",
+    HEAD.replace("K:C", "P:AC\nK:C") + "P:A\nA B |]\n",
+    "X:1\nT:no key\nA B |]\n",
+])
+def test_what_a_segment_cannot_carry_is_refused(abc):
+    with pytest.raises(Unsupported):
+        play_segments(abc)
+
+
+def _file(notes: list[tuple[int, int]], end: int, n_tracks: int = 1) -> bytes:
+    """A file of quarter notes (onset ticks, pitch) ending at `end` + TAIL."""
+    mid = mido.MidiFile(type=0 if n_tracks == 1 else 1, ticks_per_beat=480)
+    meta = [mido.MetaMessage("set_tempo", tempo=500000, time=0)]
+    events, now = [], 0
+    for at, pitch in notes:
+        events += [mido.Message("note_on", note=pitch, velocity=80, time=at - now),
+                   mido.Message("note_off", note=pitch, velocity=0, time=480)]
+        now = at + 480
+    tracks = [meta + events] if n_tracks == 1 else [meta, events]
+    for t in tracks:
+        at = sum(m.time for m in t)
+        mid.tracks.append(mido.MidiTrack(t + [mido.MetaMessage("end_of_track",
+                                                               time=end + TAIL - at)]))
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    return buf.getvalue()
+
+
+def test_join_moves_each_file_by_the_music_before_it():
+    a = _file([(0, 60), (480, 62)], end=960)
+    b = _file([(0, 64)], end=960)
+    joined = join_midi([a, b, a])
+    assert midi_notes(joined) == [(0, 60, 0.0, 1.0), (0, 62, 1.0, 1.0), (0, 64, 2.0, 1.0),
+                                  (0, 60, 4.0, 1.0), (0, 62, 5.0, 1.0)]
+    mid = mido.MidiFile(file=io.BytesIO(joined))
+    assert mid.type == 0 and sum(m.time for m in mid.tracks[0]) == 3 * 960 + TAIL
+    assert sum(m.type == "set_tempo" for m in mid.tracks[0]) == 1
+
+
+def test_join_of_a_file_that_ends_its_track_too_early_stays_in_time_order():
+    early = _file([(0, 60), (480, 62)], end=960 - TAIL)  # its track ends at its last note-off
+    notes = midi_notes(join_midi([early, _file([(0, 64)], end=480)]))
+    assert notes[-1] == (0, 64, 2.0, 1.0)  # after the last event of the file before
+
+
+def test_join_puts_one_track_files_notes_beside_several_track_files():
+    joined = mido.MidiFile(file=io.BytesIO(join_midi([_file([(0, 60)], 480),
+                                                      _file([(0, 62)], 480, n_tracks=2)])))
+    assert joined.type == 1 and len(joined.tracks) == 2
+    assert [m.note for m in joined.tracks[1] if m.type == "note_on"] == [60, 62]
+    assert all(not m.is_meta or m.type == "end_of_track" for m in joined.tracks[1])
+
+
+@needs_abc2midi
+def test_segments_converted_by_abc2midi_join_into_the_whole_tunes_file():
+    """abc2midi on each segment, joined, is abc2midi on the whole tune, byte for byte (the full
+    generator: repeats, endings, parts, guitar chords, ties, triplets, chords)."""
+    from simulator.facade import MusicConverter
+
+    convert = MusicConverter.reference_abc_to_midi
+    options = SynthOptions.parse("gchords=0.8,parts=0.6", LADDER["M2"])
+    for i in range(6):
+        abc = synthetic_tune(5, i, options)
+        texts, order = play_segments(abc, 4)
+        files = [convert(t) for t in texts]
+        assert join_midi([files[k] for k in order]) == convert(abc), abc
