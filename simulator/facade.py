@@ -229,8 +229,9 @@ class MusicConverter:
             raise UserError(f"this converter's model does {self.task}; load a {task} model "
                             f"(e.g. MusicConverter.from_pretrained(task={task!r}))")
 
-    def _convert(self, samples: list[MusicPair]) -> list[bytes]:
-        """The model's output files for samples' prompts (greedy, constrained, in one batch)."""
+    def _convert(self, samples: list[MusicPair]) -> list[bytes | ContextError]:
+        """The model's output files for samples' prompts (greedy, constrained, in one batch); a
+        ContextError in place of a file whose input or output does not fit the context."""
         prompts = []
         for sample in samples:
             try:
@@ -240,25 +241,32 @@ class MusicConverter:
             except ValueError as e:  # e.g. ABC text that a note-slot prompt cannot hold
                 raise UserError(f"the model cannot read this ABC text: {e}") from None
         rooms = [self.context - len(prompt) - self.codec.align for prompt in prompts]
-        for prompt, room in zip(prompts, rooms):
-            if room < self.codec.align:
-                source = "ABC text" if self.task == "abc2midi" else "MIDI file"
-                raise ContextError(f"the {source} takes {len(prompt)} bytes encoded; the model's "
-                                   f"context is {self.context} bytes (at most "
-                                   f"{self.context - 4 * self.codec.align - 1} bytes of input)",
-                                   b"")
-        allowed = generation_constraint([self.codec.constraint(s) for s in samples],
-                                        [len(p) for p in prompts])
-        outs = self.model.generate(prompts, max(rooms) + 1, temperature=0.0, stop_id=END,
-                                   allowed=allowed)
-        files = []
-        for out, room in zip(outs, rooms):
-            raw = self.codec.target_bytes(np.array(out[:room + 1], np.int64))
-            if END not in out[:room + 1]:
-                raise ContextError(f"the model's output did not end within its "
-                                   f"{self.context}-byte context ({len(raw)} bytes written)", raw)
-            files.append(self.codec.output_file(raw))  # an event stream that ended is whole
+        fits = [i for i, room in enumerate(rooms) if room >= self.codec.align]
+        source = "ABC text" if self.task == "abc2midi" else "MIDI file"
+        files: list[bytes | ContextError] = [
+            ContextError(f"the {source} takes {len(prompt)} bytes encoded; the model's context "
+                         f"is {self.context} bytes (at most "
+                         f"{self.context - 4 * self.codec.align - 1} bytes of input)", b"")
+            for prompt in prompts]
+        if not fits:
+            return files
+        allowed = generation_constraint([self.codec.constraint(samples[i]) for i in fits],
+                                        [len(prompts[i]) for i in fits])
+        outs = self.model.generate([prompts[i] for i in fits], max(rooms[i] for i in fits) + 1,
+                                   temperature=0.0, stop_id=END, allowed=allowed)
+        for i, out in zip(fits, outs):
+            raw = self.codec.target_bytes(np.array(out[:rooms[i] + 1], np.int64))
+            files[i] = (self.codec.output_file(raw) if END in out[:rooms[i] + 1]  # a whole file
+                        else ContextError(f"the model's output did not end within its "
+                                          f"{self.context}-byte context ({len(raw)} bytes "
+                                          "written)", raw))
         return files
+
+    def _convert_one(self, sample: MusicPair) -> bytes:
+        [out] = self._convert([sample])
+        if isinstance(out, ContextError):
+            raise out
+        return out
 
     def abc_to_midi(self, abc: str, segment_bars: int | None = DEFAULT_SEGMENT_BARS) -> bytes:
         """The model's MIDI file for an ABC tune; ModelOutputError if mido cannot parse it. A
@@ -266,14 +274,12 @@ class MusicConverter:
         repeats and parts written out (simulator/long_tunes.py; None: refused instead)."""
         self._need("abc2midi")
         try:
-            [raw] = self._convert([MusicPair(abc, b"")])
+            raw = self._convert_one(MusicPair(abc, b""))
         except ContextError as e:
             if not segment_bars:
                 raise
             try:
-                raw = convert_in_segments(
-                    abc, lambda texts: self._convert([MusicPair(t, b"") for t in texts]),
-                    segment_bars)
+                raw = convert_in_segments(abc, self._segment_files, segment_bars)
             except Unsupported as why:
                 raise ContextError(f"{e}; and the tune cannot be converted in segments: {why}",
                                    e.raw) from None
@@ -282,10 +288,14 @@ class MusicConverter:
                                    f"its {len(raw)} bytes)", raw)
         return raw
 
+    def _segment_files(self, texts: list[str]) -> list[bytes | None]:
+        return [None if isinstance(out, ContextError) else out
+                for out in self._convert([MusicPair(text, b"") for text in texts])]
+
     def midi_to_abc(self, midi: bytes) -> str:
         """The model's ABC text for a MIDI file (normalised first, as the training corpus)."""
         self._need("midi2abc")
-        [raw] = self._convert([MusicPair("", _normalized(midi))])
+        raw = self._convert_one(MusicPair("", _normalized(midi)))
         return raw.decode("utf-8", "replace")
 
     @staticmethod

@@ -4,7 +4,8 @@ A tune is played as abc2midi plays it: its parts in the order of the header's `P
 repeat twice (`|: ... :|`, with first and second endings `|1 ... :|2 ...`). `play_segments`
 unrolls the body into the bars it plays, in order, and cuts them into segments of a few bars,
 each written out as a tune of its own: the tune's header (without its `P:` order), the bars, and
-the guitar chord that is sounding where the segment starts. `join_midi` puts the segments' MIDI
+the guitar chord that is sounding where the segment starts; a segment whose input or output does
+not fit the context is cut in half and tried again. `join_midi` puts the segments' MIDI
 files end to end: each one's events move by the length of the music before it, which is its
 file's end-of-track time less the TAIL abc2midi leaves after the music.
 
@@ -37,51 +38,85 @@ class _Mark:
     number: int = 0
 
 
-def play_segments(abc: str, bars: int = DEFAULT_SEGMENT_BARS) -> tuple[list[str], list[int]]:
-    """The tune as segments: (the distinct segment tunes, the order they play in, as indices)."""
+@dataclass(frozen=True)
+class Segment:
+    """A few bars of a tune, written out as a tune of its own under the tune's header."""
+
+    header: str
+    bars: tuple[str, ...]  # the first opens with the guitar chord sounding there, if any
+
+    @property
+    def text(self) -> str:
+        return self.header + " | ".join(self.bars) + " |]\n"
+
+    def halves(self) -> list[Segment]:
+        """The segment cut in two (a tie keeps its bars together); [self] where it cannot be."""
+        return _cut(self.header, list(self.bars), (len(self.bars) + 1) // 2)
+
+
+def play_segments(abc: str, bars: int = DEFAULT_SEGMENT_BARS) -> list[Segment]:
+    """The tune as the segments it plays, in order (a repeated part's segments repeat)."""
     if bars < 1:
         raise ValueError(f"segments need at least one bar; got {bars}")
     header, order, parts = _split_tune(abc)
-    texts: list[str] = []
-    sequence: list[int] = []
+    played: list[Segment] = []
     for label in order:
         if label not in parts:
             raise Unsupported(f"the header's P: field plays part {label}, which the tune lacks")
-        for text in _part_segments(header, _unroll(_scan(parts[label])), bars):
-            if text not in texts:
-                texts.append(text)
-            sequence.append(texts.index(text))
-    if not sequence:
+        # each part on its own: abc2midi starts a part without the guitar chord before it
+        played += _cut(header, [bar.strip() for bar in _unroll(_scan(parts[label]))], bars)
+    if not played:
         raise Unsupported("the tune has no bars")
-    return texts, sequence
+    return played
 
 
-def _part_segments(header: str, played: list[str], bars: int) -> list[str]:
-    """The bars a part plays as segment tunes. A part starts without a guitar chord (abc2midi
-    does not carry one over from the part before), so segments do not cross parts."""
+def _cut(header: str, played: list[str], bars: int) -> list[Segment]:
+    """Bars played in a row as segments of `bars` bars, each opening with the guitar chord
+    sounding where it starts."""
     out = []
     chord = None  # the guitar chord sounding where the next segment starts
     i = 0
     while i < len(played):
         j = min(i + bars, len(played))
-        while j < len(played) and played[j - 1].rstrip().endswith("-"):
+        while j < len(played) and played[j - 1].endswith("-"):
             j += 1  # a note tied over the bar line stays in its segment
-        body = [bar.strip() for bar in played[i:j]]
+        body = played[i:j]
         if chord and not _opens_with_chord(body[0]):
             body[0] = f'"{chord}"{body[0]}'
         for bar in body:
             chord = _last_chord(bar) or chord
-        out.append(header + " | ".join(body) + " |]\n")
+        out.append(Segment(header, tuple(body)))
         i = j
     return out
 
 
-def convert_in_segments(abc: str, convert: Callable[[list[str]], list[bytes]],
+def convert_in_segments(abc: str, convert: Callable[[list[str]], list[bytes | None]],
                         bars: int = DEFAULT_SEGMENT_BARS) -> bytes:
-    """The MIDI file of a tune converted in segments by `convert` (ABC tunes -> MIDI files)."""
-    texts, order = play_segments(abc, bars)
-    files = convert(texts)
-    return join_midi([files[k] for k in order])
+    """The MIDI file of a tune converted in segments by `convert` (ABC tunes -> MIDI files, in
+    one batch; None for a tune whose input or output does not fit the context). A segment that
+    does not fit is cut in half and converted again; each distinct segment is converted once."""
+    played = play_segments(abc, bars)
+    files: dict[Segment, bytes] = {}
+    halves: dict[Segment, list[Segment]] = {}
+    todo = list(dict.fromkeys(played))
+    while todo:
+        again = []
+        for segment, out in zip(todo, convert([s.text for s in todo])):
+            if out is not None:
+                files[segment] = out
+                continue
+            halves[segment] = segment.halves()
+            if halves[segment] == [segment]:
+                raise Unsupported("one of its bars does not fit the model's context")
+            again += [h for h in halves[segment] if h not in files and h not in halves]
+        todo = list(dict.fromkeys(again))
+
+    def files_of(segment: Segment) -> list[bytes]:
+        if segment in files:
+            return [files[segment]]
+        return [f for half in halves[segment] for f in files_of(half)]
+
+    return join_midi([f for segment in played for f in files_of(segment)])
 
 
 def join_midi(files: list[bytes]) -> bytes:

@@ -9,7 +9,14 @@ import pytest
 from helpers import needs_abc2midi
 
 from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
-from simulator.long_tunes import TAIL, Unsupported, join_midi, play_segments
+from simulator.long_tunes import (
+    TAIL,
+    Segment,
+    Unsupported,
+    convert_in_segments,
+    join_midi,
+    play_segments,
+)
 from simulator.metrics import midi_notes
 
 HEAD = "X:1\nT:t\nM:2/4\nL:1/8\nK:C\n"
@@ -17,8 +24,7 @@ HEAD = "X:1\nT:t\nM:2/4\nL:1/8\nK:C\n"
 
 def bodies(abc: str, bars: int = 4) -> list[str]:
     """The bodies of the segments in playing order."""
-    texts, order = play_segments(abc, bars)
-    return [texts[k].removeprefix(HEAD).removesuffix(" |]\n") for k in order]
+    return [" | ".join(s.bars) for s in play_segments(abc, bars)]
 
 
 def test_repeats_and_endings_unroll():
@@ -31,10 +37,10 @@ def test_repeats_and_endings_unroll():
 
 def test_segments_cut_every_n_bars_and_repeat_parts_in_order():
     abc = HEAD.replace("K:C", "P:ABA\nK:C") + "P:A\nA B | c d | e f |]\nP:B\nG A |]\n"
-    texts, order = play_segments(abc, 2)
-    assert [t.split("\n")[5] for t in texts] == ["A B | c d |]", "e f |]", "G A |]"]
-    assert order == [0, 1, 2, 0, 1]
-    assert all("P:" not in t for t in texts)
+    segments = play_segments(abc, 2)
+    assert [s.text.split("\n")[5] for s in segments] == [
+        "A B | c d |]", "e f |]", "G A |]", "A B | c d |]", "e f |]"]
+    assert segments[0] == segments[3] and all("P:" not in s.text for s in segments)
 
 
 def test_guitar_chord_sounding_at_a_cut_opens_the_next_segment():
@@ -105,6 +111,27 @@ def test_join_puts_one_track_files_notes_beside_several_track_files():
     assert all(not m.is_meta or m.type == "end_of_track" for m in joined.tracks[1])
 
 
+def test_a_segment_that_does_not_fit_is_cut_in_half_and_each_distinct_one_converted_once():
+    abc = HEAD + '|: "G"A B | c d | e f | g a- | a b :|\n'
+    asked = []
+
+    def convert(texts):  # a stand-in model that takes at most two bars, one beat a bar
+        asked.append(len(texts))
+        return [None if t.count("|") > 2 else _file([(0, 60)], 480 * t.count("|"))
+                for t in texts]
+
+    midi = mido.MidiFile(file=io.BytesIO(convert_in_segments(abc, convert, 4)))
+    # the ten bars played: [AB cd ef ga- ab] twice (a tie extends the segment), converted once;
+    # then its halves [AB cd ef] and [ga- ab], then [AB cd] and ["G"ef]
+    assert asked == [1, 2, 2]
+    assert sum(m.time for m in midi.tracks[0]) == 10 * 480 + TAIL
+    assert Segment(HEAD, ("A B", "c d")).halves() == [Segment(HEAD, ("A B",)),
+                                                       Segment(HEAD, ("c d",))]
+    assert Segment(HEAD, ("A B-", "B d")).halves() == [Segment(HEAD, ("A B-", "B d"))]
+    with pytest.raises(Unsupported, match="does not fit the model's context"):
+        convert_in_segments(abc, lambda texts: [None] * len(texts), 4)
+
+
 @needs_abc2midi
 def test_segments_converted_by_abc2midi_join_into_the_whole_tunes_file():
     """abc2midi on each segment, joined, is abc2midi on the whole tune, byte for byte (the full
@@ -115,6 +142,5 @@ def test_segments_converted_by_abc2midi_join_into_the_whole_tunes_file():
     options = SynthOptions.parse("gchords=0.8,parts=0.6", LADDER["M2"])
     for i in range(6):
         abc = synthetic_tune(5, i, options)
-        texts, order = play_segments(abc, 4)
-        files = [convert(t) for t in texts]
-        assert join_midi([files[k] for k in order]) == convert(abc), abc
+        segments = play_segments(abc, 4)
+        assert join_midi([convert(s.text) for s in segments]) == convert(abc), abc
