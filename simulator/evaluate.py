@@ -326,7 +326,10 @@ def percent(x: float | None) -> str:
 
 def format_table(r: dict[str, Any]) -> str:
     """The eval result as a terminal table (Markdown, so a model card can include it)."""
-    lines = [f"{r['task']} on the {r['split']} split of {r['data']} ({r['n']} sequences)", ""]
+    more = (f", and {r['n_segmented']} longer than the context in segments"
+            if r.get("n_segmented") else "")
+    lines = [f"{r['task']} on the {r['split']} split of {r['data']} ({r['n']} sequences{more})",
+             ""]
     if r["task"] == "cpu":
         tf, fr, cp = r["teacher_forced"], r["free_running"], r["copy_previous"]
         one = r["one_step"]
