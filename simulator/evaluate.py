@@ -29,7 +29,7 @@ from simulator.codec import (
     generation_constraint,
 )
 from simulator.data import EncodedSplit, encode_rows, load_rows
-from simulator.long_tunes import Unsupported, convert_in_segments
+from simulator.long_tunes import UnreadableSegment, Unsupported, convert_in_segments
 from simulator.metrics import (
     CpuTally,
     MusicTally,
@@ -226,6 +226,8 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                                       segment_bars)
         except Unsupported:
             unsupported += 1
+            got = b""
+        except UnreadableSegment:  # a model that writes files as bytes (--midi-codec file)
             got = b""
         tally.add_output(got, sample.midi, got == sample.midi, bool(got))
         bar.update(1)

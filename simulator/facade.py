@@ -39,7 +39,12 @@ from simulator.codec import (
     generation_constraint,
 )
 from simulator.cpu_inputs import InitialState, Program, read_initial_state, read_program
-from simulator.long_tunes import DEFAULT_SEGMENT_BARS, Unsupported, convert_in_segments
+from simulator.long_tunes import (
+    DEFAULT_SEGMENT_BARS,
+    UnreadableSegment,
+    Unsupported,
+    convert_in_segments,
+)
 from simulator.metrics import valid_midi
 from simulator.midi_events import StreamError
 from simulator.traces import Comparison, StepReport, Trace, compare_traces
@@ -192,8 +197,17 @@ class ModelOutputError(UserError):
         self.raw = raw
 
 
-class ContextError(ModelOutputError):
-    """The input, or the output the model wrote, does not fit the model's context."""
+class ContextError(UserError):
+    """The input, or the output the model wrote, does not fit the model's context (`raw`: what
+    it wrote, if anything)."""
+
+    def __init__(self, message: str, raw: bytes = b""):
+        UserError.__init__(self, message)  # not the next in OutputDidNotEnd's order
+        self.raw = raw
+
+
+class OutputDidNotEnd(ContextError, ModelOutputError):
+    """The model's output ran to the end of its context (a model failure, not bad input)."""
 
 
 class MusicConverter:
@@ -257,7 +271,7 @@ class MusicConverter:
         for i, out in zip(fits, outs):
             raw = self.codec.target_bytes(np.array(out[:rooms[i] + 1], np.int64))
             files[i] = (self.codec.output_file(raw) if END in out[:rooms[i] + 1]  # a whole file
-                        else ContextError(f"the model's output did not end within its "
+                        else OutputDidNotEnd(f"the model's output did not end within its "
                                           f"{self.context}-byte context ({len(raw)} bytes "
                                           "written)", raw))
         return files
@@ -281,8 +295,11 @@ class MusicConverter:
             try:
                 raw = convert_in_segments(abc, self._segment_files, segment_bars)
             except Unsupported as why:
-                raise ContextError(f"{e}; and the tune cannot be converted in segments: {why}",
-                                   e.raw) from None
+                raise type(e)(f"{e}; and the tune cannot be converted in segments: {why}",
+                              e.raw) from None
+            except UnreadableSegment as why:
+                raise ModelOutputError(f"the tune was converted in segments, and {why}",
+                                       b"") from None
         if not valid_midi(raw):
             raise ModelOutputError(f"the model's output is not valid MIDI (mido cannot parse "
                                    f"its {len(raw)} bytes)", raw)
@@ -337,5 +354,5 @@ def midi_summary(midi: bytes) -> str:
 
 
 # the trace types live in simulator.traces; users of the facade find them here too
-__all__ = ["CPUSimulator", "Comparison", "ContextError", "ModelOutputError", "MusicConverter", "StepReport",
-           "Trace", "compare_traces"]
+__all__ = ["CPUSimulator", "Comparison", "ContextError", "ModelOutputError", "MusicConverter",
+           "OutputDidNotEnd", "StepReport", "Trace", "compare_traces"]

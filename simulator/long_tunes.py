@@ -32,6 +32,10 @@ class Unsupported(ValueError):
     """The tune has something a segment cannot carry over."""
 
 
+class UnreadableSegment(ValueError):
+    """A segment's converted file is not MIDI that mido reads."""
+
+
 @dataclass(frozen=True)
 class _Mark:
     kind: str  # "start" (|:), "end" (:|) or "ending" (|1, |2)
@@ -125,8 +129,12 @@ def join_midi(files: list[bytes]) -> bytes:
     import mido
 
     from datagen.music.normalize import normalize_midi
+    from simulator.metrics import MIDI_ERRORS
 
-    mids = [mido.MidiFile(file=io.BytesIO(f)) for f in files]
+    try:
+        mids = [mido.MidiFile(file=io.BytesIO(f)) for f in files]
+    except MIDI_ERRORS as e:
+        raise UnreadableSegment(f"a segment's MIDI file is unreadable ({e})") from None
     n_tracks = max(len(m.tracks) for m in mids)
     tracks: list[list[tuple[int, mido.Message | mido.MetaMessage]]] = [[] for _ in range(n_tracks)]
     offset = 0

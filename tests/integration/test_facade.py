@@ -19,6 +19,7 @@ from simulator.facade import (
     CPUSimulator,
     ModelOutputError,
     MusicConverter,
+    OutputDidNotEnd,
     Trace,
     compare_traces,
 )
@@ -198,14 +199,14 @@ def test_a_tune_longer_than_the_context_is_converted_in_segments(tmp_path, monke
 
     def convert(samples):
         asked.append(len(samples))
-        return [ContextError("the model's output did not end within its context", b"")
+        return [OutputDidNotEnd("the model's output did not end within its context", b"")
                 if s.abc.count("|") > 8 else conv.reference_abc_to_midi(s.abc) for s in samples]
 
     monkeypatch.setattr(conv, "_convert", convert)
     tune = "X:1\nT:long\nM:4/4\nL:1/8\nK:G\n" + "|: GABc dedB | AGFG A4 :|\n" * 3
     assert conv.abc_to_midi(tune) == conv.reference_abc_to_midi(tune)
     assert asked == [1, 1]  # the whole tune, then its one distinct segment, once
-    with pytest.raises(ContextError, match="did not end"):
+    with pytest.raises(OutputDidNotEnd, match="did not end"):  # a ModelOutputError: exit 1
         conv.abc_to_midi(tune, segment_bars=None)
     with pytest.raises(ContextError, match="cannot be converted in segments: a segment cannot "
                                            "carry the inline field"):

@@ -68,9 +68,15 @@ def test_inputs_longer_than_the_context_are_refused_naming_it(models, tmp_path):
     for task, src, dst in [("abc2midi", "long.abc", "out.mid"), ("midi2abc", "long.mid",
                                                                   "out.abc")]:
         status, _, err = sim(task, str(tmp_path / src), "-o", str(tmp_path / dst), "--model",
-                             str(models[task]))
+                             str(models[task]), *(["--segment-bars", "0"] if task == "abc2midi"
+                                                  else []))
         assert_one_line_error(status, err, f"context is {CONTEXT} bytes")
         assert not (tmp_path / dst).exists()
+    # in segments (the default), what this untrained model writes is no MIDI: one line, exit 1
+    status, _, err = sim("abc2midi", str(tmp_path / "long.abc"), "-o", str(tmp_path / "o.mid"),
+                         "--model", str(models["abc2midi"]))
+    assert status == 1 and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "o.mid").exists()
     sim_cpu = CPUSimulator.from_pretrained(models["cpu"])
     with pytest.raises(UserError, match=f"{CONTEXT}-byte context"):  # one too long: all refused
         sim_cpu.predict(["nop", program])
