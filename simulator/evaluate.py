@@ -185,7 +185,7 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
 
 def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                    batch_size: int, device: str, show_progress: bool,
-                   long: list[MusicPair], segment_bars: int) -> dict[str, Any]:
+                   long: list[MusicPair], segment_bars: int | None) -> dict[str, Any]:
     """Greedy outputs scored as files; abc2midi also teacher-forced, note by note (on the
     files whose MIDI has an event stream, which every normalised converter output has). The
     `long` tunes (too long for the context) are converted in segments and scored as files."""
@@ -297,7 +297,8 @@ def evaluate_rows(model, codec: Codec, rows: list[dict], what: str, device: str 
                         f"for a {codec.task} model")
     enc = encode_rows(rows, codec, model.config.max_len)
     kept = set(enc.rows.tolist())
-    long = [codec.sample_from_row(r) for i, r in enumerate(rows) if i not in kept]
+    long = ([codec.sample_from_row(r) for i, r in enumerate(rows) if i not in kept]
+            if segment_bars else [])  # scored in segments
     if enc.n_too_long:
         fate = (f"are converted {segment_bars} bars at a time" if segment_bars
                 else "are left out")
@@ -314,8 +315,7 @@ def evaluate_rows(model, codec: Codec, rows: list[dict], what: str, device: str 
         result.update(_cpu_metrics(model, codec, samples, enc, batch_size, device, show_progress))
     else:
         result.update(_music_metrics(model, codec, samples, enc, batch_size, device,
-                                     show_progress, long if segment_bars else [],
-                                     segment_bars or 0))
+                                     show_progress, long, segment_bars))
     return result
 
 

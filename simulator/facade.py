@@ -255,15 +255,15 @@ class MusicConverter:
             except ValueError as e:  # e.g. ABC text that a note-slot prompt cannot hold
                 raise UserError(f"the model cannot read this ABC text: {e}") from None
         rooms = [self.context - len(prompt) - self.codec.align for prompt in prompts]
-        fits = [i for i, room in enumerate(rooms) if room >= self.codec.align]
         source = "ABC text" if self.task == "abc2midi" else "MIDI file"
-        files: list[bytes | ContextError] = [
-            ContextError(f"the {source} takes {len(prompt)} bytes encoded; the model's context "
-                         f"is {self.context} bytes (at most "
-                         f"{self.context - 4 * self.codec.align - 1} bytes of input)", b"")
-            for prompt in prompts]
+        files: dict[int, bytes | ContextError] = {
+            i: ContextError(f"the {source} takes {len(prompts[i])} bytes encoded; the model's "
+                            f"context is {self.context} bytes (at most "
+                            f"{self.context - 4 * self.codec.align - 1} bytes of input)")
+            for i, room in enumerate(rooms) if room < self.codec.align}
+        fits = [i for i in range(len(samples)) if i not in files]
         if not fits:
-            return files
+            return list(files.values())
         allowed = generation_constraint([self.codec.constraint(samples[i]) for i in fits],
                                         [len(prompts[i]) for i in fits])
         outs = self.model.generate([prompts[i] for i in fits], max(rooms[i] for i in fits) + 1,
@@ -274,7 +274,7 @@ class MusicConverter:
                         else OutputDidNotEnd(f"the model's output did not end within its "
                                           f"{self.context}-byte context ({len(raw)} bytes "
                                           "written)", raw))
-        return files
+        return [files[i] for i in range(len(samples))]
 
     def _convert_one(self, sample: MusicPair) -> bytes:
         [out] = self._convert([sample])
