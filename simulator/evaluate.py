@@ -39,6 +39,7 @@ from simulator.metrics import (
     state_matches,
 )
 from simulator.midi_events import StreamError
+from simulator.outputs import greedy_ids, music_outputs, output_file
 
 if TYPE_CHECKING:
     from simulator.traces import Steps
@@ -87,13 +88,6 @@ def _argmax(model, split: EncodedSplit, seqs: np.ndarray, device: str) -> list[n
         logits = model(torch.from_numpy(ids_np).to(device))  # (B, T, V)
     pred = logits.argmax(-1).cpu().numpy()
     return [pred[i, : split.lengths[s]] for i, s in enumerate(seqs)]
-
-
-def _generate(model, codec: Codec, samples: list, max_new: int) -> list[list[int]]:
-    prompts = [codec.prompt(s).tolist() for s in samples]
-    allowed = generation_constraint([codec.constraint(s) for s in samples],
-                                    [len(p) for p in prompts])
-    return model.generate(prompts, max_new, temperature=0.0, stop_id=END, allowed=allowed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +153,7 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
                                             4 * batch_size), steps):
             one_step["model"].add(pred, ok, st.prev, st.truth, st.taken, st.classes, st.mnemonics)
         max_new = max(split.lengths[s] - len(codec.prompt(t)) for s, t in zip(seqs, batch))
-        for out, t, st in zip(_generate(model, codec, batch, max_new), batch, steps):
+        for out, t, st in zip(greedy_ids(model, codec, batch, max_new), batch, steps):
             pred, stopped = codec.generated_states(t, out)
             right = state_matches(pred, st.truth)
             final = stopped and len(pred) == len(st.truth) and bool(right[-1].all())
@@ -188,8 +182,10 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                    long: list[MusicPair], segment_bars: int | None) -> dict[str, Any]:
     """Greedy outputs scored as files; abc2midi also teacher-forced, note by note (on the
     files whose MIDI has an event stream, which every normalised converter output has). The
-    `long` tunes (too long for the context) are converted in segments and scored as files."""
+    `long` tunes (too long for the context) are converted in segments and scored as files; with
+    `segment_bars`, so is a tune whose whole output does not end (as the facade does)."""
     tally = MusicTally(codec.task)
+    retried: list[MusicPair] = []
     bar = progress_bar(len(samples) + len(long), f"eval {codec.task}", "files", show_progress)
     for seqs in _batches(split, batch_size):
         batch = [samples[s] for s in seqs]
@@ -206,21 +202,23 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                     [[right[start + n.pitch], right[start + np.array(n.onset)].all(),
                       right[start + np.array(n.duration)].all()] for n in spans],
                     bool).reshape(-1, 3))
-        rooms = [model.config.max_len - n for n in starts]  # the context left for the output
-        for out, room, sample in zip(_generate(model, codec, batch, max(rooms)), rooms, batch):
-            ends = END in out[:room]
+        for out, sample in zip(music_outputs(model, codec, batch), batch):
+            assert out is not None  # every kept sequence fits the context, its output too
             try:
-                got = codec.output_file(codec.target_bytes(np.array(out, np.int64)))
+                got = output_file(codec, out)
             except DecodeError:  # an event stream cut short: no file
                 got = b""
             if codec.task == "abc2midi":
-                tally.add_output(got, sample.midi, got == sample.midi, ends)
+                if not out.ends and segment_bars:  # the facade's fallback: the tune in segments
+                    retried.append(sample)
+                    continue
+                tally.add_output(got, sample.midi, got == sample.midi, out.ends)
             else:  # midi2abc: the notes of the predicted ABC, converted, against the input's
                 tally.add_output(_abc_as_midi(got), sample.midi,
-                                 got == sample.abc.encode("utf-8", "surrogateescape"), ends)
+                                 got == sample.abc.encode("utf-8", "surrogateescape"), out.ends)
         bar.update(len(seqs))
     unsupported = 0
-    for sample in long:
+    for k, sample in enumerate(long + retried):
         try:
             got = convert_in_segments(sample.abc, lambda texts: _segment_files(model, codec, texts),
                                       segment_bars)
@@ -230,24 +228,17 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
         except UnreadableSegment:  # a model that writes files as bytes (--midi-codec file)
             got = b""
         tally.add_output(got, sample.midi, got == sample.midi, bool(got))
-        bar.update(1)
+        bar.update(int(k < len(long)))  # the retried were counted with their batch
     bar.close()
-    return {**tally.result(), **({"n_segmented": len(long), "n_unsupported": unsupported}
-                                 if segment_bars else {})}
+    return {**tally.result(), **({"n_segmented": len(long), "n_retried": len(retried),
+                                  "n_unsupported": unsupported} if segment_bars else {})}
 
 
 def _segment_files(model, codec: MusicCodec, texts: list[str]) -> list[bytes | None]:
-    """The model's MIDI files for segment tunes; None for one that does not fit the context."""
-    samples = [MusicPair(text, b"") for text in texts]
-    rooms = [model.config.max_len - len(codec.prompt(s)) for s in samples]
-    fits = [i for i, room in enumerate(rooms) if room >= 2 * codec.align]
-    files: list[bytes | None] = [None] * len(samples)
-    if fits:
-        outs = _generate(model, codec, [samples[i] for i in fits], max(rooms[i] for i in fits))
-        for i, out in zip(fits, outs):
-            if END in out[:rooms[i]]:
-                files[i] = codec.output_file(codec.target_bytes(np.array(out, np.int64)))
-    return files
+    """The model's MIDI files for segment tunes; None for one whose input or output does not
+    fit the context (the facade's rule: simulator/outputs.py)."""
+    return [output_file(codec, out) if out is not None and out.ends else None
+            for out in music_outputs(model, codec, [MusicPair(text, b"") for text in texts])]
 
 
 def _abc_as_midi(abc: bytes) -> bytes:
@@ -382,11 +373,12 @@ def format_table(r: dict[str, Any]) -> str:
         lines += ["| metric (greedy output) | value |", "| --- | --- |",
                   f"| note_f1 | {r['note_f1']:.4f} |"]
         lines += [f"| {k} | {percent(r[k])} |" for k in MUSIC_LEADING if k in r]
-        if r.get("n_segmented"):
+        if r.get("n_segmented") or r.get("n_retried"):
             lines += ["", (f"Greedy outputs include {r['n_segmented']} tunes longer than the "
-                           f"context, converted in segments ({r['n_unsupported']} of them could "
-                           "not be cut into segments and count as wrong); the figures below "
-                           f"are on the {r['n']} that fit.")]
+                           f"context and {r['n_retried']} whose whole output did not end, "
+                           f"converted in segments as the converter does ({r['n_unsupported']} "
+                           "of them could not be cut into segments and count as wrong); the "
+                           f"figures below are on the {r['n']} that fit.")]
         if "note_tf" in r:
             lines += ["", f"Teacher-forced, per note of the reference ({r['tf_notes']} notes):",
                       "", "| pitch, onset and duration right | pitch | onset | duration |",

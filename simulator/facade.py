@@ -30,13 +30,11 @@ from datagen.cpu import (
 from datagen.cpu.harness import DEFAULT_MAX_STEPS
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import (
-    END,
     CpuCodec,
     CpuTrace,
     MusicCodec,
     MusicPair,
     codec_from_options,
-    generation_constraint,
 )
 from simulator.cpu_inputs import InitialState, Program, read_initial_state, read_program
 from simulator.long_tunes import (
@@ -47,6 +45,7 @@ from simulator.long_tunes import (
 )
 from simulator.metrics import valid_midi
 from simulator.midi_events import StreamError
+from simulator.outputs import greedy_ids, music_outputs, output_file
 from simulator.traces import Comparison, StepReport, Trace, compare_traces
 
 TRAINED = Path(__file__).resolve().parent.parent / "trained"
@@ -153,10 +152,7 @@ class CPUSimulator:
         if max_steps is not None and max_steps < 1:
             raise UserError(f"max_steps must be at least 1, got {max_steps}")
         budgets = [room if max_steps is None else min(room, max_steps) for room in rooms]
-        allowed = generation_constraint([self.codec.constraint(s) for s in samples],
-                                        [len(p) for p in prompts])
-        outs = self.model.generate(prompts, max(budgets) * stride + 1, temperature=0.0,
-                                   stop_id=END, allowed=allowed)
+        outs = greedy_ids(self.model, self.codec, samples, max(budgets) * stride + 1, prompts)
         traces = []
         for s, out, budget in zip(samples, outs, budgets):
             states, ended = self.codec.generated_states(s, out)
@@ -254,27 +250,22 @@ class MusicConverter:
                 raise UserError(f"the model cannot read this MIDI file: {e}") from None
             except ValueError as e:  # e.g. ABC text that a note-slot prompt cannot hold
                 raise UserError(f"the model cannot read this ABC text: {e}") from None
-        rooms = [self.context - len(prompt) - self.codec.align for prompt in prompts]
         source = "ABC text" if self.task == "abc2midi" else "MIDI file"
-        files: dict[int, bytes | ContextError] = {
-            i: ContextError(f"the {source} takes {len(prompts[i])} bytes encoded; the model's "
-                            f"context is {self.context} bytes (at most "
-                            f"{self.context - 4 * self.codec.align - 1} bytes of input)")
-            for i, room in enumerate(rooms) if room < self.codec.align}
-        fits = [i for i in range(len(samples)) if i not in files]
-        if not fits:
-            return list(files.values())
-        allowed = generation_constraint([self.codec.constraint(samples[i]) for i in fits],
-                                        [len(prompts[i]) for i in fits])
-        outs = self.model.generate([prompts[i] for i in fits], max(rooms[i] for i in fits) + 1,
-                                   temperature=0.0, stop_id=END, allowed=allowed)
-        for i, out in zip(fits, outs):
-            raw = self.codec.target_bytes(np.array(out[:rooms[i] + 1], np.int64))
-            files[i] = (self.codec.output_file(raw) if END in out[:rooms[i] + 1]  # a whole file
-                        else OutputDidNotEnd(f"the model's output did not end within its "
-                                          f"{self.context}-byte context ({len(raw)} bytes "
-                                          "written)", raw))
-        return [files[i] for i in range(len(samples))]
+        files: list[bytes | ContextError] = []
+        for prompt, out in zip(prompts, music_outputs(self.model, self.codec, samples, prompts)):
+            if out is None:
+                files.append(ContextError(
+                    f"the {source} takes {len(prompt)} bytes encoded; the model's context is "
+                    f"{self.context} bytes (at most {self.context - 4 * self.codec.align - 1} "
+                    "bytes of input)"))
+            elif out.ends:
+                files.append(output_file(self.codec, out))  # a whole file
+            else:
+                raw = self.codec.target_bytes(np.array(out.ids, np.int64))
+                files.append(OutputDidNotEnd(f"the model's output did not end within its "
+                                             f"{self.context}-byte context ({len(raw)} bytes "
+                                             "written)", raw))
+        return files
 
     def _convert_one(self, sample: MusicPair) -> bytes:
         [out] = self._convert([sample])

@@ -156,12 +156,42 @@ def test_eval_scores_tunes_longer_than_the_context_in_segments(tiny_abc2midi):
     r = evaluate_rows(model, codec, rows, "three tunes", segment_bars=4, show_progress=False)
     assert (r["n"], r["n_too_long"], r["n_segmented"], r["n_unsupported"]) == (1, 2, 2, 1)
     assert r["ends"] <= 2 / 3 and r["notes_exact"] <= 1 / 3  # the cut-less tune: no output
-    assert "converted in segments (1 of them could not be cut" in format_table(
+    assert "as the converter does (1 of them could not be cut" in format_table(
         {**r, "split": "test", "data": "x"})
     without = evaluate_rows(model, codec, rows, "three tunes", show_progress=False)
     assert without["n"] == 1 and "n_segmented" not in without
     with pytest.raises(UserError, match="--segment-bars is for abc2midi models, at least 1"):
         evaluate_rows(model, codec, rows, "three tunes", segment_bars=0)
+
+
+def test_eval_retries_in_segments_a_tune_whose_whole_output_does_not_end(tiny_abc2midi,
+                                                                          monkeypatch):
+    """As the converter does: with segment_bars, a tune that fits but whose output does not end
+    inside the context is converted in segments; without, it is scored as it came out."""
+    import simulator.evaluate as ev
+    from simulator.outputs import Output
+
+    model, meta = load_pretrained(tiny_abc2midi.checkpoint)
+    codec = codec_from_options(meta["codec"])
+    whole = {"abc": "X:1\nT:t\nM:4/4\nL:1/8\nK:C\n" + "CDEF GABc | cBAG FEDC |\n" * 3,
+             "midi": tiny_abc2midi.rows[0]["midi"]}
+    real = ev.music_outputs
+    calls = []
+
+    def whole_tunes_never_end(model, codec, samples, prompts=None):
+        calls.append([s.abc for s in samples])
+        return [Output(out.ids, False) if s.abc == whole["abc"] and out is not None else out
+                for s, out in zip(samples, real(model, codec, samples, prompts))]
+
+    monkeypatch.setattr(ev, "music_outputs", whole_tunes_never_end)
+    r = evaluate_rows(model, codec, [whole], "one tune", segment_bars=2, show_progress=False)
+    assert (r["n"], r["n_segmented"], r["n_retried"], r["n_unsupported"]) == (1, 0, 1, 0)
+    assert len(calls) == 2 and calls[1] == [  # the whole tune, then its one distinct segment
+        whole["abc"].split("CDEF")[0] + "CDEF GABc | cBAG FEDC |]\n"]
+    assert r["ends"] == 1.0 and "and 1 whose whole output did not end" in format_table(
+        {**r, "split": "test", "data": "x"})
+    plain = evaluate_rows(model, codec, [whole], "one tune", show_progress=False)
+    assert plain["ends"] == 0.0 and "n_retried" not in plain
 
 
 def test_a_text_abc_model_starts_a_note_slot_run_but_not_another_midi_layout(tmp_path):
