@@ -189,7 +189,8 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
     bar = progress_bar(len(samples) + len(long), f"eval {codec.task}", "files", show_progress)
     for seqs in _batches(split, batch_size):
         batch = [samples[s] for s in seqs]
-        starts = [len(codec.prompt(p)) for p in batch]
+        prompts = [codec.prompt(p).tolist() for p in batch]
+        starts = [len(p) for p in prompts]
         if codec.task == "abc2midi":
             for pred, sample, start, s in zip(_argmax(model, split, seqs, device), batch, starts,
                                               seqs):
@@ -202,16 +203,16 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                     [[right[start + n.pitch], right[start + np.array(n.onset)].all(),
                       right[start + np.array(n.duration)].all()] for n in spans],
                     bool).reshape(-1, 3))
-        for out, sample in zip(music_outputs(model, codec, batch), batch):
+        for out, sample in zip(music_outputs(model, codec, batch, prompts), batch):
             assert out is not None  # every kept sequence fits the context, its output too
+            if codec.task == "abc2midi" and not out.ends and segment_bars:
+                retried.append(sample)  # the converter's fallback: the tune in segments
+                continue
             try:
                 got = output_file(codec, out)
             except DecodeError:  # an event stream cut short: no file
                 got = b""
             if codec.task == "abc2midi":
-                if not out.ends and segment_bars:  # the facade's fallback: the tune in segments
-                    retried.append(sample)
-                    continue
                 tally.add_output(got, sample.midi, got == sample.midi, out.ends)
             else:  # midi2abc: the notes of the predicted ABC, converted, against the input's
                 tally.add_output(_abc_as_midi(got), sample.midi,

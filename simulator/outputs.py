@@ -60,4 +60,3 @@ def music_outputs(model, codec: MusicCodec, samples: Sequence[MusicPair],
 def output_file(codec: MusicCodec, output: Output) -> bytes:
     """The file an output's ids stand for (DecodeError where an event stream is cut short)."""
     return codec.output_file(codec.target_bytes(np.array(output.ids, np.int64)))
-
