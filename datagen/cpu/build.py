@@ -25,6 +25,7 @@ from datagen.cpu.programs import (
     parse_mnemonics,
     random_initial_state,
     random_program,
+    state_values,
 )
 
 MAX_LEN = 1024  # branch offsets and the code page hold programs of up to this many instructions
@@ -55,9 +56,9 @@ def make_row(profile_name: str, seed: int, min_len: int, max_len: int, max_steps
     """One corpus row, a pure function of its arguments."""
     profile = get_profile(profile_name)
     rng = random.Random(seed)
-    program = encode_program(profile, random_program(profile, rng, min_len, max_len, mix,
-                                                     operands))
-    state_0 = random_initial_state(profile, rng, operands.values)
+    insns = random_program(profile, rng, min_len, max_len, mix, operands)
+    program = encode_program(profile, insns)
+    state_0 = random_initial_state(profile, rng, state_values(operands.values, insns))
     trace = emulator(profile_name).run(program, state_0, max_steps)
     return {"profile": profile_name, "seed": seed, "program": program, "states": trace.states,
             "n_steps": trace.n_steps, "stop": trace.stop,

@@ -34,7 +34,8 @@ NEAR_WINDOW = 32  # most memory accesses fall in the page's first bytes, so load
 
 
 IMMEDIATES = ("mixed", "zero", "small", "full")  # `--imm`: RISC-V 12-bit immediates, shift amounts
-VALUES = ("mixed", "uniform")  # `--values`: state_0's registers
+VALUES = ("mixed", "uniform", "uniform-shifts")  # `--values`: state_0's registers
+SHIFT_MNEMONICS = frozenset({"slli", "srli", "srai", "sll", "srl", "sra"})
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,8 @@ class Operands:
     class, every other mnemonic with weight 1; () = uniform within each class.
     imm: RISC-V immediates of `alu_imm` ops: "mixed" (uniform, small or an edge value, a third
     each), "zero", "small" (-16..16; shift amounts 0..16) or "full" (uniform over the field).
-    values: state_0's registers: "mixed" (`random_word`) or "uniform" (32 uniform bits).
+    values: state_0's registers: "mixed" (`random_word`), "uniform" (32 uniform bits), or
+    "uniform-shifts" (uniform in programs that hold a RISC-V shift, mixed in the others).
     """
 
     mnemonics: tuple[str, ...] = ()
@@ -132,9 +134,18 @@ def random_word(rng: random.Random) -> int:
     return rng.choice(EDGE_WORDS)
 
 
+def state_values(values: str, program: list[Insn]) -> str:
+    """The `random_initial_state` values of `program` under `--values`: "uniform-shifts" is
+    "uniform" where the program holds a shift and "mixed" elsewhere."""
+    if values != "uniform-shifts":
+        return values
+    return "uniform" if any(insn[0] in SHIFT_MNEMONICS for insn in program) else "mixed"
+
+
 def random_initial_state(profile: Profile, rng: random.Random, values: str = "mixed") -> bytes:
     """state_0: pc = code_base; registers from `random_word`, or 32 uniform bits with values
-    "uniform" (x86 eflags: random arithmetic flags, plus the always-set bit 1)."""
+    "uniform" (x86 eflags: random arithmetic flags, plus the always-set bit 1); `state_values`
+    turns "uniform-shifts" into one of the two for a program."""
     words = []
     for name in profile.registers:
         if name == profile.pc_register:

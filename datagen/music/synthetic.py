@@ -87,6 +87,11 @@ class SynthOptions:
     free_titles: float = 0.0  # the title is instead 1-3 random words of 1-10 letters (about 1-32
     #                           bytes), so headers are as short as real tunes' and the M:, L:
     #                           and K: lines fall anywhere on the patch grid
+    phrase_lines: float = 0.0  # the tune is laid out in phrases, as the Essen collection writes
+    #                            its songs: a line ends a beat before its last bar does (no bar
+    #                            line; the beat opens the next line, before its " | "), lines
+    #                            hold 2-4 bars, a tune without a pickup opens with " | " and a
+    #                            part without repeats ends without a closing bar line
     plain_lengths: float = 0.0  # the tune spells half and quarter units one way (`/2`, `/4`),
     #                             not `/` or `/2`, `//` or `/4` at random: a MIDI file cannot
     #                             tell the spellings apart, so a MIDI -> ABC model cannot learn them
@@ -94,7 +99,7 @@ class SynthOptions:
     # Options added after corpora were made with every option in their arguments: in a
     # corpus's arguments only where set, so that a corpus made (or half made) before one of
     # them resumes unchanged.
-    RECORDED_WHEN_SET = ("plain_lengths",)
+    RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines")
 
     def recorded(self) -> dict[str, float]:
         """The options as a corpus's arguments record them."""
@@ -182,6 +187,7 @@ class _Tune:
         self.tie_text: str | None = None  # pitch text of the last note, for a tie
         self.altered: list[int] = []  # pitches given an accidental in the bar so far
         self.plain_lengths = self.chance(opt.plain_lengths)
+        self.phrased = self.chance(opt.phrase_lines)
 
     def length(self, length: F) -> str:
         """The ABC length suffix of a note of `length` whole notes."""
@@ -347,15 +353,29 @@ class _Tune:
                 text = f'"{self.chord_symbol(degree)}"' + text
             bars.append(text)
         out += ":" if pickup and repeat else " " if pickup else "|:" if repeat else ""
+        if self.phrased and not pickup and not repeat:
+            out += " | "
+        line_bars = rng.choice([2, 3, 4]) if self.phrased else 4
         for b, text in enumerate(bars):
             if endings and b == n_bars - 1:
                 out += " |1 "
             elif endings and b == n_bars:
                 out += " :|2 "
             elif b:
-                out += " |\n" if b % 4 == 0 else " | "
+                out = self.line_break(out) if b % line_bars == 0 else out + " | "
             out += text
-        return out + (" :|" if repeat and not endings else " |]")
+        if repeat and not endings:
+            return out + " :|"
+        return out if self.phrased else out + " |]"
+
+    def line_break(self, out: str) -> str:
+        """`out`, its last bar ended and a new line begun. In a phrased tune the line ends before
+        the bar's last beat group instead, without a bar line, and that group opens the next
+        line before its " | " (where the bar holds a single group, as in a plain tune)."""
+        cut = out.rfind(" ")
+        if not self.phrased or cut <= max(out.rfind("|"), out.rfind("\n")) + 1:
+            return out + " |\n"
+        return out[:cut] + "\n" + out[cut + 1:] + " | "
 
     def text(self) -> str:
         rng = self.rng

@@ -123,6 +123,21 @@ def test_operand_options_draw_what_they_say(tmp_path):
     assert all(row["split"] == split_of(row["program"] + row["states"][:16]) for row in rows)
 
 
+def test_uniform_shift_values_draw_uniform_registers_for_shifts_only(tmp_path):
+    """`--values uniform-shifts`: state_0 of 32 uniform bits where the program shifts, the mixed
+    draw (a third small or at a sign edge) elsewhere."""
+    job = cpu_job("rv32e-mini", 300, seed=4, min_len=1, max_len=1, mix="alu_imm=1",
+                  values="uniform-shifts")
+    write_corpus(tmp_path, job, show_progress=False)
+    small: dict[bool, list[bool]] = {True: [], False: []}
+    for row in read_table(tmp_path, kind="cpu").to_pylist():
+        shift = row["asm"].split()[0] in ("slli", "srli", "srai")
+        small[shift] += [int.from_bytes(row["states"][i:i + 4], "little") <= 0xFFFF
+                         for i in (4, 8, 12)]
+    assert sum(small[True]) < 0.05 * len(small[True])
+    assert sum(small[False]) > 0.25 * len(small[False])
+
+
 def test_mnemonic_weights_draw_in_proportion_and_resume(tmp_path):
     """`--mnemonic-weights mul=8`: within mul/div, mul drawn 8 times as often as each of the
     other seven (8/15 of the draws); weight 0 never draws; the corpus's args record the weights

@@ -211,3 +211,27 @@ def test_carried_accidentals_reach_later_notes_of_the_bar(tmp_path):
     for i in range(5):
         done = abc2midi(synthetic_tune(3, i, carried), str(tmp_path))
         assert done.failure is None and done.errors == 0 and notes(normalize_midi(done.midi))
+
+
+@needs_abc2midi
+def test_phrase_lines_break_each_line_a_beat_before_its_bar_ends(tmp_path):
+    """`phrase_lines`: the Essen collection's layout (a line ends a beat before its bar does, the
+    beat opens the next line); abc2midi still plays every bar whole. At 0, the default, tunes
+    are as before."""
+    from datagen.music.normalize import normalize_midi, notes
+
+    m0 = LADDER["M0"]
+    assert _bodies(SynthOptions.parse("phrase_lines=0", m0), 5) == _bodies(m0, 5)
+    phrased = SynthOptions.parse("phrase_lines=1,short_parts=0", m0)
+    cut = 0
+    for i, (_, body) in enumerate(_bodies(phrased, 8)):
+        lines = body.splitlines()
+        assert lines[0].startswith(" | ") and not lines[-1].endswith("|"), body
+        for line in lines[1:]:  # each opens with the beat cut from the line before
+            assert re.match(r"[A-Ga-g]{2} \| ", line), body
+        cut += len(lines) - 1
+        done = abc2midi(synthetic_tune(3, i, phrased), str(tmp_path))
+        assert done.failure is None and done.errors == 0
+        onsets = [onset for onset, _, _, _ in notes(normalize_midi(done.midi))]
+        assert onsets == pytest.approx([onsets[0] + 0.5 * k for k in range(len(onsets))])
+    assert cut >= 8

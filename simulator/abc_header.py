@@ -1,0 +1,66 @@
+"""The header a music model reads: an ABC tune's header in the form the synthetic generator
+writes (docs/music.md, "Real headers").
+
+Real tunes carry header lines that decide nothing in the normalized MIDI file: notes, origin,
+rhythm, source, history and transcription fields (abc2midi copies some of them into text
+events, which the MIDI normalization drops), comments, and instruction fields without a
+directive (the Essen collection's `I: :: ::`, its repeat structure). They also write a space
+after a field's colon (`K: G`). The synthetic generator writes none of this, so a model trained
+on its tunes meets them first in a real tune and misreads what follows.
+
+`canonical_header(abc)` keeps the body as it is and, in the header (the lines up to and
+including the first `K:` line):
+- drops the lines of TEXT_FIELDS (but a rhythm `R:` that names a hornpipe), every `T:` line after the first, plain comments (`%`, not
+  `%%` directives) and `I:` lines whose value does not start with a letter;
+- writes every field kept as `F:value`, without the spaces after the colon or at the end.
+
+abc2midi writes the same normalized MIDI for a tune and its canonical header: measured on the
+2,000 tunes of `datagen music --sources music21` (docs/music.md), and on each test tune in
+tests/unit/test_abc_header.py. On the generator's own tunes it changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Information fields that carry text only: area, book, composer, discography, file, group,
+# history, notes, origin, rhythm, source, transcription.
+# `R:` is one of them except where it names a hornpipe: abc2midi then plays pairs of notes of
+# equal length long-short, as if written `>`.
+TEXT_FIELDS = frozenset("ABCDFGHNORSZ")
+
+_FIELD = re.compile(r"^([A-Za-z]):[ \t]*(.*?)[ \t]*$")
+
+
+def canonical_header(abc: str) -> str:
+    """`abc` with its header in canonical form (see the module docstring); a text without a
+    `K:` line is returned as it is."""
+    lines = abc.split("\n")
+    key = next((i for i, line in enumerate(lines) if line.startswith("K:")), None)
+    if key is None:
+        return abc
+    header: list[str] = []
+    titled = False
+    for line in lines[:key + 1]:
+        field = _FIELD.match(line)
+        if field is None:
+            if line.startswith("%%") or not line.startswith("%"):
+                header.append(line)
+            continue
+        letter, value = field.groups()
+        if not _kept(letter, value, titled):
+            continue
+        titled = titled or letter == "T"
+        header.append(f"{letter}:{value}")
+    return "\n".join(header + lines[key + 1:])
+
+
+def _kept(letter: str, value: str, titled: bool) -> bool:
+    """Whether the header field `letter:value` stays (`titled`: a `T:` line was kept)."""
+    if letter == "R":
+        return "hornpipe" in value.lower()
+    if letter == "T":
+        return not titled
+    if letter == "I":
+        return value[:1].isalpha()
+    return letter not in TEXT_FIELDS

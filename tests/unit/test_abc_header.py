@@ -1,0 +1,74 @@
+"""The canonical header a music model reads (simulator/abc_header.py)."""
+
+import pytest
+
+from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
+from simulator.abc_header import canonical_header
+from simulator.codec import MusicCodec
+from tests.helpers import needs_abc2midi
+
+REAL = """X: 1585
+T: Big Dan O'Mahony
+T: (second title)
+N:"Collected by F.O'Neill."
+O: Ireland
+Z:Transcribed by someone, 9/29/98
+% a comment
+%%MIDI program 41
+I: :: ::
+M: C
+L: 1/8  
+R: Hornpipe
+K: A
+(GB)|AGAB A2 (Bd)|edBA G2 (Bd)|
+N: a note in the body stays
+e^def gfea|edBA G3 B|]
+"""
+
+
+def test_the_header_keeps_what_decides_the_midi_in_the_generators_form():
+    assert canonical_header(REAL) == """X:1585
+T:Big Dan O'Mahony
+%%MIDI program 41
+M:C
+L:1/8
+R:Hornpipe
+K:A
+(GB)|AGAB A2 (Bd)|edBA G2 (Bd)|
+N: a note in the body stays
+e^def gfea|edBA G3 B|]
+"""
+    assert canonical_header(canonical_header(REAL)) == canonical_header(REAL)
+    assert "R:" not in canonical_header(REAL.replace("R: Hornpipe", "R: reel"))
+    assert canonical_header("no key line\nabc") == "no key line\nabc"
+
+
+def test_the_generators_tunes_are_already_canonical():
+    everything = SynthOptions(**{name: 1.0 for name in SynthOptions.__dataclass_fields__})
+    for options in (LADDER["M0"], LADDER["M2"], everything):
+        for i in range(50):
+            tune = synthetic_tune(9, i, options)
+            assert canonical_header(tune) == tune
+
+
+def test_the_codec_reads_a_tune_through_its_canonical_header():
+    codec = MusicCodec("abc2midi", abc="note-slots")
+    assert codec.abc_content(REAL) == codec.abc_content(canonical_header(REAL))
+
+
+@needs_abc2midi
+@pytest.mark.parametrize("rhythm", ["reel", "Hornpipe"])
+def test_abc2midi_writes_the_same_midi_for_the_canonical_header(tmp_path, rhythm):
+    """What is dropped changes nothing in the normalized MIDI; a hornpipe's `R:` would, so it
+    stays."""
+    from datagen.music.convert import abc2midi
+    from datagen.music.normalize import normalize_midi
+
+    tune = REAL.replace("R: Hornpipe", f"R: {rhythm}")
+
+    def midi(text: str) -> bytes:
+        return normalize_midi(abc2midi(text, str(tmp_path)).midi)
+
+    assert midi(canonical_header(tune)) == midi(tune)
+    without_rhythm = tune.replace(f"R: {rhythm}\n", "")
+    assert (midi(without_rhythm) == midi(tune)) == (rhythm == "reel")
