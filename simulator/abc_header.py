@@ -10,8 +10,9 @@ on its tunes meets them first in a real tune and misreads what follows.
 
 `canonical_header(abc)` keeps the body as it is and, in the header (the lines up to and
 including the first `K:` line):
-- drops the lines of TEXT_FIELDS (but a rhythm `R:` that names a hornpipe), every `T:` line after the first, plain comments (`%`, not
-  `%%` directives) and `I:` lines whose value does not start with a letter;
+- drops the lines of TEXT_FIELDS (but a rhythm `R:` that names a hornpipe), every `T:` line
+  after the first, comments (`%`, and `%%` not followed by a directive's name: `%% ^F G A`)
+  and `I:` lines whose value does not start with a letter;
 - writes every field kept as `F:value`, without the spaces after the colon or at the end.
 
 abc2midi writes the same normalized MIDI for a tune and its canonical header: measured on the
@@ -44,7 +45,7 @@ def canonical_header(abc: str) -> str:
     for line in lines[:key + 1]:
         field = _FIELD.match(line)
         if field is None:
-            if line.startswith("%%") or not line.startswith("%"):
+            if _directive(line) or not line.startswith("%"):
                 header.append(line)
             continue
         letter, value = field.groups()
@@ -53,6 +54,11 @@ def canonical_header(abc: str) -> str:
         titled = titled or letter == "T"
         header.append(f"{letter}:{value}")
     return "\n".join(header + lines[key + 1:])
+
+
+def _directive(line: str) -> bool:
+    """Whether `line` is a `%%` directive (`%%MIDI program 41`), not a comment written `%% ...`."""
+    return line.startswith("%%") and line[2:3].isalpha()
 
 
 def _kept(letter: str, value: str, titled: bool) -> bool:

@@ -21,6 +21,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from simulator.abc_header import canonical_header
+
 TAIL = 26  # ticks abc2midi writes after a tune's last beat, before each track's end (at 480/beat)
 DEFAULT_SEGMENT_BARS = 4  # the length of the tunes the shipped models were trained on
 
@@ -59,10 +61,11 @@ class Segment:
 
 
 def play_segments(abc: str, bars: int = DEFAULT_SEGMENT_BARS) -> list[Segment]:
-    """The tune as the segments it plays, in order (a repeated part's segments repeat)."""
+    """The tune as the segments it plays, in order (a repeated part's segments repeat), under
+    its canonical header (`simulator.abc_header`)."""
     if bars < 1:
         raise ValueError(f"segments need at least one bar; got {bars}")
-    header, order, parts = _split_tune(abc)
+    header, order, parts = _split_tune(canonical_header(abc))
     played: list[Segment] = []
     for label in order:
         if label not in parts:

@@ -14,6 +14,7 @@ N:"Collected by F.O'Neill."
 O: Ireland
 Z:Transcribed by someone, 9/29/98
 % a comment
+%% ^F  G  A  B (a comment too)
 %%MIDI program 41
 I: :: ::
 M: C

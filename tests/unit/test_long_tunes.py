@@ -67,6 +67,13 @@ def test_what_a_segment_cannot_carry_is_refused(abc):
         play_segments(abc)
 
 
+def test_segments_repeat_the_canonical_header():
+    """Comments and text fields are dropped first (simulator.abc_header), so a `%%` comment in a
+    real header does not refuse the tune."""
+    real = "X: 7\nT: t\nN: notes\n%% ^F G A (a comment)\nM: 2/4\nL:1/8\nK: C\nA B | c d |]\n"
+    assert [s.header for s in play_segments(real, 1)] == ["X:7\nT:t\nM:2/4\nL:1/8\nK:C\n"] * 2
+
+
 def _file(notes: list[tuple[int, int]], end: int, n_tracks: int = 1) -> bytes:
     """A file of quarter notes (onset ticks, pitch) ending at `end` + TAIL."""
     mid = mido.MidiFile(type=0 if n_tracks == 1 else 1, ticks_per_beat=480)
