@@ -92,6 +92,9 @@ class SynthOptions:
     #                            line; the beat opens the next line, before its " | "), lines
     #                            hold 2-4 bars, a tune without a pickup opens with " | " and a
     #                            part without repeats ends without a closing bar line
+    beamed_bars: float = 0.0  # the tune writes a bar's beat groups without spaces between them,
+    #                           as the Essen collection does (`GF2dc3B`), so that spaces do
+    #                           not mark where beats start
     plain_lengths: float = 0.0  # the tune spells half and quarter units one way (`/2`, `/4`),
     #                             not `/` or `/2`, `//` or `/4` at random: a MIDI file cannot
     #                             tell the spellings apart, so a MIDI -> ABC model cannot learn them
@@ -99,7 +102,7 @@ class SynthOptions:
     # Options added after corpora were made with every option in their arguments: in a
     # corpus's arguments only where set, so that a corpus made (or half made) before one of
     # them resumes unchanged.
-    RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines")
+    RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars")
 
     def recorded(self) -> dict[str, float]:
         """The options as a corpus's arguments record them."""
@@ -188,6 +191,7 @@ class _Tune:
         self.altered: list[int] = []  # pitches given an accidental in the bar so far
         self.plain_lengths = self.chance(opt.plain_lengths)
         self.phrased = self.chance(opt.phrase_lines)
+        self.beamed = self.chance(opt.beamed_bars)
 
     def length(self, length: F) -> str:
         """The ABC length suffix of a note of `length` whole notes."""
@@ -310,8 +314,9 @@ class _Tune:
             return first + " " + self.note(beat * (k - 1))
         return self.note(beat * k, chord_root)
 
-    def bar(self, chord_root: int | None, last: bool) -> str:
-        """One bar, filled exactly; the last bar of a part ends on a held tonic."""
+    def bar(self, chord_root: int | None, last: bool) -> list[str]:
+        """One bar's beat groups, filling it exactly; the last bar of a part ends on a held
+        tonic."""
         beats, rng = self.beats, self.rng
         self.altered = []
         held_end = last and self.chance(self.opt.lengths)
@@ -332,7 +337,7 @@ class _Tune:
             self.pitch = self.home
             groups.append(self.note_name(self.home)
                           + self.length(self.beat * end_beats))
-        return " ".join(groups)
+        return groups
 
     # -- structure ----------------------------------------------------------------------------
 
@@ -348,34 +353,29 @@ class _Tune:
             last = b >= n_bars - 1
             degree = 0 if last else progression[b % 4]
             root = degree if self.gchords else None
-            text = self.bar(root, last)
+            groups = self.bar(root, last)
             if self.gchords:
-                text = f'"{self.chord_symbol(degree)}"' + text
-            bars.append(text)
+                groups[0] = f'"{self.chord_symbol(degree)}"' + groups[0]
+            bars.append(groups)
         out += ":" if pickup and repeat else " " if pickup else "|:" if repeat else ""
         if self.phrased and not pickup and not repeat:
             out += " | "
         line_bars = rng.choice([2, 3, 4]) if self.phrased else 4
-        for b, text in enumerate(bars):
+        join = "".join if self.beamed else " ".join
+        cut = False  # the bar before ended its line a beat early (a phrased tune)
+        for b, groups in enumerate(bars):
             if endings and b == n_bars - 1:
                 out += " |1 "
             elif endings and b == n_bars:
                 out += " :|2 "
-            elif b:
-                out = self.line_break(out) if b % line_bars == 0 else out + " | "
-            out += text
+            elif b and not cut:
+                out += " |\n" if b % line_bars == 0 else " | "
+            breaks = (b + 1) % line_bars == 0 and b + 1 < (n_bars - 1 if endings else n_bars)
+            cut = self.phrased and breaks and len(groups) > 1
+            out += join(groups[:-1]) + "\n" + groups[-1] + " | " if cut else join(groups)
         if repeat and not endings:
             return out + " :|"
         return out if self.phrased else out + " |]"
-
-    def line_break(self, out: str) -> str:
-        """`out`, its last bar ended and a new line begun. In a phrased tune the line ends before
-        the bar's last beat group instead, without a bar line, and that group opens the next
-        line before its " | " (where the bar holds a single group, as in a plain tune)."""
-        cut = out.rfind(" ")
-        if not self.phrased or cut <= max(out.rfind("|"), out.rfind("\n")) + 1:
-            return out + " |\n"
-        return out[:cut] + "\n" + out[cut + 1:] + " | "
 
     def text(self) -> str:
         rng = self.rng

@@ -235,3 +235,23 @@ def test_phrase_lines_break_each_line_a_beat_before_its_bar_ends(tmp_path):
         onsets = [onset for onset, _, _, _ in notes(normalize_midi(done.midi))]
         assert onsets == pytest.approx([onsets[0] + 0.5 * k for k in range(len(onsets))])
     assert cut >= 8
+
+
+@needs_abc2midi
+def test_beamed_bars_drop_the_spaces_between_beats_and_change_no_note(tmp_path):
+    """`beamed_bars`: a bar's beat groups written without spaces; at 1 the tune draws what it
+    draws at 0, so abc2midi writes the same MIDI for both. At 0, the default, tunes are as
+    before."""
+    from datagen.music.normalize import normalize_midi
+
+    m2 = LADDER["M2"]
+    assert _bodies(SynthOptions.parse("beamed_bars=0", m2), 5) == _bodies(m2, 5)
+    beamed = SynthOptions.parse("beamed_bars=1", m2)
+    dropped = 0
+    for i in range(5):
+        plain, joined = synthetic_tune(3, i, m2), synthetic_tune(3, i, beamed)
+        assert joined.split("K:")[0] == plain.split("K:")[0] and "| " in joined
+        dropped += plain.count(" ") - joined.count(" ")
+        midi = [normalize_midi(abc2midi(t, str(tmp_path)).midi) for t in (plain, joined)]
+        assert midi[0] == midi[1]
+    assert dropped > 20
