@@ -92,6 +92,9 @@ class SynthOptions:
     #                            line; the beat opens the next line, before its " | "), lines
     #                            hold 2-4 bars, a tune without a pickup opens with " | " and a
     #                            part without repeats ends without a closing bar line
+    bare_line_ends: float = 0.0  # a line of the tune that ends where a bar does ends without its
+    #                              bar line (the Essen collection again: `FAc2cB | A2B2c2` and
+    #                              the next bar on the next line)
     beamed_bars: float = 0.0  # the tune writes a bar's beat groups without spaces between them,
     #                           as the Essen collection does (`GF2dc3B`), so that spaces do
     #                           not mark where beats start
@@ -102,7 +105,7 @@ class SynthOptions:
     # Options added after corpora were made with every option in their arguments: in a
     # corpus's arguments only where set, so that a corpus made (or half made) before one of
     # them resumes unchanged.
-    RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars")
+    RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars", "bare_line_ends")
 
     def recorded(self) -> dict[str, float]:
         """The options as a corpus's arguments record them."""
@@ -192,6 +195,7 @@ class _Tune:
         self.plain_lengths = self.chance(opt.plain_lengths)
         self.phrased = self.chance(opt.phrase_lines)
         self.beamed = self.chance(opt.beamed_bars)
+        self.bare_ends = self.chance(opt.bare_line_ends)
 
     def length(self, length: F) -> str:
         """The ABC length suffix of a note of `length` whole notes."""
@@ -362,6 +366,7 @@ class _Tune:
             out += " | "
         line_bars = rng.choice([2, 3, 4]) if self.phrased else 4
         join = "".join if self.beamed else " ".join
+        line_end = "\n" if self.bare_ends else " |\n"
         cut = False  # the bar before ended its line a beat early (a phrased tune)
         for b, groups in enumerate(bars):
             if endings and b == n_bars - 1:
@@ -369,7 +374,7 @@ class _Tune:
             elif endings and b == n_bars:
                 out += " :|2 "
             elif b and not cut:
-                out += " |\n" if b % line_bars == 0 else " | "
+                out += line_end if b % line_bars == 0 else " | "
             breaks = (b + 1) % line_bars == 0 and b + 1 < (n_bars - 1 if endings else n_bars)
             cut = self.phrased and breaks and len(groups) > 1
             out += join(groups[:-1]) + "\n" + groups[-1] + " | " if cut else join(groups)
