@@ -259,16 +259,21 @@ def test_beamed_bars_drop_the_spaces_between_beats_and_change_no_note(tmp_path):
 
 @needs_abc2midi
 def test_bare_line_ends_leave_out_the_bar_line_at_a_line_end(tmp_path):
-    """`bare_line_ends`: a line that ends with a bar ends without its bar line; without
-    accidentals (which a missing bar line carries on), the same MIDI as the tune with it. At 0,
-    the default, tunes are as before."""
-    from datagen.music.normalize import normalize_midi
+    """`bare_line_ends`: a line that ends with a bar ends without its bar line. Without
+    accidentals (which a missing bar line carries on) the notes are those of the tune with it;
+    their loudness is not, since abc2midi accents the first note after a bar line. At 0, the
+    default, tunes are as before."""
+    from datagen.music.normalize import normalize_midi, notes
 
     m0 = SynthOptions.parse("short_parts=0", LADDER["M0"])
     assert _bodies(SynthOptions.parse("bare_line_ends=0", m0), 5) == _bodies(m0, 5)
     bare = SynthOptions.parse("bare_line_ends=1", m0)
-    for i in range(4):
+    changed = 0
+    for i in range(6):
         plain, ended = synthetic_tune(3, i, m0), synthetic_tune(3, i, bare)
-        assert ended == plain.replace(" |\n", "\n") != plain
-        midi = [normalize_midi(abc2midi(t, str(tmp_path)).midi) for t in (plain, ended)]
-        assert midi[0] == midi[1]
+        assert ended == plain.replace(" |\n", "\n")
+        if ended != plain:  # a tune of two lines or more
+            changed += 1
+            midi = [normalize_midi(abc2midi(t, str(tmp_path)).midi) for t in (plain, ended)]
+            assert notes(midi[0]) == notes(midi[1]) and midi[0] != midi[1]
+    assert changed >= 2
