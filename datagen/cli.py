@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "third each), zero, small (-16..16) or full (uniform)")
     cpu.add_argument("--values", default="mixed",
                      help="state_0's registers: mixed (default: uniform, small or edge, a third "
-                     "each), uniform (32 random bits) or uniform-shifts (uniform where the program "
-                     "holds a shift, mixed elsewhere)")
+                     "each), uniform (32 random bits), uniform-shifts (uniform where the program "
+                     "holds a shift, mixed elsewhere) or uniform-arith (the same for a shift, "
+                     "addi, add or sub)")
     cpu.add_argument("--split-by", default="program",
                      help="what decides a row's split: program (default; one program, one split) "
                      "or trace (program and state_0: for rungs with few distinct programs)")

@@ -34,8 +34,11 @@ NEAR_WINDOW = 32  # most memory accesses fall in the page's first bytes, so load
 
 
 IMMEDIATES = ("mixed", "zero", "small", "full")  # `--imm`: RISC-V 12-bit immediates, shift amounts
-VALUES = ("mixed", "uniform", "uniform-shifts")  # `--values`: state_0's registers
-SHIFT_MNEMONICS = frozenset({"slli", "srli", "srai", "sll", "srl", "sra"})
+VALUES = ("mixed", "uniform", "uniform-shifts", "uniform-arith")  # `--values`: state_0's registers
+# The mnemonics whose programs get uniform registers under `--values uniform-shifts` and
+# `uniform-arith`: the ops that route bits by a distance, and those that carry too.
+UNIFORM_FOR = {"uniform-shifts": frozenset({"slli", "srli", "srai", "sll", "srl", "sra"})}
+UNIFORM_FOR["uniform-arith"] = UNIFORM_FOR["uniform-shifts"] | {"addi", "add", "sub"}
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class Operands:
     imm: RISC-V immediates of `alu_imm` ops: "mixed" (uniform, small or an edge value, a third
     each), "zero", "small" (-16..16; shift amounts 0..16) or "full" (uniform over the field).
     values: state_0's registers: "mixed" (`random_word`), "uniform" (32 uniform bits), or
-    "uniform-shifts" (uniform in programs that hold a RISC-V shift, mixed in the others).
+    "uniform-shifts" (uniform in programs that hold a RISC-V shift, mixed in the others), or
+    "uniform-arith" (the same for a shift, `addi`, `add` or `sub`).
     """
 
     mnemonics: tuple[str, ...] = ()
@@ -135,17 +139,18 @@ def random_word(rng: random.Random) -> int:
 
 
 def state_values(values: str, program: list[Insn]) -> str:
-    """The `random_initial_state` values of `program` under `--values`: "uniform-shifts" is
-    "uniform" where the program holds a shift and "mixed" elsewhere."""
-    if values != "uniform-shifts":
+    """The `random_initial_state` values of `program` under `--values`: "uniform-shifts" and
+    "uniform-arith" are "uniform" where the program holds one of their mnemonics (UNIFORM_FOR)
+    and "mixed" elsewhere."""
+    if values not in UNIFORM_FOR:
         return values
-    return "uniform" if any(insn[0] in SHIFT_MNEMONICS for insn in program) else "mixed"
+    return "uniform" if any(insn[0] in UNIFORM_FOR[values] for insn in program) else "mixed"
 
 
 def random_initial_state(profile: Profile, rng: random.Random, values: str = "mixed") -> bytes:
     """state_0: pc = code_base; registers from `random_word`, or 32 uniform bits with values
     "uniform" (x86 eflags: random arithmetic flags, plus the always-set bit 1); `state_values`
-    turns "uniform-shifts" into one of the two for a program."""
+    turns the per-mnemonic modes into one of the two for a program."""
     words = []
     for name in profile.registers:
         if name == profile.pc_register:

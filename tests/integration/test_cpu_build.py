@@ -125,7 +125,7 @@ def test_operand_options_draw_what_they_say(tmp_path):
 
 def test_uniform_shift_values_draw_uniform_registers_for_shifts_only(tmp_path):
     """`--values uniform-shifts`: state_0 of 32 uniform bits where the program shifts, the mixed
-    draw (a third small or at a sign edge) elsewhere."""
+    draw (a third small or at a sign edge) elsewhere; `uniform-arith`: `addi` too."""
     job = cpu_job("rv32e-mini", 300, seed=4, min_len=1, max_len=1, mix="alu_imm=1",
                   values="uniform-shifts")
     write_corpus(tmp_path, job, show_progress=False)
@@ -136,6 +136,13 @@ def test_uniform_shift_values_draw_uniform_registers_for_shifts_only(tmp_path):
                          for i in (4, 8, 12)]
     assert sum(small[True]) < 0.05 * len(small[True])
     assert sum(small[False]) > 0.25 * len(small[False])
+    arith = cpu_job("rv32e-mini", 300, seed=4, min_len=1, max_len=1, mix="alu_imm=1",
+                    values="uniform-arith")
+    write_corpus(tmp_path / "arith", arith, show_progress=False)
+    for row in read_table(tmp_path / "arith", kind="cpu").to_pylist():
+        if row["asm"].startswith("addi "):
+            assert min(int.from_bytes(row["states"][i:i + 4], "little")
+                       for i in (4, 8, 12)) > 0xFFFF, row["asm"]
 
 
 def test_mnemonic_weights_draw_in_proportion_and_resume(tmp_path):
