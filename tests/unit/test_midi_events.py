@@ -111,11 +111,12 @@ def test_note_aligned_layout_round_trips_and_scores_what_events_score(corpus_pai
             aligned = align_notes(stream, align)
             assert unalign_notes(aligned, align) == stream and len(aligned) > len(stream)
             midi2abc = MusicCodec("midi2abc", align, "note-aligned")
-            assert midi2abc.decode(midi2abc.encode(pair)[0]) == pair
+            canonical = MusicPair(canonical_header(pair.abc), pair.midi)  # what decoding gives
+            assert midi2abc.decode(midi2abc.encode(pair)[0]) == canonical
             codec = MusicCodec("abc2midi", align, "note-aligned")
             events = MusicCodec("abc2midi", align, "events")
             ids, mask = codec.encode(pair)
-            assert codec.decode(ids) == pair
+            assert codec.decode(ids) == canonical
             target = ids[len(codec.prompt(pair)):]
             assert codec.target_bytes(target) == aligned
             assert codec.output_file(aligned) == pair.midi
