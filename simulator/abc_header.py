@@ -16,7 +16,7 @@ including the first `K:` line):
 - writes every field kept as `F:value`, without the spaces after the colon or at the end.
 
 abc2midi writes the same normalized MIDI for a tune and its canonical header: measured on the
-2,000 tunes of `datagen music --sources music21` (docs/music.md), and on each test tune in
+1,999 tunes of `datagen music --source music21 -n 2000` (docs/music.md), and on each test tune in
 tests/unit/test_abc_header.py. On the generator's own tunes it changes nothing.
 """
 
