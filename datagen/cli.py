@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds a conversion may take before it counts as a timeout")
     music.add_argument("--synth-mix", default=None,
                        help="synthetic feature probabilities, e.g. chords=0.2,triplets=0.1")
+    music.add_argument("--segment-bars", type=int, default=0, metavar="N",
+                       help="also cut each music21 or file tune of more than N bars into the "
+                            "segments it plays, N bars each, as the converter cuts a tune longer "
+                            "than a model's context; one row each, in the tune's split "
+                            "(docs/music.md; default 0: tunes whole only)")
     music.add_argument("--ladder", default=None, choices=["M0", "M1", "M2"],
                        help="synthetic tunes of one rung of the ladder (docs/music.md); "
                        "--synth-mix then changes that rung's mix")

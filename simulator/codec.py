@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from bytesim_common.layout import round_up, terminated_length
-from simulator.abc_header import canonical_header
+from datagen.music.abc_header import canonical_header
 from simulator.abc_slots import ABC_LAYOUTS, fill_due, slot_abc, unslot_abc
 from simulator.abc_slots import FILL as SLOT_FILL
 from simulator.midi_events import (
@@ -1047,7 +1047,7 @@ class MusicCodec(Codec):
 
     def abc_content(self, abc: str) -> bytes:
         """The bytes the sequence holds for ABC text, its header in canonical form
-        (`simulator.abc_header`; ValueError if the layout cannot)."""
+        (`datagen.music.abc_header`; ValueError if the layout cannot)."""
         text = canonical_header(abc).encode("utf-8", "surrogateescape")
         return slot_abc(text, self.align) if self.abc == "note-slots" else text
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from bytesim_common.errors import UserError
 from bytesim_common.progress import progress_bar
+from datagen.music.segments import Unsupported
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import (
     END,
@@ -29,7 +30,7 @@ from simulator.codec import (
     generation_constraint,
 )
 from simulator.data import EncodedSplit, encode_rows, load_rows
-from simulator.long_tunes import UnreadableSegment, Unsupported, convert_in_segments
+from simulator.long_tunes import UnreadableSegment, convert_in_segments
 from simulator.metrics import (
     CpuTally,
     MusicTally,

@@ -28,6 +28,7 @@ from datagen.cpu import (
     run_program,
 )
 from datagen.cpu.harness import DEFAULT_MAX_STEPS
+from datagen.music.segments import Unsupported
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import (
     CpuCodec,
@@ -37,12 +38,7 @@ from simulator.codec import (
     codec_from_options,
 )
 from simulator.cpu_inputs import InitialState, Program, read_initial_state, read_program
-from simulator.long_tunes import (
-    DEFAULT_SEGMENT_BARS,
-    UnreadableSegment,
-    Unsupported,
-    convert_in_segments,
-)
+from simulator.long_tunes import DEFAULT_SEGMENT_BARS, UnreadableSegment, convert_in_segments
 from simulator.metrics import valid_midi
 from simulator.midi_events import StreamError
 from simulator.outputs import greedy_ids, music_outputs, output_file

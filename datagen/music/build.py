@@ -6,6 +6,11 @@ rotation, synthetic tunes never run out. Corpus tunes are taken in a seeded orde
 tune j of a corpus is `synthetic_tune(seed, j)`. Without an endless source, -n is capped at the
 number of tunes there are.
 
+With `segment_bars` N, a corpus tune of more than N bars also comes as the distinct segments it
+plays (`datagen.music.segments`, as the converter cuts a tune longer than a model's context),
+each a row of its own in the seeded order, with the tune's split; a tune a segment cannot carry
+comes whole only.
+
 A row whose conversion fails, or whose pair does not fit `max_bytes` once laid out as the
 music codec's file layout lays it out at 16-byte patches (`encoded_length`; the event-stream
 layout is never longer), is counted in the manifest by kind (`rejected`, `timeout`, `bad_midi`, `too_long`)
@@ -29,6 +34,7 @@ from bytesim_common.layout import pair_length
 from datagen.corpus import CorpusJob, RowBatch, parse_shard, register_kind, split_of, write_corpus
 from datagen.music import convert as conv
 from datagen.music.normalize import BadMidi, normalize_midi
+from datagen.music.segments import Unsupported, play_segments
 from datagen.music.sources import (
     Tune,
     file_tunes,
@@ -43,7 +49,7 @@ PATCH = 16
 DEFAULT_MAX_BYTES = 8192  # bGPT's context: 512 patches of 16 bytes
 
 SCHEMA = pa.schema([
-    ("id", pa.string()),  # music21:<path>#<k> | file:<path>#<k> | synthetic:<seed>:<j>
+    ("id", pa.string()),  # music21:<path>#<k>[/<segment>] | file:<path>#<k>[/<segment>] | synthetic:<seed>:<j>
     ("source", pa.string()),  # music21 | file | synthetic
     ("tune", pa.string()),  # the tune's X: number
     ("abc", pa.string()),
@@ -75,15 +81,38 @@ class MusicSpec:
     keep_text: bool
     timeout: float
     synth: SynthOptions
+    segment_bars: int = 0  # 0: tunes whole only; N: longer tunes also as segments of N bars
 
 
-def _source_tunes(spec: MusicSpec, source: str) -> tuple[Tune, ...]:
-    return music21_tunes() if source == "music21" else file_tunes(spec.files)
+@dataclass(frozen=True)
+class _Unit:
+    """One row's worth of a corpus source: a tune, or one of its segments."""
+
+    tune: Tune
+    segment: int  # 0: the whole tune; k: its k-th distinct segment
+    abc: str
+
+
+@functools.cache
+def _source_units(source: str, files: tuple[str, ...], segment_bars: int) -> tuple[_Unit, ...]:
+    tunes = music21_tunes() if source == "music21" else file_tunes(files)
+    units = []
+    for tune in tunes:
+        units.append(_Unit(tune, 0, tune.abc))
+        if not segment_bars:
+            continue
+        try:
+            segments = list(dict.fromkeys(play_segments(tune.abc, segment_bars)))
+        except Unsupported:
+            continue
+        if len(segments) > 1:
+            units += [_Unit(tune, k, seg.text) for k, seg in enumerate(segments, 1)]
+    return tuple(units)
 
 
 def source_sizes(spec: MusicSpec) -> tuple[float, ...]:
-    return tuple(float("inf") if s == "synthetic" else len(_source_tunes(spec, s))
-                 for s in spec.sources)
+    return tuple(float("inf") if s == "synthetic"
+                 else len(_source_units(s, spec.files, spec.segment_bars)) for s in spec.sources)
 
 
 def locate(sizes: tuple[float, ...], i: int) -> tuple[int, int]:
@@ -99,22 +128,23 @@ def locate(sizes: tuple[float, ...], i: int) -> tuple[int, int]:
     return alive[int(i - rows_before(t))], t
 
 
-def _tune_of(spec: MusicSpec, i: int) -> tuple[str, str, str, str]:
-    """Row i's (id, source, tune number, abc)."""
+def _tune_of(spec: MusicSpec, i: int) -> tuple[str, str, str, str, str]:
+    """Row i's (id, source, tune number, abc, the abc its split is decided by)."""
     m, j = locate(source_sizes(spec), i)
     source = spec.sources[m]
     if source == "synthetic":
-        return f"synthetic:{spec.seed}:{j}", "synthetic", str(j + 1), \
-            synthetic_tune(spec.seed, j, spec.synth)
-    tunes = _source_tunes(spec, source)
-    tune = tunes[seeded_order(len(tunes), spec.seed)[j]]
+        abc = synthetic_tune(spec.seed, j, spec.synth)
+        return f"synthetic:{spec.seed}:{j}", "synthetic", str(j + 1), abc, abc
+    units = _source_units(source, spec.files, spec.segment_bars)
+    unit = units[seeded_order(len(units), spec.seed)[j]]
     name = "music21" if source == "music21" else "file"
-    return f"{name}:{tune.path}#{tune.index}", name, tune.number, tune.abc
+    rid = f"{name}:{unit.tune.path}#{unit.tune.index}" + (f"/{unit.segment}" if unit.segment else "")
+    return rid, name, unit.tune.number, unit.abc, unit.tune.abc
 
 
 def make_pair(spec: MusicSpec, i: int, workdir: str | None = None) -> dict[str, Any]:
     """Row i as a dict of SCHEMA, or a failure {"kind", "row", "id", "detail"}."""
-    rid, source, number, abc = _tune_of(spec, i)
+    rid, source, number, abc, whole = _tune_of(spec, i)
     done = conv.convert(abc, spec.converter, spec.timeout, workdir)
 
     def failure(kind: str, detail: str) -> dict[str, Any]:
@@ -131,7 +161,7 @@ def make_pair(spec: MusicSpec, i: int, workdir: str | None = None) -> dict[str, 
         return failure("too_long", f"{length} bytes encoded > {spec.max_bytes}")
     return {"id": rid, "source": source, "tune": number, "abc": abc, "midi": midi,
             "converter": spec.converter, "converter_version": conv.converter_version(spec.converter),
-            "converter_errors": done.errors, "split": split_of(split_key(abc))}
+            "converter_errors": done.errors, "split": split_of(split_key(whole))}
 
 
 def make_rows(spec: MusicSpec, start: int, stop: int) -> RowBatch:
@@ -146,7 +176,7 @@ def make_rows(spec: MusicSpec, start: int, stop: int) -> RowBatch:
 def music_spec(sources: list[str], seed: int, converter: str | None = None,
                max_bytes: int = DEFAULT_MAX_BYTES, keep_text: bool = False,
                timeout: float = conv.DEFAULT_TIMEOUT_S, synth_mix: str | None = None,
-               ladder: str | None = None) -> MusicSpec:
+               ladder: str | None = None, segment_bars: int = 0) -> MusicSpec:
     """Check the arguments and resolve them into a MusicSpec (`ladder`: a rung of LADDER as
     the synthetic mix that `synth_mix` changes)."""
     names, files = [], []
@@ -167,9 +197,15 @@ def music_spec(sources: list[str], seed: int, converter: str | None = None,
     if ladder is not None and ladder not in LADDER:
         raise UserError(f"--ladder takes {', '.join(LADDER)} (M3 is --source music21); "
                         f"got {ladder!r}")
+    if segment_bars < 0:
+        raise UserError(f"--segment-bars must be 0 (tunes whole only) or positive; got {segment_bars}")
+    if segment_bars and names == ["synthetic"]:
+        raise UserError("--segment-bars cuts the tunes of music21 or .abc files; the sources are "
+                        "synthetic only")
     base = LADDER[ladder] if ladder else None
     return MusicSpec(tuple(names), tuple(files), seed, conv.choose_converter(converter),
-                     max_bytes, keep_text, timeout, SynthOptions.parse(synth_mix, base))
+                     max_bytes, keep_text, timeout, SynthOptions.parse(synth_mix, base),
+                     segment_bars)
 
 
 def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
@@ -184,7 +220,9 @@ def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
             "seed": spec.seed, "converter": spec.converter,
             "converter_version": conv.converter_version(spec.converter),
             "max_bytes": spec.max_bytes, "keep_text": spec.keep_text, "timeout": spec.timeout,
-            "synth_mix": spec.synth.recorded() if "synthetic" in spec.sources else None}
+            "synth_mix": spec.synth.recorded() if "synthetic" in spec.sources else None,
+            # recorded only where set, so that corpora made before the option resume unchanged
+            **({"segment_bars": spec.segment_bars} if spec.segment_bars else {})}
     return CorpusJob(kind="music", args=args, n_rows=n, schema=SCHEMA,
                      make_rows=functools.partial(make_rows, spec), tally=("split", "source"),
                      rows_per_shard=rows_per_shard)
@@ -193,7 +231,7 @@ def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
 def build_music_corpus(args: argparse.Namespace) -> dict:
     """`datagen music ...`: make (or resume) the corpus; return its manifest."""
     spec = music_spec(args.source, args.seed, args.converter, args.max_bytes, args.keep_text,
-                      args.timeout, args.synth_mix, args.ladder)
+                      args.timeout, args.synth_mix, args.ladder, args.segment_bars)
     job = music_job(spec, args.n)
     manifest = write_corpus(args.out, job, workers=args.workers, shard=parse_shard(args.shard),
                             show_progress=not args.quiet)

@@ -14,6 +14,7 @@ import pytest
 from bytesim_common.errors import UserError
 from datagen.cli import main
 from datagen.corpus import read_table, write_corpus
+from datagen.music import build
 from datagen.music import convert as conv
 from datagen.music.build import encoded_length, music_job, music_spec
 from datagen.music.normalize import normalize_midi, notes
@@ -117,6 +118,32 @@ def test_failures_are_counted_not_dropped(tmp_path, capsys):
     assert "making 3 rows, not 10" in capsys.readouterr().err
 
 
+@needs_abc2midi
+def test_segment_bars_adds_the_segments_a_long_tune_plays(tmp_path, monkeypatch):
+    """Each segment is a row in its tune's split, as the converter cuts the tune; a tune of one
+    segment comes whole only; without the option nothing changes, and it is not recorded."""
+    tunes = tmp_path / "mine.abc"
+    tunes.write_text("X:1\nT:long\nM:2/4\nL:1/8\nK:G\n|: GABc | dBAG | FGAB | c2A2 :|\n"
+                     "defg | a2g2 | fedc | B4 |]\n\n"
+                     "X:2\nT:short\nM:2/4\nL:1/8\nK:D\nDFAd | f2d2 |]\n")
+    datagen("music", "--source", str(tunes), "--segment-bars", "4", "-n", "10", "--seed", "0",
+            "--out", str(tmp_path / "s"), "--quiet")
+    rows = {r["id"].split(":", 1)[1].split("#")[1]: r for r in read_table(tmp_path / "s").to_pylist()}
+    # 12 bars played, in three segments: the repeated one once
+    assert sorted(rows) == ["0", "0/1", "0/2", "1"]
+    assert rows["0/1"]["abc"] == "X:1\nT:long\nM:2/4\nL:1/8\nK:G\nGABc | dBAG | FGAB | c2A2 |]\n"
+    assert rows["0/2"]["abc"].endswith("K:G\ndefg | a2g2 | fedc | B4 |]\n")
+    assert len({rows[k]["split"] for k in ("0", "0/1", "0/2")}) == 1
+    # a split of its own per text, to see that a segment takes its tune's, not its own text's
+    monkeypatch.setattr(build, "split_of", lambda key: hashlib.sha256(key).hexdigest()[:8])
+    spec = music_spec([str(tunes)], seed=0, segment_bars=4)
+    splits = {build.make_pair(spec, i)["id"]: build.make_pair(spec, i)["split"] for i in range(4)}
+    assert len(set(splits.values())) == 2  # the long tune's and the short one's
+    assert notes(rows["0/2"]["midi"]) == notes(conv.convert(rows["0/2"]["abc"], "abc2midi").midi)
+    assert "segment_bars" in json.loads((tmp_path / "s" / "manifest.json").read_text())["args"]
+    assert "segment_bars" not in music_job(music_spec([str(tunes)], seed=0), 2).args
+
+
 def test_timeout_is_a_counted_failure(tmp_path, monkeypatch, hanging_tool):
     hanging_tool("abc2midi")
     monkeypatch.setattr(conv, "converter_version", lambda name: "fake")
@@ -145,7 +172,7 @@ def test_falls_back_to_music21_without_abc2midi(monkeypatch, capsys):
 
 @pytest.mark.parametrize("argv", [
     ["--source", "nosuch.abc"], ["--max-bytes", "-1"], ["--timeout", "0"],
-    ["--synth-mix", "chords=9"]])
+    ["--synth-mix", "chords=9"], ["--segment-bars", "-1"], ["--segment-bars", "4"]])
 def test_bad_arguments_are_one_line_errors(tmp_path, argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["music", "-n", "2", "--out", str(tmp_path / "x"), *argv])

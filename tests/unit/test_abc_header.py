@@ -1,9 +1,9 @@
-"""The canonical header a music model reads (simulator/abc_header.py)."""
+"""The canonical header a music model reads (datagen/music/abc_header.py)."""
 
 import pytest
 
+from datagen.music.abc_header import canonical_header
 from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
-from simulator.abc_header import canonical_header
 from simulator.codec import MusicCodec
 from tests.helpers import needs_abc2midi
 

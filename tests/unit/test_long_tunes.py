@@ -8,15 +8,9 @@ import mido
 import pytest
 from helpers import needs_abc2midi
 
+from datagen.music.segments import Segment, Unsupported, play_segments
 from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
-from simulator.long_tunes import (
-    TAIL,
-    Segment,
-    Unsupported,
-    convert_in_segments,
-    join_midi,
-    play_segments,
-)
+from simulator.long_tunes import TAIL, convert_in_segments, join_midi
 from simulator.metrics import midi_notes
 
 HEAD = "X:1\nT:t\nM:2/4\nL:1/8\nK:C\n"
@@ -64,11 +58,11 @@ def test_a_tie_over_a_cut_keeps_its_bars_together():
 ])
 def test_what_a_segment_cannot_carry_is_refused(abc):
     with pytest.raises(Unsupported):
-        play_segments(abc)
+        play_segments(abc, 4)
 
 
 def test_segments_repeat_the_canonical_header():
-    """Comments and text fields are dropped first (simulator.abc_header), so a `%%` comment in a
+    """Comments and text fields are dropped first (datagen.music.abc_header), so a `%%` comment in a
     real header does not refuse the tune."""
     real = "X: 7\nT: t\nN: notes\n%% ^F G A (a comment)\nM: 2/4\nL:1/8\nK: C\nA B | c d |]\n"
     assert [s.header for s in play_segments(real, 1)] == ["X:7\nT:t\nM:2/4\nL:1/8\nK:C\n"] * 2

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bytesim_common.errors import UserError
+from datagen.music.abc_header import canonical_header
 from datagen.music.build import make_pair, music_spec
 from datagen.music.synthetic import LADDER
-from simulator.abc_header import canonical_header
 from simulator.codec import (
     END,
     PAD,
