@@ -20,6 +20,7 @@ from datagen.music.segments import Segment, Unsupported, play_segments
 TAIL = 26  # ticks abc2midi writes after a tune's last beat, before each track's end (at 480/beat)
 DEFAULT_SEGMENT_BARS = 4  # the length of the tunes the shipped models were trained on
 
+
 class UnreadableSegment(ValueError):
     """A segment's converted file is not MIDI that mido reads."""
 
