@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "segments it plays, N bars each, as the converter cuts a tune longer "
                             "than a model's context; one row each, in the tune's split "
                             "(docs/music.md; default 0: tunes whole only)")
+    music.add_argument("--segments-only", action="store_true",
+                       help="with --segment-bars: a tune that plays more than one segment "
+                            "comes as its segments only, not whole, as the converter gives a "
+                            "long tune to a model")
     music.add_argument("--ladder", default=None, choices=["M0", "M1", "M2"],
                        help="synthetic tunes of one rung of the ladder (docs/music.md); "
                        "--synth-mix then changes that rung's mix")

@@ -30,7 +30,8 @@ FILL = 0x00
 SLOT = 4  # bytes per note slot: a 16-byte patch holds four
 ABC_LAYOUTS = ("text", "note-slots")
 
-_NOTE = frozenset(b"ABCDEFGabcdefgzZx")
+_LETTERS = frozenset(b"ABCDEFGabcdefg")
+_NOTE = _LETTERS | frozenset(b"zZx")
 _ACCIDENTAL = frozenset(b"^_=")
 _KEY_LINE = re.compile(rb"^K:[^\n]*\n?", re.MULTILINE)
 _CLOSE = {ord('"'): ord('"'), ord("!"): ord("!"), ord("+"): ord("+"), ord("{"): ord("}")}
@@ -72,6 +73,22 @@ def fill_due(prefix: bytes, align: int) -> tuple[int, bool]:
     if body_at is None:
         return 0, False
     return 0, n % (align if n == body_at else SLOT) != 0
+
+
+def fewest_notes_played(abc: bytes) -> int:
+    """A lower bound on the notes abc2midi plays for a tune: the notes its body writes that
+    start a sound (a letter or a chord; rests, and a note after a tie, start none). Repeats,
+    parts played twice, a chord's other notes, grace notes and guitar chords only add to it.
+    Every unit after a `-` anywhere in the unit before it counts as tied, and comments are left
+    out, so the bound errs low."""
+    body = re.sub(rb"%[^\n]*", b"", abc[_body_start(abc):])
+    count, tied = 0, False
+    for unit in _units(body):
+        head = unit.lstrip(b"^_=")
+        if head and (head[0] == ord("[") or head[0] in _LETTERS):
+            count += not tied
+        tied = b"-" in unit
+    return count
 
 
 def _body_start(abc: bytes) -> int:

@@ -52,8 +52,9 @@ def add_eval(sub) -> None:
     p.add_argument("--plot", default=None,
                    help="cpu: write the accuracy-by-instruction-class PNG here")
     p.add_argument("--segment-bars", type=int, default=None, metavar="N",
-                   help="abc2midi: score tunes longer than the context too, converted N bars at "
-                        "a time as MusicConverter.abc_to_midi does (default: leave them out)")
+                   help="abc2midi: convert every tune as MusicConverter.abc_to_midi does, N bars "
+                        "at a time where it does, tunes longer than the context too (default: "
+                        "leave those out and score the rest whole)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true")
 
@@ -146,8 +147,9 @@ def _add_music(sub, task: str, source: str, target: str) -> None:
     p.add_argument("--device", default="cpu")
     if task == "abc2midi":
         p.add_argument("--segment-bars", type=int, default=DEFAULT_SEGMENT_BARS, metavar="N",
-                       help="a tune longer than the model's context is converted N bars at a "
-                            f"time (default {DEFAULT_SEGMENT_BARS}; 0: refuse it)")
+                       help="a tune of more than N bars (beside a pickup), or one whose whole "
+                            "output does not fit or ends too soon, is converted N bars at a time "
+                            f"(default {DEFAULT_SEGMENT_BARS}; 0: whole only)")
 
 
 def run_music(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ the shape of valid output (`Codec.constraint`), feeding back its own earlier sta
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -30,7 +31,7 @@ from simulator.codec import (
     generation_constraint,
 )
 from simulator.data import EncodedSplit, encode_rows, load_rows
-from simulator.long_tunes import UnreadableSegment, convert_in_segments
+from simulator.long_tunes import UnreadableSegment, convert_tune, plays_more_than
 from simulator.metrics import (
     CpuTally,
     MusicTally,
@@ -40,7 +41,7 @@ from simulator.metrics import (
     state_matches,
 )
 from simulator.midi_events import StreamError
-from simulator.outputs import greedy_ids, music_outputs, output_file
+from simulator.outputs import Output, greedy_ids, music_outputs, output_file
 
 if TYPE_CHECKING:
     from simulator.traces import Steps
@@ -182,11 +183,12 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                    batch_size: int, device: str, show_progress: bool,
                    long: list[MusicPair], segment_bars: int | None) -> dict[str, Any]:
     """Greedy outputs scored as files; abc2midi also teacher-forced, note by note (on the
-    files whose MIDI has an event stream, which every normalised converter output has). The
-    `long` tunes (too long for the context) are converted in segments and scored as files; with
-    `segment_bars`, so is a tune whose whole output does not end (as the facade does)."""
+    files whose MIDI has an event stream, which every normalised converter output has). With
+    `segment_bars`, every tune, the `long` ones too (whose pair does not fit the context), is
+    converted as the converter converts it (`convert_tune`), from the same greedy outputs."""
     tally = MusicTally(codec.task)
-    retried: list[MusicPair] = []
+    policy = codec.task == "abc2midi" and bool(segment_bars)
+    wholes: list[tuple[MusicPair, Output | None]] = []
     bar = progress_bar(len(samples) + len(long), f"eval {codec.task}", "files", show_progress)
     for seqs in _batches(split, batch_size):
         batch = [samples[s] for s in seqs]
@@ -204,11 +206,17 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                     [[right[start + n.pitch], right[start + np.array(n.onset)].all(),
                       right[start + np.array(n.duration)].all()] for n in spans],
                     bool).reshape(-1, 3))
-        for out, sample in zip(music_outputs(model, codec, batch, prompts), batch):
+        if policy:  # whole outputs only where the converter asks for them
+            first = [plays_more_than(p.abc, segment_bars or 0) for p in batch]
+            wholes += [(p, None) for p, f in zip(batch, first) if f]
+            prompts = [q for q, f in zip(prompts, first) if not f]
+            batch = [p for p, f in zip(batch, first) if not f]
+        outs = music_outputs(model, codec, batch, prompts) if batch else []
+        if policy:
+            wholes += list(zip(batch, outs))
+            continue
+        for out, sample in zip(outs, batch):
             assert out is not None  # every kept sequence fits the context, its output too
-            if codec.task == "abc2midi" and not out.ends and segment_bars:
-                retried.append(sample)  # the converter's fallback: the tune in segments
-                continue
             try:
                 got = output_file(codec, out)
             except DecodeError:  # an event stream cut short: no file
@@ -218,22 +226,55 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
             else:  # midi2abc: the notes of the predicted ABC, converted, against the input's
                 tally.add_output(_abc_as_midi(got), sample.midi,
                                  got == sample.abc.encode("utf-8", "surrogateescape"), out.ends)
-        bar.update(len(seqs))
-    unsupported = 0
-    for k, sample in enumerate(long + retried):
-        try:
-            got = convert_in_segments(sample.abc, lambda texts: _segment_files(model, codec, texts),
-                                      segment_bars)
-        except Unsupported:
-            unsupported += 1
-            got = b""
-        except UnreadableSegment:  # a model that writes files as bytes (--midi-codec file)
-            got = b""
+            bar.update(1)
+    if not policy:
+        bar.close()
+        return tally.result()
+    for i in range(0, len(long), batch_size):
+        batch = long[i:i + batch_size]
+        first = [plays_more_than(p.abc, segment_bars or 0) for p in batch]
+        wholes += [(p, None) for p, f in zip(batch, first) if f]
+        batch = [p for p, f in zip(batch, first) if not f]
+        wholes += list(zip(batch, music_outputs(model, codec, batch) if batch else []))
+    counts = Counter[str]()
+    for sample, out in wholes:
+        got, how = _converted(model, codec, sample, out, segment_bars or 0)
+        counts[how] += 1
         tally.add_output(got, sample.midi, got == sample.midi, bool(got))
-        bar.update(int(k < len(long)))  # the retried were counted with their batch
+        bar.update(1)
     bar.close()
-    return {**tally.result(), **({"n_segmented": len(long), "n_retried": len(retried),
-                                  "n_unsupported": unsupported} if segment_bars else {})}
+    return {**tally.result(), "segment_bars": segment_bars,
+            "n_segmented": counts["segments"] + counts["retried"],
+            "n_retried": counts["retried"], "n_unsupported": counts["unsupported"]}
+
+
+def _converted(model, codec: MusicCodec, sample: MusicPair, out: Output | None,
+               bars: int) -> tuple[bytes, str]:
+    """A tune converted as the converter converts it (`convert_tune`), from its greedy whole
+    output (None: not made yet, or its prompt does not fit), and how: "whole", "segments",
+    "retried" (whole first, then in segments) or "unsupported" (no file)."""
+    asked: list[str] = []
+
+    def whole() -> bytes | None:
+        asked.append("whole")
+        nonlocal out
+        out = out or music_outputs(model, codec, [sample])[0]
+        try:
+            return output_file(codec, out) if out is not None and out.ends else None
+        except DecodeError:  # an event stream cut short: no file
+            return None
+
+    def segments(texts: list[str]) -> list[bytes | None]:
+        asked.append("segments")
+        return _segment_files(model, codec, texts)
+
+    try:
+        got = convert_tune(sample.abc, whole, segments, bars) or b""
+    except (Unsupported, UnreadableSegment):
+        return b"", "unsupported"
+    if asked[-1] == "whole":
+        return got, "whole"
+    return got, "retried" if asked[0] == "whole" else "segments"
 
 
 def _segment_files(model, codec: MusicCodec, texts: list[str]) -> list[bytes | None]:
@@ -321,8 +362,8 @@ def percent(x: float | None) -> str:
 
 def format_table(r: dict[str, Any]) -> str:
     """The eval result as a terminal table (Markdown, so a model card can include it)."""
-    more = (f", and {r['n_segmented']} longer than the context in segments"
-            if r.get("n_segmented") else "")
+    more = (f", and {r['n_too_long']} longer than the context" if "segment_bars" in r
+            and r["n_too_long"] else "")
     lines = [f"{r['task']} on the {r['split']} split of {r['data']} ({r['n']} sequences{more})",
              ""]
     if r["task"] == "cpu":
@@ -375,12 +416,15 @@ def format_table(r: dict[str, Any]) -> str:
         lines += ["| metric (greedy output) | value |", "| --- | --- |",
                   f"| note_f1 | {r['note_f1']:.4f} |"]
         lines += [f"| {k} | {percent(r[k])} |" for k in MUSIC_LEADING if k in r]
-        if r.get("n_segmented") or r.get("n_retried"):
-            lines += ["", (f"Greedy outputs include {r['n_segmented']} tunes longer than the "
-                           f"context and {r['n_retried']} whose whole output did not end, "
-                           f"converted in segments as the converter does ({r['n_unsupported']} "
-                           "of them could not be cut into segments and count as wrong); the "
-                           f"figures below are on the {r['n']} that fit.")]
+        if "segment_bars" in r:
+            lines += ["", (f"As the converter does, a tune that plays more than {r['segment_bars']} "
+                           "bars beside a pickup was converted that many bars at a time, and so "
+                           "was a shorter one whose whole output did not fit, did not end or "
+                           f"ended with fewer notes than the tune plays: {r['n_segmented']} tunes "
+                           "in segments "
+                           f"({r['n_retried']} after their whole output), {r['n_unsupported']} "
+                           "with no file (they could not be cut); the teacher-forced figures "
+                           f"below are on the {r['n']} that fit.")]
         if "note_tf" in r:
             lines += ["", f"Teacher-forced, per note of the reference ({r['tf_notes']} notes):",
                       "", "| pitch, onset and duration right | pitch | onset | duration |",

@@ -38,7 +38,7 @@ from simulator.codec import (
     codec_from_options,
 )
 from simulator.cpu_inputs import InitialState, Program, read_initial_state, read_program
-from simulator.long_tunes import DEFAULT_SEGMENT_BARS, UnreadableSegment, convert_in_segments
+from simulator.long_tunes import DEFAULT_SEGMENT_BARS, UnreadableSegment, convert_tune
 from simulator.metrics import valid_midi
 from simulator.midi_events import StreamError
 from simulator.outputs import greedy_ids, music_outputs, output_file
@@ -271,22 +271,31 @@ class MusicConverter:
 
     def abc_to_midi(self, abc: str, segment_bars: int | None = DEFAULT_SEGMENT_BARS) -> bytes:
         """The model's MIDI file for an ABC tune; ModelOutputError if mido cannot parse it. A
-        tune that does not fit the context is converted `segment_bars` bars at a time, its
-        repeats and parts written out (simulator/long_tunes.py; None: refused instead)."""
+        tune that plays more than `segment_bars` bars is converted that many bars at a time,
+        its repeats and parts written out, and so is a shorter one whose output does not fit
+        the context or ends with fewer notes than the tune plays (simulator/long_tunes.py,
+        `convert_tune`; None: whole only)."""
         self._need("abc2midi")
-        try:
-            raw = self._convert_one(MusicPair(abc, b""))
-        except ContextError as e:
-            if not segment_bars:
-                raise
+        failures: list[ContextError] = []
+
+        def whole() -> bytes | None:
             try:
-                raw = convert_in_segments(abc, self._segment_files, segment_bars)
-            except Unsupported as why:
-                raise type(e)(f"{e}; and the tune cannot be converted in segments: {why}",
-                              e.raw) from None
-            except UnreadableSegment as why:
-                raise ModelOutputError(f"the tune was converted in segments, and {why}",
-                                       b"") from None
+                return self._convert_one(MusicPair(abc, b""))
+            except ContextError as e:
+                failures.append(e)
+                return None
+
+        try:
+            raw = convert_tune(abc, whole, self._segment_files, segment_bars)
+        except Unsupported as why:
+            e = failures[0]
+            raise type(e)(f"{e}; and the tune cannot be converted in segments: {why}",
+                          e.raw) from None
+        except UnreadableSegment as why:
+            raise ModelOutputError(f"the tune was converted in segments, and {why}",
+                                   b"") from None
+        if raw is None:
+            raise failures[0]
         if not valid_midi(raw):
             raise ModelOutputError(f"the model's output is not valid MIDI (mido cannot parse "
                                    f"its {len(raw)} bytes)", raw)

@@ -8,6 +8,13 @@ the music.
 
 So a model trained on short tunes converts a long one, and repeats and parts are written out
 before the model sees them.
+
+`convert_tune` is the converter's policy, which `MusicConverter.abc_to_midi` and `simulator
+eval --segment-bars` share: a tune that plays more than N bars beside a pickup bar
+(`plays_more_than`) is converted N bars at a time (the models are most accurate on tunes as
+long as those they were trained on; docs/music.md, "Tunes longer than the context"); a shorter
+one whole, and in segments after all where its output does not end inside the context, or ends
+with fewer notes than the tune plays at the least (`cut_short`).
 """
 
 from __future__ import annotations
@@ -16,13 +23,69 @@ import io
 from collections.abc import Callable
 
 from datagen.music.segments import Segment, Unsupported, play_segments
+from simulator.abc_slots import fewest_notes_played
+from simulator.metrics import MIDI_ERRORS, midi_notes
 
 TAIL = 26  # ticks abc2midi writes after a tune's last beat, before each track's end (at 480/beat)
 DEFAULT_SEGMENT_BARS = 4  # the length of the tunes the shipped models were trained on
+WHOLE_PARTS = 1 << 20  # bars per segment that leave each part played whole
 
 
 class UnreadableSegment(ValueError):
     """A segment's converted file is not MIDI that mido reads."""
+
+
+def convert_tune(abc: str, whole: Callable[[], bytes | None],
+                 segments: Callable[[list[str]], list[bytes | None]], bars: int | None) -> bytes | None:
+    """The MIDI file of a tune by the converter's policy (module docstring), from `whole` (the
+    whole tune's file, or None where its input or output does not fit the context) and
+    `segments` (as for `convert_in_segments`); `bars` None: whole only. Where segments fail
+    (Unsupported, UnreadableSegment), the whole tune's output, even cut short; where that is
+    None too, the segments' exception, or None if there were none."""
+    failed: Unsupported | UnreadableSegment | None = None
+    segments_first = bool(bars) and plays_more_than(abc, bars or 0)
+    if segments_first:
+        try:
+            return convert_in_segments(abc, segments, bars or 0)
+        except (Unsupported, UnreadableSegment) as e:
+            failed = e
+    out = whole()
+    if out is None and failed is not None:
+        raise failed
+    if not bars or segments_first or (out is not None and not cut_short(abc, out)):
+        return out
+    try:
+        return convert_in_segments(abc, segments, bars)
+    except (Unsupported, UnreadableSegment):
+        if out is not None:
+            return out  # cut short, but what the model wrote
+        raise
+
+
+def plays_more_than(abc: str, bars: int) -> bool:
+    """Whether the tune plays more than `bars` bars beside a pickup (more than `bars` + 1 in
+    all), repeats and parts written out (False for a tune that cannot be cut into segments):
+    a tune of `bars` bars after a pickup bar is as long as those the models were trained on."""
+    try:
+        return sum(len(segment.bars) for segment in play_segments(abc, bars)) > bars + 1
+    except Unsupported:
+        return False
+
+
+def cut_short(abc: str, midi: bytes) -> bool:
+    """Whether a MIDI file converted from `abc` holds fewer notes than the tune plays at the
+    least, or cannot be read: the output ended before the tune did. The notes are counted
+    (`fewest_notes_played`) over the bars as the tune plays them, repeats and parts written
+    out, where the tune can be cut into segments, and over its body as written otherwise."""
+    try:
+        played = [segment.text for segment in play_segments(abc, WHOLE_PARTS)]
+    except Unsupported:
+        played = [abc]
+    least = sum(fewest_notes_played(text.encode("utf-8", "surrogateescape")) for text in played)
+    try:
+        return len(midi_notes(midi)) < least
+    except MIDI_ERRORS:
+        return True
 
 
 def convert_in_segments(abc: str, convert: Callable[[list[str]], list[bytes | None]],

@@ -9,7 +9,8 @@ number of tunes there are.
 With `segment_bars` N, a corpus tune of more than N bars also comes as the distinct segments it
 plays (`datagen.music.segments`, as the converter cuts a tune longer than a model's context),
 each a row of its own in the seeded order, with the tune's split; a tune a segment cannot carry
-comes whole only.
+comes whole only. With `segments_only` as well, a tune that plays more than one segment comes as
+its distinct segments only, as the converter gives a long tune to a model.
 
 A row whose conversion fails, or whose pair does not fit `max_bytes` once laid out as the
 music codec's file layout lays it out at 16-byte patches (`encoded_length`; the event-stream
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import functools
 import sys
 import tempfile
@@ -82,6 +84,7 @@ class MusicSpec:
     timeout: float
     synth: SynthOptions
     segment_bars: int = 0  # 0: tunes whole only; N: longer tunes also as segments of N bars
+    segments_only: bool = False  # a tune of more than one segment: its segments, not the tune
 
 
 @dataclass(frozen=True)
@@ -94,25 +97,28 @@ class _Unit:
 
 
 @functools.cache
-def _source_units(source: str, files: tuple[str, ...], segment_bars: int) -> tuple[_Unit, ...]:
+def _source_units(source: str, files: tuple[str, ...], segment_bars: int,
+                  segments_only: bool) -> tuple[_Unit, ...]:
     tunes = music21_tunes() if source == "music21" else file_tunes(files)
     units = []
     for tune in tunes:
-        units.append(_Unit(tune, 0, tune.abc))
-        if not segment_bars:
-            continue
-        try:
-            segments = list(dict.fromkeys(play_segments(tune.abc, segment_bars)))
-        except Unsupported:
-            continue
-        if len(segments) > 1:
+        played = []
+        if segment_bars:
+            with contextlib.suppress(Unsupported):
+                played = play_segments(tune.abc, segment_bars)
+        segments = list(dict.fromkeys(played))  # the distinct ones
+        cut = len(played) > 1 and segments_only  # the converter gives a model its segments
+        if not cut:
+            units.append(_Unit(tune, 0, tune.abc))
+        if len(segments) > 1 or cut:
             units += [_Unit(tune, k, seg.text) for k, seg in enumerate(segments, 1)]
     return tuple(units)
 
 
 def source_sizes(spec: MusicSpec) -> tuple[float, ...]:
     return tuple(float("inf") if s == "synthetic"
-                 else len(_source_units(s, spec.files, spec.segment_bars)) for s in spec.sources)
+                 else len(_source_units(s, spec.files, spec.segment_bars, spec.segments_only))
+                 for s in spec.sources)
 
 
 def locate(sizes: tuple[float, ...], i: int) -> tuple[int, int]:
@@ -135,7 +141,7 @@ def _tune_of(spec: MusicSpec, i: int) -> tuple[str, str, str, str, str]:
     if source == "synthetic":
         abc = synthetic_tune(spec.seed, j, spec.synth)
         return f"synthetic:{spec.seed}:{j}", "synthetic", str(j + 1), abc, abc
-    units = _source_units(source, spec.files, spec.segment_bars)
+    units = _source_units(source, spec.files, spec.segment_bars, spec.segments_only)
     unit = units[seeded_order(len(units), spec.seed)[j]]
     name = "music21" if source == "music21" else "file"
     rid = f"{name}:{unit.tune.path}#{unit.tune.index}" + (f"/{unit.segment}" if unit.segment else "")
@@ -176,7 +182,8 @@ def make_rows(spec: MusicSpec, start: int, stop: int) -> RowBatch:
 def music_spec(sources: list[str], seed: int, converter: str | None = None,
                max_bytes: int = DEFAULT_MAX_BYTES, keep_text: bool = False,
                timeout: float = conv.DEFAULT_TIMEOUT_S, synth_mix: str | None = None,
-               ladder: str | None = None, segment_bars: int = 0) -> MusicSpec:
+               ladder: str | None = None, segment_bars: int = 0,
+               segments_only: bool = False) -> MusicSpec:
     """Check the arguments and resolve them into a MusicSpec (`ladder`: a rung of LADDER as
     the synthetic mix that `synth_mix` changes)."""
     names, files = [], []
@@ -199,13 +206,15 @@ def music_spec(sources: list[str], seed: int, converter: str | None = None,
                         f"got {ladder!r}")
     if segment_bars < 0:
         raise UserError(f"--segment-bars must be 0 (tunes whole only) or positive; got {segment_bars}")
+    if segments_only and not segment_bars:
+        raise UserError("--segments-only needs --segment-bars N (the length of the segments)")
     if segment_bars and names == ["synthetic"]:
         raise UserError("--segment-bars cuts the tunes of music21 or .abc files; the sources are "
                         "synthetic only")
     base = LADDER[ladder] if ladder else None
     return MusicSpec(tuple(names), tuple(files), seed, conv.choose_converter(converter),
                      max_bytes, keep_text, timeout, SynthOptions.parse(synth_mix, base),
-                     segment_bars)
+                     segment_bars, segments_only)
 
 
 def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
@@ -222,7 +231,8 @@ def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
             "max_bytes": spec.max_bytes, "keep_text": spec.keep_text, "timeout": spec.timeout,
             "synth_mix": spec.synth.recorded() if "synthetic" in spec.sources else None,
             # recorded only where set, so that corpora made before the option resume unchanged
-            **({"segment_bars": spec.segment_bars} if spec.segment_bars else {})}
+            **({"segment_bars": spec.segment_bars} if spec.segment_bars else {}),
+            **({"segments_only": True} if spec.segments_only else {})}
     return CorpusJob(kind="music", args=args, n_rows=n, schema=SCHEMA,
                      make_rows=functools.partial(make_rows, spec), tally=("split", "source"),
                      rows_per_shard=rows_per_shard)
@@ -231,7 +241,8 @@ def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
 def build_music_corpus(args: argparse.Namespace) -> dict:
     """`datagen music ...`: make (or resume) the corpus; return its manifest."""
     spec = music_spec(args.source, args.seed, args.converter, args.max_bytes, args.keep_text,
-                      args.timeout, args.synth_mix, args.ladder, args.segment_bars)
+                      args.timeout, args.synth_mix, args.ladder, args.segment_bars,
+                      args.segments_only)
     job = music_job(spec, args.n)
     manifest = write_corpus(args.out, job, workers=args.workers, shard=parse_shard(args.shard),
                             show_progress=not args.quiet)

@@ -13,8 +13,9 @@ from datagen.cpu.build import build_cpu_corpus
 from datagen.music.build import build_music_corpus
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.cli import main
-from simulator.codec import codec_from_options
+from simulator.codec import MusicPair, codec_from_options
 from simulator.evaluate import evaluate, evaluate_rows, format_table
+from simulator.long_tunes import join_midi
 from simulator.metrics import (
     CpuTally,
     MusicTally,
@@ -154,9 +155,9 @@ def test_eval_scores_tunes_longer_than_the_context_in_segments(tiny_abc2midi):
     voices = {"abc": long["abc"].replace("K:C", "V:1\nK:C"), "midi": fits["midi"]}
     rows = [fits, long, voices]
     r = evaluate_rows(model, codec, rows, "three tunes", segment_bars=4, show_progress=False)
-    assert (r["n"], r["n_too_long"], r["n_segmented"], r["n_unsupported"]) == (1, 2, 2, 1)
+    assert (r["n"], r["n_too_long"], r["n_segmented"], r["n_unsupported"]) == (1, 2, 1, 1)
     assert r["ends"] <= 2 / 3 and r["notes_exact"] <= 1 / 3  # the cut-less tune: no output
-    assert "as the converter does (1 of them could not be cut" in format_table(
+    assert "1 tunes in segments (0 after their whole output), 1 with no file" in format_table(
         {**r, "split": "test", "data": "x"})
     without = evaluate_rows(model, codec, rows, "three tunes", show_progress=False)
     assert without["n"] == 1 and "n_segmented" not in without
@@ -184,14 +185,42 @@ def test_eval_retries_in_segments_a_tune_whose_whole_output_does_not_end(tiny_ab
                 for s, out in zip(samples, real(model, codec, samples, prompts))]
 
     monkeypatch.setattr(ev, "music_outputs", whole_tunes_never_end)
-    r = evaluate_rows(model, codec, [whole], "one tune", segment_bars=2, show_progress=False)
-    assert (r["n"], r["n_segmented"], r["n_retried"], r["n_unsupported"]) == (1, 0, 1, 0)
-    assert len(calls) == 2 and calls[1] == [  # the whole tune, then its one distinct segment
-        whole["abc"].split("CDEF")[0] + "CDEF GABc | cBAG FEDC |]\n"]
-    assert r["ends"] == 1.0 and "and 1 whose whole output did not end" in format_table(
+    r = evaluate_rows(model, codec, [whole], "one tune", segment_bars=6, show_progress=False)
+    assert (r["n"], r["n_segmented"], r["n_retried"], r["n_unsupported"]) == (1, 1, 1, 0)
+    assert len(calls) == 2 and calls[1] == [  # the whole tune, then as one 6-bar segment
+        whole["abc"].split("CDEF")[0] + " | ".join(["CDEF GABc | cBAG FEDC"] * 3) + " |]\n"]
+    assert r["ends"] == 1.0 and "1 tunes in segments (1 after their whole output)" in format_table(
         {**r, "split": "test", "data": "x"})
+    r = evaluate_rows(model, codec, [whole], "one tune", segment_bars=2, show_progress=False)
+    assert (r["n_segmented"], r["n_retried"]) == (1, 0)  # 6 bars > 2: in segments first
+    assert calls[2] == [whole["abc"].split("CDEF")[0] + "CDEF GABc | cBAG FEDC |]\n"]
     plain = evaluate_rows(model, codec, [whole], "one tune", show_progress=False)
     assert plain["ends"] == 0.0 and "n_retried" not in plain
+
+
+def test_eval_retries_in_segments_a_tune_whose_output_ends_too_soon(tiny_abc2midi, monkeypatch):
+    """As the converter does: an output that ends with fewer notes than the tune plays
+    (`cut_short`) is replaced by the tune in segments, and a tune longer than the context is
+    tried whole first, its output kept where it ends with the notes the tune plays."""
+    from simulator import long_tunes
+
+    model, meta = load_pretrained(tiny_abc2midi.checkpoint)
+    codec = codec_from_options(meta["codec"])
+    row = tiny_abc2midi.rows[0]
+    kept = evaluate_rows(model, codec, [row], "one tune", segment_bars=4, show_progress=False)
+    assert (kept["n"], kept["n_segmented"], kept["n_retried"]) == (1, 0, 0)
+    monkeypatch.setattr(long_tunes, "cut_short", lambda abc, midi: True)
+    r = evaluate_rows(model, codec, [row], "one tune", segment_bars=4, show_progress=False)
+    assert (r["n"], r["n_segmented"], r["n_retried"]) == (1, 1, 1)
+    monkeypatch.undo()
+    copies = 2
+    while len(codec.encode(MusicPair(row["abc"], join_midi([row["midi"]] * copies)))[0]) \
+            <= model.config.max_len:
+        copies *= 2
+    longer = {"abc": row["abc"], "midi": join_midi([row["midi"]] * copies)}  # the pair is too long
+    tried = evaluate_rows(model, codec, [row, longer], "two tunes", segment_bars=4,
+                          show_progress=False)
+    assert tried["n_too_long"] == 1 and tried["n_segmented"] == 0  # its output kept whole
 
 
 def test_a_text_abc_model_starts_a_note_slot_run_but_not_another_midi_layout(tmp_path):

@@ -205,12 +205,35 @@ def test_a_tune_longer_than_the_context_is_converted_in_segments(tmp_path, monke
     monkeypatch.setattr(conv, "_convert", convert)
     tune = "X:1\nT:long\nM:4/4\nL:1/8\nK:G\n" + "|: GABc dedB | AGFG A4 :|\n" * 3
     assert conv.abc_to_midi(tune) == conv.reference_abc_to_midi(tune)
-    assert asked == [1, 1]  # the whole tune, then its one distinct segment, once
+    assert asked == [1]  # 12 bars: in segments first, its one distinct segment once
     with pytest.raises(OutputDidNotEnd, match="did not end"):  # a ModelOutputError: exit 1
         conv.abc_to_midi(tune, segment_bars=None)
     with pytest.raises(ContextError, match="cannot be converted in segments: a segment cannot "
                                            "carry the inline field"):
         conv.abc_to_midi(tune.replace("A4", "[K:D] A4"))
+
+
+@needs_abc2midi
+def test_an_output_that_ends_with_fewer_notes_than_the_tune_is_converted_in_segments(
+        tmp_path, monkeypatch):
+    """A whole output that ends too soon (`cut_short`) is replaced by the tune in segments; where
+    the tune cannot be cut, the output is given as written."""
+    save_pretrained(ByteModel(PRESETS["tiny"]), {"task": "abc2midi", "align": 16}, tmp_path)
+    conv = MusicConverter.from_pretrained(tmp_path)
+    tune = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\n" + "GABc dedB | AGFG A4 |\n" * 2  # 4 bars: whole first
+    short = conv.reference_abc_to_midi(tune.split("\nGABc")[0] + "\nGABc dedB | AGFG A4 |]\n")
+    asked = []
+
+    def convert(samples):
+        asked.append(len(samples))
+        return [short if "A4 |\nGABc" in s.abc else conv.reference_abc_to_midi(s.abc)
+                for s in samples]
+
+    monkeypatch.setattr(conv, "_convert", convert)
+    assert conv.abc_to_midi(tune) == conv.reference_abc_to_midi(tune)
+    assert asked == [1, 1]  # the whole tune, then as one 4-bar segment
+    assert conv.abc_to_midi(tune, segment_bars=None) == short
+    assert conv.abc_to_midi(tune.replace("A4", "[K:D] A4")) == short  # cannot be cut
 
 
 def test_midi_to_abc_reproduces_the_tune(tiny_midi2abc):

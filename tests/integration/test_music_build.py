@@ -142,6 +142,15 @@ def test_segment_bars_adds_the_segments_a_long_tune_plays(tmp_path, monkeypatch)
     assert notes(rows["0/2"]["midi"]) == notes(conv.convert(rows["0/2"]["abc"], "abc2midi").midi)
     assert "segment_bars" in json.loads((tmp_path / "s" / "manifest.json").read_text())["args"]
     assert "segment_bars" not in music_job(music_spec([str(tunes)], seed=0), 2).args
+    # --segments-only: the long tune as its segments only, the short one whole; recorded
+    datagen("music", "--source", str(tunes), "--segment-bars", "4", "--segments-only", "-n",
+            "10", "--seed", "0", "--out", str(tmp_path / "o"), "--quiet")
+    only = {r["id"].split("#")[1]: r["abc"] for r in read_table(tmp_path / "o").to_pylist()}
+    assert sorted(only) == ["0/1", "0/2", "1"] and only["0/1"] == rows["0/1"]["abc"]
+    assert json.loads((tmp_path / "o" / "manifest.json").read_text())["args"]["segments_only"]
+    assert "segments_only" not in music_job(spec, 2).args
+    with pytest.raises(UserError, match="--segments-only needs --segment-bars"):
+        music_spec([str(tunes)], seed=0, segments_only=True)
 
 
 def test_timeout_is_a_counted_failure(tmp_path, monkeypatch, hanging_tool):

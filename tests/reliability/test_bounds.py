@@ -128,7 +128,7 @@ def test_facade_generation_never_asks_for_more_than_the_context(models, monkeypa
         music.abc_to_midi("X:1\nK:C\nCDE|\n")
     except ModelOutputError as e:  # untrained: not MIDI, or no end within the context
         assert len(e.raw) <= CONTEXT
-    assert len(asked) == 2 and max(asked) <= CONTEXT + 1
+    assert len(asked) >= 2 and max(asked) <= CONTEXT + 1  # the tune whole, maybe in segments
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,11 +6,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from helpers import needs_abc2midi
 
 from datagen.music.build import make_pair, music_spec
 from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
-from simulator.abc_slots import FILL, SLOT, fill_due, slot_abc, unslot_abc
+from simulator.abc_slots import FILL, SLOT, fewest_notes_played, fill_due, slot_abc, unslot_abc
 from simulator.codec import PAD, MusicCodec, MusicPair, codec_from_options, make_codec
+from simulator.facade import MusicConverter
+from simulator.metrics import midi_notes
 
 RUNGS = {"M0": LADDER["M0"], "M1": LADDER["M1"], "M2": LADDER["M2"],
          "M2+": SynthOptions(gchords=1.0, chords=0.5, grace=0.5, parts=1.0, titles=1.0)}
@@ -54,6 +57,25 @@ def test_chords_quotes_decorations_and_fields_start_no_note():
     assert slotted[:16] == abc[:12] + bytes(4)
     assert slotted[16:] == b"".join(u + bytes(-len(u) % SLOT) for u in units)
     assert unslot_abc(slotted) == abc
+
+
+def test_the_fewest_notes_played_leave_out_rests_tied_notes_and_comments():
+    abc = b'X:1\nT:CDE\nK:G\n"Am"[ceg]2 z c- c {g}A |: B2 :| % ABC\nw: la la\n^f-|f2 x2|]\n'
+    assert fewest_notes_played(abc) == 5  # [ceg] c A B ^f
+    assert fewest_notes_played(b"X:1\nT:t\nK:C\n") == 0
+
+
+@needs_abc2midi
+@pytest.mark.parametrize("rung", sorted(RUNGS))
+def test_abc2midi_plays_at_least_the_fewest_notes_and_exactly_them_on_plain_tunes(rung):
+    """The bound holds on every rung (repeats, chords, grace notes, guitar chords add notes) and
+    is exact where the tune has none of them."""
+    for i in range(20):
+        abc = synthetic_tune(7, i, RUNGS[rung])
+        played = len(midi_notes(MusicConverter.reference_abc_to_midi(abc)))
+        assert played >= fewest_notes_played(abc.encode()), abc
+        if rung in ("M0", "M1"):
+            assert played == fewest_notes_played(abc.encode()), abc
 
 
 def test_text_with_a_fill_byte_has_no_slot_layout():

@@ -10,7 +10,7 @@ from helpers import needs_abc2midi
 
 from datagen.music.segments import Segment, Unsupported, play_segments
 from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
-from simulator.long_tunes import TAIL, convert_in_segments, join_midi
+from simulator.long_tunes import TAIL, convert_in_segments, convert_tune, cut_short, join_midi
 from simulator.metrics import midi_notes
 
 HEAD = "X:1\nT:t\nM:2/4\nL:1/8\nK:C\n"
@@ -145,3 +145,53 @@ def test_segments_converted_by_abc2midi_join_into_the_whole_tunes_file():
         abc = synthetic_tune(5, i, options)
         segments = play_segments(abc, 4)
         assert join_midi([convert(s.text) for s in segments]) == convert(abc), abc
+
+
+@needs_abc2midi
+def test_an_output_with_fewer_notes_than_the_tune_plays_is_cut_short():
+    """Counted as the tune plays, where it can be cut into segments."""
+    from simulator.facade import MusicConverter
+
+    convert = MusicConverter.reference_abc_to_midi
+    tune = HEAD + "CDEF GABc | cBAG FEDC |]\n"
+    assert not cut_short(tune, convert(tune))
+    assert cut_short(tune, convert(HEAD + "CDEF GABc | cBAG FED2 |]\n"))  # a note short
+    assert cut_short(tune, b"MThd junk")
+    repeated = HEAD + "|: CDEF GABc :| cBAG FEDC |]\n"  # the notes as played: the repeat
+    assert cut_short(repeated, convert(tune)) and not cut_short(repeated, convert(repeated))
+    voices = repeated.replace("K:C", "V:1\nK:C")  # cannot be cut: the body as written
+    assert not cut_short(voices, convert(tune))
+
+
+def test_the_policy_converts_long_tunes_in_segments_and_short_ones_whole(monkeypatch):
+    """convert_tune: a tune of more than N bars in segments first (whole only where they fail);
+    a shorter one whole, and in segments after all where that does not fit or is cut short."""
+    from simulator import long_tunes
+
+    calls: list[str] = []
+
+    def whole(result):
+        return lambda: calls.append("whole") or result
+
+    def segments(texts):
+        calls.append("segments")
+        return [b"seg"] * len(texts)
+
+    monkeypatch.setattr(long_tunes, "join_midi", lambda files: b"joined")
+    monkeypatch.setattr(long_tunes, "cut_short", lambda abc, midi: midi == b"short")
+    short, long = HEAD + "CDEF GABc | cBAG FEDC |]\n", HEAD + "CDEF GABc | cBAG FEDC |]\n" * 3
+    assert long_tunes.plays_more_than(long, 4) and not long_tunes.plays_more_than(short, 4)
+    assert not long_tunes.plays_more_than(HEAD + "C2 |" + "CDEF GABc | cBAG FEDC |" * 2, 4)
+    assert long_tunes.plays_more_than(HEAD + "|: CDEF GABc | cBAG FEDC :|" * 2, 4)  # 8 bars
+    assert convert_tune(long, whole(b"w"), segments, 4) == b"joined" and calls == ["segments"]
+    calls.clear()
+    assert convert_tune(short, whole(b"w"), segments, 4) == b"w" and calls == ["whole"]
+    for result in (None, b"short"):
+        calls.clear()
+        assert convert_tune(short, whole(result), segments, 4) == b"joined"
+        assert calls == ["whole", "segments"]
+    calls.clear()
+    assert convert_tune(long, whole(None), segments, None) is None and calls == ["whole"]
+    assert convert_tune(long, whole(b"w"), lambda texts: [None] * len(texts), 4) == b"w"
+    with pytest.raises(Unsupported, match="does not fit"):  # neither way
+        convert_tune(long, whole(None), lambda texts: [None] * len(texts), 4)
