@@ -271,10 +271,10 @@ class MusicConverter:
 
     def abc_to_midi(self, abc: str, segment_bars: int | None = DEFAULT_SEGMENT_BARS) -> bytes:
         """The model's MIDI file for an ABC tune; ModelOutputError if mido cannot parse it. A
-        tune that plays more than `segment_bars` bars is converted that many bars at a time,
-        its repeats and parts written out, and so is a shorter one whose output does not fit
-        the context or ends with fewer notes than the tune plays (simulator/long_tunes.py,
-        `convert_tune`; None: whole only)."""
+        tune that plays more than `segment_bars` bars beside a pickup is converted that many
+        bars at a time, its repeats and parts written out, and so is a shorter one whose output
+        does not fit the context, does not end, or ends with fewer notes than the tune plays
+        (simulator/long_tunes.py, `convert_tune`; None: whole only)."""
         self._need("abc2midi")
         failures: list[ContextError] = []
 
