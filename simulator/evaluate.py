@@ -206,16 +206,10 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                     [[right[start + n.pitch], right[start + np.array(n.onset)].all(),
                       right[start + np.array(n.duration)].all()] for n in spans],
                     bool).reshape(-1, 3))
-        if policy:  # whole outputs only where the converter asks for them
-            first = [plays_more_than(p.abc, segment_bars or 0) for p in batch]
-            wholes += [(p, None) for p, f in zip(batch, first) if f]
-            prompts = [q for q, f in zip(prompts, first) if not f]
-            batch = [p for p, f in zip(batch, first) if not f]
-        outs = music_outputs(model, codec, batch, prompts) if batch else []
         if policy:
-            wholes += list(zip(batch, outs))
+            wholes += _whole_outputs(model, codec, batch, segment_bars or 0, prompts)
             continue
-        for out, sample in zip(outs, batch):
+        for out, sample in zip(music_outputs(model, codec, batch, prompts), batch):
             assert out is not None  # every kept sequence fits the context, its output too
             try:
                 got = output_file(codec, out)
@@ -231,11 +225,7 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
         bar.close()
         return tally.result()
     for i in range(0, len(long), batch_size):
-        batch = long[i:i + batch_size]
-        first = [plays_more_than(p.abc, segment_bars or 0) for p in batch]
-        wholes += [(p, None) for p, f in zip(batch, first) if f]
-        batch = [p for p, f in zip(batch, first) if not f]
-        wholes += list(zip(batch, music_outputs(model, codec, batch) if batch else []))
+        wholes += _whole_outputs(model, codec, long[i:i + batch_size], segment_bars or 0)
     counts = Counter[str]()
     for sample, out in wholes:
         got, how = _converted(model, codec, sample, out, segment_bars or 0)
@@ -246,6 +236,18 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
     return {**tally.result(), "segment_bars": segment_bars,
             "n_segmented": counts["segments"] + counts["retried"],
             "n_retried": counts["retried"], "n_unsupported": counts["unsupported"]}
+
+
+def _whole_outputs(model, codec: MusicCodec, batch: list[MusicPair], bars: int,
+                   prompts: list[list[int]] | None = None) -> list[tuple[MusicPair, Output | None]]:
+    """Each tune with its greedy whole output, made in one batch where the converter asks for
+    one (None for a tune it converts in segments first, `plays_more_than`)."""
+    first = [plays_more_than(p.abc, bars) for p in batch]
+    asked = [i for i, f in enumerate(first) if not f]
+    outs = music_outputs(model, codec, [batch[i] for i in asked],
+                         None if prompts is None else [prompts[i] for i in asked]) if asked else []
+    whole: dict[int, Output | None] = dict(zip(asked, outs))
+    return [(p, whole.get(i)) for i, p in enumerate(batch)]
 
 
 def _converted(model, codec: MusicCodec, sample: MusicPair, out: Output | None,
