@@ -16,6 +16,12 @@ A note starts at a letter A-G or a-g, a rest (z, Z, x) or a chord's `[`, or at t
 `P:`, ...) start nothing, and neither do an ending (`[1`) or a bar (`[|`). FILL (0x00) never
 occurs in ABC text, so dropping it gives the text back exactly (`unslot_abc`).
 
+The note-gchord-slot layout (`note-gchord-slots`) is the same but for quoted strings (guitar
+chords such as `"Am"`, and annotations), which start a slot of their own as notes do: in
+note-slots a guitar chord trails the note before it, at an offset that moves with that note's
+length marks and bar lines; here it always starts a slot, and the note it sounds with starts
+the next one.
+
 As a target (midi2abc), the layout is written byte by byte: where a run of FILL starts is the
 writer's choice (it ends the header or a note), and the rest of the run, up to the patch or
 slot boundary, follows from the bytes before it (`fill_due`), so it is forced and not scored.
@@ -28,7 +34,7 @@ from itertools import pairwise
 
 FILL = 0x00
 SLOT = 4  # bytes per note slot: a 16-byte patch holds four
-ABC_LAYOUTS = ("text", "note-slots")
+ABC_LAYOUTS = ("text", "note-slots", "note-gchord-slots")
 
 _LETTERS = frozenset(b"ABCDEFGabcdefg")
 _NOTE = _LETTERS | frozenset(b"zZx")
@@ -37,15 +43,15 @@ _KEY_LINE = re.compile(rb"^K:[^\n]*\n?", re.MULTILINE)
 _CLOSE = {ord('"'): ord('"'), ord("!"): ord("!"), ord("+"): ord("+"), ord("{"): ord("}")}
 
 
-def slot_abc(abc: bytes, align: int) -> bytes:
+def slot_abc(abc: bytes, align: int, gchords_apart: bool = False) -> bytes:
     """`abc` in the note-slot layout, its header padded to a multiple of `align` (ValueError if
-    it holds a FILL byte)."""
+    it holds a FILL byte); with `gchords_apart`, the note-gchord-slot layout."""
     if FILL in abc:
         raise ValueError("ABC text with a NUL byte has no note-slot layout")
     body_at = _body_start(abc)
     out = bytearray(abc[:body_at])
     out += bytes(-len(out) % align)
-    for unit in _units(abc[body_at:]):
+    for unit in _units(abc[body_at:], gchords_apart):
         out += unit
         out += bytes(-len(out) % SLOT)
     return bytes(out)
@@ -97,8 +103,9 @@ def _body_start(abc: bytes) -> int:
     return key.end() if key else len(abc)
 
 
-def _units(body: bytes) -> list[bytes]:
-    """The body cut before every note (the module docstring's rule)."""
+def _units(body: bytes, gchords_apart: bool = False) -> list[bytes]:
+    """The body cut before every note, and before every quoted string with `gchords_apart` (the
+    module docstring's rules)."""
     starts, closer, chord, line_start = [0], None, False, True
     for i, c in enumerate(body):
         prev, after = body[i - 1:i], body[i + 1:i + 2]
@@ -108,6 +115,8 @@ def _units(body: bytes) -> list[bytes]:
             closer = ord("\n")  # a field line runs to its end
         elif c in _CLOSE:
             closer = _CLOSE[c]
+            if gchords_apart and c == ord('"') and not chord:
+                starts.append(i)
         elif c == ord("[") and body[i + 2:i + 3] == b":":
             closer = ord("]")  # an inline field
         elif c == ord("[") and after not in (b"|", b"") and not after.isdigit():

@@ -1014,8 +1014,9 @@ class MusicCodec(Codec):
     well-formed events (`EventConstraint`).
 
     `abc`: "text" writes the ABC as it is; "note-slots" starts every note of its body on a
-    slot of its own (`simulator.abc_slots`). As midi2abc's target, the fill that follows a
-    run's first FILL byte is forced and not scored (`AbcSlotConstraint`).
+    slot of its own, and "note-gchord-slots" every note and every guitar chord
+    (`simulator.abc_slots`). As midi2abc's target, the fill that follows a run's first FILL
+    byte is forced and not scored (`AbcSlotConstraint`).
     """
 
     def __init__(self, task: str, align: int = 16, midi: str = "file", abc: str = "text"):
@@ -1027,7 +1028,7 @@ class MusicCodec(Codec):
         if abc not in ABC_LAYOUTS:
             raise ValueError(f"unknown ABC layout {abc!r} (known: {', '.join(ABC_LAYOUTS)})")
         self.task, self.midi, self.abc = task, midi, abc
-        self.slotted_target = abc == "note-slots" and task == "midi2abc"  # midi2abc writes slots
+        self.slotted_target = abc != "text" and task == "midi2abc"  # midi2abc writes slots
 
     def options(self) -> dict[str, Any]:
         """The "file" and "text" layouts are left out, so that checkpoints from before the
@@ -1049,7 +1050,9 @@ class MusicCodec(Codec):
         """The bytes the sequence holds for ABC text, its header in canonical form
         (`datagen.music.abc_header`; ValueError if the layout cannot)."""
         text = canonical_header(abc).encode("utf-8", "surrogateescape")
-        return slot_abc(text, self.align) if self.abc == "note-slots" else text
+        if self.abc == "text":
+            return text
+        return slot_abc(text, self.align, gchords_apart=self.abc == "note-gchord-slots")
 
     def _parts(self, sample: MusicPair) -> list[tuple[str, bytes]]:
         abc = ("abc", self.abc_content(sample.abc))
@@ -1081,7 +1084,7 @@ class MusicCodec(Codec):
             r.expect_header(head)
             got[head] = r.terminated()
         r.end()
-        abc = unslot_abc(got["abc"]) if self.abc == "note-slots" else got["abc"]
+        abc = got["abc"] if self.abc == "text" else unslot_abc(got["abc"])
         return MusicPair(abc.decode("utf-8", "surrogateescape"),
                          self._midi_file(got["mid"]))
 

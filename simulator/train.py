@@ -13,6 +13,7 @@ averaged gradient is exactly the one of a single process at the same global batc
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -67,6 +68,20 @@ def make_optimizer(model: torch.nn.Module, args: TrainArgs, device: str) -> torc
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), eps=1e-8,
                              fused=device.startswith("cuda"))
+
+
+def average_decay(decay: float, updates: int) -> float:
+    """--ema's decay for the update after `updates` of them: `decay`, or (1 + n) / (10 + n)
+    while that is lower, so that the weights a run starts from (random, or --init-from's) are
+    forgotten within its first steps instead of over 1 / (1 - decay) of them."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+@torch.no_grad()
+def update_average(average: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """average <- decay * average + (1 - decay) * model, parameter by parameter."""
+    for a, p in zip(average.parameters(), model.parameters(), strict=True):
+        a.lerp_(p, 1.0 - decay)
 
 
 def sample_inputs(model, ids: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
@@ -225,9 +240,15 @@ def train(args: TrainArgs) -> dict[str, Any]:
         model.train()
     model.config.checkpoint_activations = args.checkpoint_activations  # memory, not the weights
     model.to(device)
+    # --ema: the average is what checkpoints hold (and what is validated and exported); the
+    # weights being trained are kept beside it in the run state, to resume from
+    average = copy.deepcopy(model).eval().requires_grad_(False) if args.ema else None
+    saved = average if average is not None else model
     optimizer = make_optimizer(model, args, device)
     if resume_from is not None:
         state = load_run_state(resume_from)
+        if average is not None:
+            model.load_state_dict(state["weights"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng_torch"])
         if device.startswith("cuda") and "rng_cuda" in state:
@@ -250,7 +271,9 @@ def train(args: TrainArgs) -> dict[str, Any]:
                      "rng_torch": torch.get_rng_state()}
             if device.startswith("cuda"):
                 state["rng_cuda"] = torch.cuda.get_rng_state()
-            save_run_state(run, model, codec_info, args.preset, state)
+            if average is not None:
+                state["weights"] = model.state_dict()
+            save_run_state(run, saved, codec_info, args.preset, state)
         d.barrier()
 
     bar = progress_bar(args.steps, f"train {args.task}", "steps", d.main and not args.quiet,
@@ -272,6 +295,8 @@ def train(args: TrainArgs) -> dict[str, Any]:
             grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip))
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if average is not None:
+                update_average(average, model, average_decay(args.ema, step))
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t0
@@ -285,7 +310,7 @@ def train(args: TrainArgs) -> dict[str, Any]:
                 rec["aux_loss"] = aux_loss
             done = step + 1
             if len(valid_split) and (done % args.eval_every == 0 or done == args.steps):
-                vloss = split_loss(model, valid_split, args.batch_size // d.world, device, d)
+                vloss = split_loss(saved, valid_split, args.batch_size // d.world, device, d)
                 rec.update(valid_loss=vloss, valid_bpb=bits_per_token(vloss))
             if d.main:
                 with open(run / METRICS, "a") as f:

@@ -90,7 +90,8 @@ class TrainArgs:
     abc_layout: str = option("text", choices=list(ABC_LAYOUTS),
                              help="abc2midi/midi2abc: the ABC (prompt or target) as it is (text, "
                              "the default) or with its header padded to a patch and each note "
-                             "of its body starting a 4-byte slot of its own (note-slots; "
+                             "of its body starting a 4-byte slot of its own (note-slots), or "
+                             "each note and each guitar chord (note-gchord-slots; "
                              "docs/formats.md)")
     aux_targets: str = option("none", choices=list(AUX_TARGETS),
                               help="cpu: also train an auxiliary head against intermediate "
@@ -101,6 +102,10 @@ class TrainArgs:
                                    help="start from this checkpoint's weights (e.g. "
                                    "trained/cpu-rv32e) with a fresh optimizer; its shape and "
                                    "codec must be the run's")
+    ema: float = option(0.0, metavar="DECAY",
+                        help="also keep an exponential moving average of the weights with this "
+                        "decay per step (e.g. 0.999; 0: none, the default); checkpoints, "
+                        "validation and export then hold the average (docs/training.md)")
     curriculum: int | None = option(None, metavar="STEPS",
                                     help="draw the first STEPS batches from the shortest "
                                     "sequences, widening linearly from the shortest 10%% to all "
@@ -139,6 +144,8 @@ def check_args(args: TrainArgs, d: Dist) -> None:
         raise UserError(f"--aux-targets takes {', '.join(AUX_TARGETS)}; got {args.aux_targets!r}")
     if args.aux_weight < 0:
         raise UserError(f"--aux-weight must be 0 or more; got {args.aux_weight}")
+    if not 0.0 <= args.ema < 1.0:
+        raise UserError(f"--ema must be in [0, 1); got {args.ema}")
     if args.lr <= 0:
         raise UserError(f"--lr must be positive; got {args.lr}")
     if args.batch_size % (d.world * args.grad_accum):

@@ -10,6 +10,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from helpers import ROOT
 from safetensors.numpy import load_file
 
@@ -118,6 +119,43 @@ def test_resume_may_change_the_steps_where_the_done_schedule_stays(corpus, tmp_p
     assert "--steps 12" in json.loads((tmp_path / "cut" / "run.json").read_text())["command"]
     with pytest.raises(UserError, match="differs at step 11"):  # its decay began at step 11
         train(_args(corpus, tmp_path / "cut", steps=30, resume=True, **kw))
+
+
+def _run_state(run):
+    with open(os.path.join(run, "latest")) as f:
+        name = f.read().strip()
+    return torch.load(os.path.join(run, "checkpoints", name, "state.pt"), weights_only=True)
+
+
+def test_ema_checkpoints_the_average_leaves_training_as_it_was_and_resumes(corpus, tmp_path):
+    kw = {"steps": 8, "save_every": 4, "eval_every": 4, "curriculum": 0}
+    plain = _args(corpus, tmp_path / "plain", **kw)
+    train(plain)
+    whole = _args(corpus, tmp_path / "whole", ema=0.9, **kw)
+    train(whole)
+    trained = _run_state(whole.out)["weights"]  # the weights trained, beside the average
+    raw, average = _weights(plain.out), _weights(whole.out)
+    assert all(np.array_equal(trained[k].numpy(), raw[k]) for k in raw)
+    assert not all(np.array_equal(average[k], raw[k]) for k in raw)
+    a, b = read_metrics(plain.out), read_metrics(whole.out)
+    assert [r["loss"] for r in a] == [r["loss"] for r in b]  # the same training ...
+    assert a[-1]["valid_loss"] != b[-1]["valid_loss"]  # ... validated on the average
+    with _stopped_at(5):  # stopped after its checkpoint at step 4
+        train(_args(corpus, tmp_path / "cut", ema=0.9, **kw))
+    with pytest.raises(UserError, match="--ema 0.9 there, 0.0 now"):
+        train(_args(corpus, tmp_path / "cut", resume=True, **kw))
+    train(_args(corpus, tmp_path / "cut", ema=0.9, resume=True, **kw))
+    assert _curve(tmp_path / "cut") == _curve(whole.out)
+    cut = _weights(tmp_path / "cut")
+    assert all(np.array_equal(cut[k], average[k]) for k in average)
+    with pytest.raises(UserError, match="--ema must be in"):
+        train(_args(corpus, tmp_path / "bad", ema=1.0))
+
+
+def test_the_average_forgets_its_start_within_the_first_steps():
+    assert simulator.train.average_decay(0.999, 0) == pytest.approx(0.1)
+    assert simulator.train.average_decay(0.999, 90) == pytest.approx(0.91)
+    assert simulator.train.average_decay(0.999, 100_000) == 0.999
 
 
 def test_curriculum_and_scheduled_sampling_resume_bit_identical(corpus, tmp_path):

@@ -28,10 +28,11 @@ def _header_end(abc: bytes) -> int:
     return abc.index(b"\n", abc.index(b"\nK:") + 1) + 1
 
 
+@pytest.mark.parametrize("gchords_apart", [False, True])
 @pytest.mark.parametrize("rung", sorted(RUNGS))
-def test_slotting_round_trips_and_puts_the_body_on_a_patch_boundary(rung):
+def test_slotting_round_trips_and_puts_the_body_on_a_patch_boundary(rung, gchords_apart):
     for abc in _tunes(RUNGS[rung]):
-        slotted = slot_abc(abc, 16)
+        slotted = slot_abc(abc, 16, gchords_apart)
         assert unslot_abc(slotted) == abc
         header_end = _header_end(abc)
         assert slotted[:header_end] == abc[:header_end]
@@ -59,6 +60,24 @@ def test_chords_quotes_decorations_and_fields_start_no_note():
     assert unslot_abc(slotted) == abc
 
 
+def test_guitar_chords_start_a_slot_of_their_own_in_the_gchord_layout():
+    abc = b'X:1\nT:t\nK:G\n"Am"[ceg]2 !trill!c {g}A |"D7" B"^up" [d"G"g]2|]\n'
+    units = [b'"Am"', b"[ceg]2 !trill!", b"c {g}", b"A |", b'"D7" ', b"B", b'"^up" ',
+             b'[d"G"g]2|]\n']  # a quote inside a chord stays in it
+    slotted = slot_abc(abc, 16, gchords_apart=True)
+    assert slotted[16:] == b"".join(u + bytes(-len(u) % SLOT) for u in units)
+    assert unslot_abc(slotted) == abc
+    assert slot_abc(abc, 16)[16:].startswith(b'"Am"[ceg]2 !trill!')  # note-slots: one unit
+
+
+def test_every_guitar_chord_of_a_synthetic_tune_starts_a_slot():
+    for abc in _tunes(RUNGS["M2+"]):
+        slotted = slot_abc(abc, 16, gchords_apart=True)
+        body = slotted[-(-_header_end(abc) // 16) * 16:]
+        opening = [m.start() for m in re.finditer(rb'"[^"]*"', body)]
+        assert opening and all(at % SLOT == 0 for at in opening)
+
+
 def test_the_fewest_notes_played_leave_out_rests_tied_notes_and_comments():
     abc = b'X:1\nT:CDE\nK:G\n"Am"[ceg]2 z c- c {g}A |: B2 :| % ABC\nw: la la\n^f-|f2 x2|]\n'
     assert fewest_notes_played(abc) == 5  # [ceg] c A B ^f
@@ -83,20 +102,20 @@ def test_text_with_a_fill_byte_has_no_slot_layout():
         slot_abc(b"X:1\nK:C\nC\x00D|\n", 16)
 
 
-def test_codec_option_encodes_slotted_prompts_and_decodes_the_text():
-    codec = make_codec("abc2midi", 16, midi="events", abc="note-slots")
-    assert codec.options() == {"task": "abc2midi", "align": 16, "midi": "events",
-                               "abc": "note-slots"}
+@pytest.mark.parametrize("layout", ["note-slots", "note-gchord-slots"])
+def test_codec_option_encodes_slotted_prompts_and_decodes_the_text(layout):
+    codec = make_codec("abc2midi", 16, midi="events", abc=layout)
+    assert codec.options() == {"task": "abc2midi", "align": 16, "midi": "events", "abc": layout}
     assert "abc" not in make_codec("abc2midi", 16, midi="events").options()
     assert isinstance(codec_from_options(codec.options()), MusicCodec)
-    assert codec_from_options(codec.options()).abc == "note-slots"
-    spec = replace(music_spec(["synthetic"], seed=5, converter="abc2midi"), synth=LADDER["M1"])
+    assert codec_from_options(codec.options()).abc == layout
+    spec = replace(music_spec(["synthetic"], seed=5, converter="abc2midi"), synth=RUNGS["M2+"])
     for row in (make_pair(spec, i) for i in range(4)):
         pair = MusicPair(row["abc"], row["midi"])
         ids, mask = codec.encode(pair)
         content = ids[16:]
         content = bytes(content[: np.flatnonzero(content == PAD)[0]].astype(np.uint8))
-        assert content == slot_abc(pair.abc.encode(), 16)
+        assert content == slot_abc(pair.abc.encode(), 16, layout == "note-gchord-slots")
         assert codec.decode(ids) == pair
         plain_ids, plain_mask = make_codec("abc2midi", 16, midi="events").encode(pair)
         assert np.array_equal(ids[mask], plain_ids[plain_mask])  # the same target, scored alike
@@ -107,12 +126,13 @@ def test_an_unknown_abc_layout_is_refused():
         make_codec("abc2midi", 16, abc="slots")
 
 
+@pytest.mark.parametrize("gchords_apart", [False, True])
 @pytest.mark.parametrize("rung", sorted(RUNGS))
-def test_as_a_target_each_fill_run_is_decided_by_its_first_byte(rung):
+def test_as_a_target_each_fill_run_is_decided_by_its_first_byte(rung, gchords_apart):
     """Written byte by byte, the layout leaves one choice per FILL run (where it starts); the
     rest of the run is due (`fill_due`), and no FILL comes where the layout has none."""
     for abc in _tunes(RUNGS[rung], 20):
-        slotted = slot_abc(abc, 16)
+        slotted = slot_abc(abc, 16, gchords_apart)
         for i, byte in enumerate(slotted):
             due, may_fill = fill_due(slotted[:i], 16)
             if due:
@@ -131,10 +151,11 @@ def test_no_fill_before_the_key_line_ends_nor_at_a_slot_boundary():
     assert fill_due(b"X:1\nK:C\n" + bytes(8) + b"C2 |", 16) == (0, False)  # at a boundary
 
 
-def test_midi2abc_writes_slotted_abc_scoring_only_each_runs_first_fill():
-    codec = make_codec("midi2abc", 16, midi="events", abc="note-slots")
-    assert codec_from_options(codec.options()).abc == "note-slots"
-    spec = replace(music_spec(["synthetic"], seed=5, converter="abc2midi"), synth=LADDER["M1"])
+@pytest.mark.parametrize("layout", ["note-slots", "note-gchord-slots"])
+def test_midi2abc_writes_slotted_abc_scoring_only_each_runs_first_fill(layout):
+    codec = make_codec("midi2abc", 16, midi="events", abc=layout)
+    assert codec_from_options(codec.options()).abc == layout
+    spec = replace(music_spec(["synthetic"], seed=5, converter="abc2midi"), synth=RUNGS["M2+"])
     for row in (make_pair(spec, i) for i in range(4)):
         pair = MusicPair(row["abc"], row["midi"])
         ids, mask = codec.encode(pair)
@@ -143,7 +164,7 @@ def test_midi2abc_writes_slotted_abc_scoring_only_each_runs_first_fill():
         target = ids[start:]
         end = int(np.flatnonzero(target == PAD)[0])
         content = bytes(target[:end].astype(np.uint8))
-        assert content == slot_abc(pair.abc.encode(), 16)
+        assert content == slot_abc(pair.abc.encode(), 16, layout == "note-gchord-slots")
         assert codec.output_file(content) == pair.abc.encode()
         scored = mask[start:start + end]
         fill = np.frombuffer(content, np.uint8) == FILL
