@@ -36,9 +36,11 @@ from simulator.midi_events import (
     align_notes,
     aligned_offsets,
     events_to_midi,
+    merge_tracks,
     midi_to_events,
     note_spans,
     read_aligned,
+    split_tracks,
     unalign_notes,
 )
 
@@ -941,13 +943,14 @@ class EventConstraint(Constraint):
     Its bytes must keep the stream well-formed and the PAD may come only where the stream may
     end (between tracks), so a constrained output that ends decodes to a valid MIDI file.
     With `note_aligned` the stream is note-aligned (`midi_events.NoteAlignedGrammar`) and its
-    fill is forced.
+    fill is forced; with `merged` its tracks after the first are merged (`midi_events`).
     """
 
     note_aligned: bool = False
+    merged: bool = False
 
     def grammar(self) -> StreamGrammar:
-        return NoteAlignedGrammar(self.align) if self.note_aligned else EventGrammar()
+        return NoteAlignedGrammar(self.align) if self.note_aligned else EventGrammar(self.merged)
 
     def allowed(self, target: Sequence[int]) -> torch.Tensor:
         if PAD in target or END in target:
@@ -1000,7 +1003,7 @@ class _StreamAllowed:
         return self.grammar.mask(PAD, VOCAB_SIZE)
 
 
-MIDI_LAYOUTS = ("file", "events", "note-aligned")
+MIDI_LAYOUTS = ("file", "events", "note-aligned", "merged-events")
 
 
 class MusicCodec(Codec):
@@ -1010,7 +1013,8 @@ class MusicCodec(Codec):
     (`simulator.midi_events`: no header chunk, no chunk lengths), put back into a file by
     `decode` and `output_file`; "note-aligned" the event stream with fill after every event
     but a note-on, so that each note begins a patch (`midi_events.NoteAlignedGrammar`; the
-    fill is forced and not scored). Generation of an event-stream target is constrained to
+    fill is forced and not scored); "merged-events" the event stream with the tracks after the
+    first merged in time order (`midi_events.merge_tracks`). Generation of an event-stream target is constrained to
     well-formed events (`EventConstraint`).
 
     `abc`: "text" writes the ABC as it is; "note-slots" starts every note of its body on a
@@ -1044,6 +1048,8 @@ class MusicCodec(Codec):
         if self.midi == "file":
             return midi
         stream = midi_to_events(midi)
+        if self.midi == "merged-events":
+            return merge_tracks(stream)
         return align_notes(stream, self.align) if self.midi == "note-aligned" else stream
 
     def abc_content(self, abc: str) -> bytes:
@@ -1094,6 +1100,8 @@ class MusicCodec(Codec):
         try:
             if self.midi == "note-aligned":
                 content = unalign_notes(content, self.align)
+            elif self.midi == "merged-events":
+                content = split_tracks(content)
             return events_to_midi(content)
         except StreamError as e:
             raise DecodeError(str(e)) from None
@@ -1117,6 +1125,8 @@ class MusicCodec(Codec):
         stream = midi_to_events(sample.midi)
         if self.midi == "file":
             return note_spans(stream, in_file=True)
+        if self.midi == "merged-events":
+            return note_spans(merge_tracks(stream), merged=True)
         spans = note_spans(stream)
         if self.midi == "events":
             return spans
@@ -1126,7 +1136,8 @@ class MusicCodec(Codec):
 
     def constraint(self, sample: MusicPair) -> Constraint:
         if self.midi != "file" and self.task == "abc2midi":
-            return EventConstraint(self.align, self.align, None, self.midi == "note-aligned")
+            return EventConstraint(self.align, self.align, None, self.midi == "note-aligned",
+                                   self.midi == "merged-events")
         if self.slotted_target:
             return AbcSlotConstraint(self.align, self.align, None)
         return Constraint(self.align, self.align, None)

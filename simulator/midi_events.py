@@ -32,6 +32,15 @@ constrained by it (`codec.EventConstraint`) writes valid MIDI by construction. I
 The note-aligned layout (`align_notes`, `NoteAlignedGrammar`) is the same stream with fill bytes
 that make every note begin a patch; the fill follows from the events, so it is forced, not
 learnt.
+
+The merged layout (`merge_tracks`, `EventGrammar(merged=True)`) writes the tracks of a format-1
+file after its first one (abc2midi's tempo track) as one stream in time order, as they sound
+together. Each event keeps its delta time (from the event before it in its own track), and an
+event of another track than the one before it is preceded by a track switch, `F9 <track>` (0xF9
+is a status MIDI files leave undefined), between its delta time and its status. The stream
+starts in track 1; a switch clears the running status. `split_tracks` gives the plain stream
+back exactly, whatever the order of the tracks' events. A file with fewer than three tracks has
+nothing to merge and keeps its plain stream.
 """
 
 from __future__ import annotations
@@ -53,6 +62,8 @@ HEADER = b"MThd\0\0\0\x06"
 PREFIX = 3  # stream bytes before the first event: format (1), division (2)
 END_OF_TRACK = 0x2F
 FILL = 0x00  # what pads a note-aligned stream (`NoteAlignedGrammar`) to a patch boundary
+SWITCH = 0xF9  # a track switch in a merged stream, followed by the track's number
+MAX_TRACK = 0x7F  # the highest track number a merged stream can switch to
 
 Ranges = tuple[tuple[int, int], ...]  # inclusive byte ranges
 ANY: Ranges = ((0x00, 0xFF),)
@@ -145,9 +156,20 @@ class EventGrammar(StreamGrammar):
 
     A varint is read in state "varint" (its purpose in `varint_for`: "delta", "meta", "sysex");
     fixed bytes (division, data bytes, meta data) are queued as (ranges, count) runs.
+
+    With `merged`, a format-1 stream is read in the merged layout after its first track: an
+    event may be preceded by a switch to any track that has not ended (state "track" reads its
+    number); an event of a track that has ended is refused, and the stream may stop only when
+    every track up to the highest one used has ended.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, merged: bool = False) -> None:
+        self.merged = merged
+        self.merging = False  # in the merged part of a merged stream
+        self.track = 0  # the track of the event being read
+        self.ended: set[int] = set()  # tracks of the merged part that have ended
+        self.highest = 0  # the highest track the merged part has used
+        self.switched = False  # the event being read has had its switch
         self.pos = 0  # bytes fed
         self.format: int | None = None
         self.running: int | None = None  # running status
@@ -176,12 +198,21 @@ class EventGrammar(StreamGrammar):
             first: Ranges = ((low, 0x7F), (0x81, 0xFF))  # minimal: no leading 0x80
             if self.varint_for != "delta" or not self.track_ends or self.track_ends[-1] < self.pos:
                 return first, False
+            if self.merging and self.ended != set(range(1, self.highest + 1)):
+                return first, False  # a track of the merged part is still open
             return (() if self.format == 0 else first), True  # between tracks
         if self.state == "status":
+            switch: Ranges = ((SWITCH, SWITCH),) if self.merging and not self.switched else ()
+            if self.merging and self.track in self.ended:
+                return switch, False
             ranges = _without(((0x80, 0xEF),), self.running) if self.running else ((0x80, 0xEF),)
-            return (DATA if self.running else ()) + ranges + ((0xF0, 0xF0), (0xFF, 0xFF)), False
+            return ((DATA if self.running else ()) + ranges + ((0xF0, 0xF0),) + switch
+                    + ((0xFF, 0xFF),)), False
         if self.state == "meta_type":
             return META_TYPE_RANGES, False
+        if self.state == "track":
+            return tuple((t, t) for t in range(1, MAX_TRACK + 1)
+                         if t != self.track and t not in self.ended), False
         raise AssertionError(self.state)
 
     def feed(self, byte: int) -> None:
@@ -207,6 +238,8 @@ class EventGrammar(StreamGrammar):
                 self._varint_read()
         elif self.state == "status":
             self._status(byte)
+        elif self.state == "track":
+            self.track, self.running, self.switched, self.state = byte, None, True, "status"
         else:  # meta_type
             self.meta_type = byte
             if byte in FIXED_META:
@@ -244,6 +277,9 @@ class EventGrammar(StreamGrammar):
             self._queue([(DATA, self.varint_value - 1), (((0xF7, 0xF7),), 1)], then="event")
 
     def _status(self, byte: int) -> None:
+        if byte == SWITCH:
+            self.state = "track"
+            return
         if byte < 0x80:  # running status: this is the first data byte
             self.status, self.data_pos = self.running or 0, self.pos - 1
         else:
@@ -261,10 +297,19 @@ class EventGrammar(StreamGrammar):
         self._queue([(DATA, n_data - (byte < 0x80))], then="event")
 
     def _event_done(self) -> None:
-        self.events.append(Event(len(self.track_ends), self.event_start, self.delta_end,
-                                 self.status, self.data_pos))
+        self.events.append(Event(self.track, self.event_start, self.delta_end, self.status,
+                                 self.data_pos))
+        self.switched = False
+        if self.merging:
+            self.highest = max(self.highest, self.track)
         if self.status == 0xFF and self.meta_type == END_OF_TRACK:
             self.track_ends.append(self.pos)
+            if self.merging:
+                self.ended.add(self.track)
+            elif self.merged and self.format == 1:  # the first track: the merged part follows
+                self.merging, self.track = True, 1
+            else:
+                self.track += 1
         self.event_start = self.pos
         self._varint("delta")
 
@@ -343,9 +388,10 @@ def unalign_notes(content: bytes, align: int) -> bytes:
     return bytes(content[i] for i in read_aligned(content, align).offsets)
 
 
-def read_stream(stream: bytes) -> EventGrammar:
-    """The grammar after reading all of `stream`; StreamError if it is not a finished stream."""
-    grammar = EventGrammar().feed_all(stream)
+def read_stream(stream: bytes, merged: bool = False) -> EventGrammar:
+    """The grammar after reading all of `stream` (in the merged layout with `merged`);
+    StreamError if it is not a finished stream."""
+    grammar = EventGrammar(merged).feed_all(stream)
     _check_finished(grammar, len(stream))
     return grammar
 
@@ -387,6 +433,83 @@ def midi_to_events(midi: bytes) -> bytes:
 
 
 @dataclass(frozen=True)
+class _Timed:
+    """An event of a stream on its track's clock, its status written out."""
+
+    track: int
+    time: int  # ticks from the start of its track
+    body: bytes  # status and data, without delta time or track switch
+
+
+def _varint_bytes(n: int) -> bytes:
+    """`n` as a minimal MIDI variable-length quantity."""
+    out = [n & 0x7F]
+    while n := n >> 7:
+        out.append(0x80 | (n & 0x7F))
+    return bytes(reversed(out))
+
+
+def _timed(stream: bytes, grammar: EventGrammar) -> list[_Timed]:
+    """The events of a finished stream (plain or merged) `grammar` has read, each with its time
+    on its track's clock."""
+    events, out = grammar.events, []
+    clock: dict[int, int] = {}  # track -> ticks
+    for e, end in zip(events, [e.start for e in events[1:]] + [len(stream)]):
+        delta = 0
+        for byte in stream[e.start: e.delta_end]:
+            delta = (delta << 7) | (byte & 0x7F)
+        clock[e.track] = clock.get(e.track, 0) + delta
+        body = stream[e.delta_end + 2 if stream[e.delta_end] == SWITCH else e.delta_end: end]
+        out.append(_Timed(e.track, clock[e.track], body if body[0] >= 0x80
+                          else bytes([e.status]) + body))
+    return out
+
+
+def _written(events: list[_Timed], switches: bool) -> bytes:
+    """`events` as stream bytes: delta times from the event before in the same track,
+    canonical running status, and (with `switches`) a track switch before an event of another
+    track than the last one's, the first being in track 1."""
+    out, running, track = bytearray(), None, 1
+    time: dict[int, int] = {}  # track -> the time of its last event
+    for e in events:
+        out += _varint_bytes(e.time - time.get(e.track, 0))
+        time[e.track] = e.time
+        if switches and e.track != track:
+            out += bytes([SWITCH, e.track])
+            track, running = e.track, None
+        status = e.body[0]
+        out += e.body[1:] if status == running else e.body
+        running = status if status < 0xF0 else None
+    return bytes(out)
+
+
+def merge_tracks(stream: bytes) -> bytes:
+    """The merged layout of a finished plain stream (StreamError if it is not one): a format-1
+    stream of three tracks or more has those after the first merged in time order (at the
+    same time, the lower track first); others come back as they are."""
+    grammar = read_stream(stream)
+    if stream[0] != 1 or len(grammar.track_ends) < 3:
+        return stream
+    timed = _timed(stream, grammar)
+    rest = sorted((e for e in timed if e.track), key=lambda e: (e.time, e.track))  # stable
+    merged = stream[:grammar.track_ends[0]] + _written(rest, True)
+    if split_tracks(merged) != stream:  # cannot happen for a canonical stream; nothing is lost
+        raise StreamError("the merged stream does not give the plain stream back")
+    return merged
+
+
+def split_tracks(merged: bytes) -> bytes:
+    """The plain stream of a finished merged stream (`merge_tracks`; StreamError if it is not
+    one)."""
+    grammar = read_stream(merged, merged=True)
+    if not grammar.merging:
+        return merged
+    timed = sorted(_timed(merged, grammar), key=lambda e: e.track)  # stable: keeps each order
+    tracks = itertools.groupby(timed, key=lambda e: e.track)
+    return merged[:PREFIX] + b"".join(_written(list(events), False) for _, events in tracks)
+
+
+@dataclass(frozen=True)
 class NoteSpan:
     """Where one note of a stream is decided, as stream offsets."""
 
@@ -407,11 +530,11 @@ def _note_key(stream: bytes, e: Event) -> tuple[int, int, int] | None:
     return None
 
 
-def note_spans(stream: bytes, in_file: bool = False) -> list[NoteSpan]:
+def note_spans(stream: bytes, in_file: bool = False, merged: bool = False) -> list[NoteSpan]:
     """Every note of a finished stream (a note-on of velocity > 0, ended by the next note-off
     or note-on of its track, channel and key), in stream order; with `in_file`, the offsets are
-    into `events_to_midi(stream)` instead."""
-    grammar = read_stream(stream)
+    into `events_to_midi(stream)` instead; with `merged`, the stream is in the merged layout."""
+    grammar = read_stream(stream, merged)
     events = grammar.events
     spans: list[NoteSpan] = []
     since: dict[int, int] = {}  # track -> index of the first event after its last note-on

@@ -86,7 +86,9 @@ class TrainArgs:
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "
                              "only (events, the default); the same with each note starting a "
-                             "patch (note-aligned); or as the file's bytes (file; docs/music.md)")
+                             "patch (note-aligned) or with the tracks after the first merged in "
+                             "time order (merged-events); or as the file's bytes (file; "
+                             "docs/formats.md)")
     abc_layout: str = option("text", choices=list(ABC_LAYOUTS),
                              help="abc2midi/midi2abc: the ABC (prompt or target) as it is (text, "
                              "the default) or with its header padded to a patch and each note "

@@ -223,8 +223,8 @@ def test_eval_retries_in_segments_a_tune_whose_output_ends_too_soon(tiny_abc2mid
     assert tried["n_too_long"] == 1 and tried["n_segmented"] == 0  # its output kept whole
 
 
-def test_a_text_abc_model_starts_a_note_slot_run_but_not_another_midi_layout(tmp_path):
-    """--init-from may change the ABC prompt's layout (the target's is the same), not the MIDI's."""
+def test_a_text_abc_model_starts_runs_of_other_music_layouts_but_not_of_another_shape(tmp_path):
+    """--init-from may change the ABC's and the MIDI's layouts (no weight depends on them)."""
     _datagen("music", "--source", "synthetic", "--ladder", "M0", "-n", "6", "--seed", "2",
              "--out", str(tmp_path / "m0"))
     common = {"task": "abc2midi", "data": str(tmp_path / "m0"), "steps": 1, "batch_size": 2,
@@ -234,8 +234,13 @@ def test_a_text_abc_model_starts_a_note_slot_run_but_not_another_midi_layout(tmp
                     init_from=str(tmp_path / "text"), **common))
     _, meta = load_pretrained(resolve_model_path(tmp_path / "slots"))
     assert meta["codec"]["abc"] == "note-slots"
-    with pytest.raises(UserError, match="codec midi 'events' there, 'note-aligned' here"):
-        train(TrainArgs(out=str(tmp_path / "aligned"), midi_codec="note-aligned",
+    train(TrainArgs(out=str(tmp_path / "merged"), midi_codec="merged-events",
+                    abc_layout="note-slots", init_from=str(tmp_path / "text"), **common))
+    _, meta = load_pretrained(resolve_model_path(tmp_path / "merged"))
+    assert meta["codec"] == {"task": "abc2midi", "align": 16, "midi": "merged-events",
+                             "abc": "note-slots"}
+    with pytest.raises(UserError, match="does not fit this run"):
+        train(TrainArgs(out=str(tmp_path / "flat"), preset="tiny-flat",
                         init_from=str(tmp_path / "text"), **common))
 
 

@@ -1,5 +1,6 @@
 """The MIDI event-stream codec: round trips on corpus MIDI, the grammar, valid output by
-construction (random well-formed streams, an untrained model sampling under the constraint)."""
+construction (random well-formed streams, an untrained model sampling under the constraint),
+the merged layout."""
 
 import io
 import random
@@ -34,8 +35,11 @@ from simulator.midi_events import (
     StreamError,
     align_notes,
     events_to_midi,
+    merge_tracks,
     midi_to_events,
     note_spans,
+    read_stream,
+    split_tracks,
     unalign_notes,
 )
 from simulator.model import PRESETS, ByteModel
@@ -159,18 +163,25 @@ def test_first_note_spans_of_a_plain_tune(m0_pairs):
     assert stream[first.duration[0] - 0] < 0x80 or len(first.duration) > 1
 
 
-def _walk(rng: random.Random, limit: int) -> bytes | None:
+def _walk(rng: random.Random, limit: int, merged: bool = False) -> bytes | None:
     """A random well-formed stream: bytes drawn from what the grammar allows, leaning towards
-    short events and ending; None if it has not ended within `limit` bytes."""
-    grammar, out = EventGrammar(), bytearray()
+    short events and ending (merged: of format 1, leaning towards few tracks); None if it has not ended within
+    `limit` bytes."""
+    grammar, out = EventGrammar(merged), bytearray()
     while len(out) < limit:
         ranges, stop = grammar.allowed()
         if stop and (not ranges or rng.random() < 0.3):
             return bytes(out)
         choices = [b for lo, hi in ranges for b in range(lo, hi + 1)]
-        if grammar.state == "meta_type" and rng.random() < 0.3:
+        if grammar.state == "format" and merged:
+            byte = 1
+        elif grammar.state == "track":
+            byte = choices[0] if rng.random() < 0.8 else rng.choice(choices[:4])
+        elif grammar.state == "meta_type" and rng.random() < 0.3:
             byte = 0x2F  # end of track
-        elif grammar.state == "status" and rng.random() < 0.1:
+        elif grammar.state == "status" and rng.random() < 0.1 and 0xF9 in choices:
+            byte = 0xF9  # a track switch
+        elif grammar.state == "status" and rng.random() < 0.1 and 0xFF in choices:
             byte = 0xFF
         else:
             byte = min(choices) if rng.random() < 0.5 else rng.choice(choices)
@@ -191,6 +202,21 @@ def test_every_well_formed_stream_is_a_valid_midi_file():
         assert midi_to_events(midi) == stream  # canonical: the file gives the stream back
         note_spans(stream)
     assert done > 300
+
+
+def test_every_well_formed_merged_stream_is_a_valid_midi_file():
+    done = switched = 0
+    for seed in range(400):
+        stream = _walk(random.Random(seed), 3000, merged=True)
+        if stream is None:
+            continue
+        done += 1
+        plain = split_tracks(stream)
+        assert valid_midi(events_to_midi(plain)), stream.hex()
+        switched += len(read_stream(plain).track_ends) > 2
+        # merging again gives a stream of the same file (the walk may order ties otherwise)
+        assert split_tracks(merge_tracks(plain)) == plain
+    assert done > 120 and switched > 25
 
 
 @settings(max_examples=100, deadline=None)
@@ -241,10 +267,11 @@ def test_non_canonical_running_status_is_refused():
         midi_to_events(midi)
 
 
-@pytest.mark.parametrize("layout", ["events", "note-aligned"])
+@pytest.mark.parametrize("layout", ["events", "note-aligned", "merged-events"])
 def test_constraint_follows_the_grammar_and_stops_only_between_tracks(corpus_pairs, layout):
     codec = MusicCodec("abc2midi", 16, layout)
-    for pair in [p for p in corpus_pairs if p.midi[9] == 1][:3] + corpus_pairs[:3]:
+    several = [p for p in corpus_pairs if _tracks(p) > 2][:3]
+    for pair in [p for p in corpus_pairs if p.midi[9] == 1][:3] + several + corpus_pairs[:3]:
         ids, _ = codec.encode(pair)
         n = len(codec.prompt(pair))
         target = ids[n:].tolist()
@@ -254,6 +281,8 @@ def test_constraint_follows_the_grammar_and_stops_only_between_tracks(corpus_pai
         stream = codec.midi_content(pair.midi)
         ends = {len(stream)} | ({i for i in range(len(stream)) if stream[i - 3: i] ==
                                  b"\xff\x2f\x00"} if pair.midi[9] else set())
+        if layout == "merged-events" and _tracks(pair) > 2:  # after the first track and the last
+            ends = {min(ends), len(stream)}
         scored = codec.target_mask(np.array(target))
         for i, y in enumerate(target):
             mask = live(ids[:n + i].tolist())
@@ -267,7 +296,7 @@ def test_constraint_follows_the_grammar_and_stops_only_between_tracks(corpus_pai
                 assert not mask[END]
 
 
-@pytest.mark.parametrize("layout", ["events", "note-aligned"])
+@pytest.mark.parametrize("layout", ["events", "note-aligned", "merged-events"])
 def test_an_untrained_model_sampling_under_the_constraint_writes_valid_midi(m0_pairs, layout):
     torch.manual_seed(0)
     model = ByteModel(PRESETS["tiny"])
@@ -293,6 +322,77 @@ def test_an_untrained_model_sampling_under_the_constraint_writes_valid_midi(m0_p
             assert valid_midi(pair.midi)
             assert codec.output_file(codec.target_bytes(np.array(out))) == pair.midi
     assert ended >= (12 if layout == "events" else 8)  # fill takes part of the 512 ids
+
+
+def _tracks(pair: MusicPair) -> int:
+    return int.from_bytes(pair.midi[10:12], "big")
+
+
+def test_merged_layout_round_trips_and_merges_only_files_of_several_voices(corpus_pairs):
+    codec = MusicCodec("abc2midi", 16, "merged-events")
+    merged_files = 0
+    for pair in [p for p in corpus_pairs if _tracks(p) > 2][:24] + corpus_pairs[:24]:
+        stream = midi_to_events(pair.midi)
+        merged = codec.midi_content(pair.midi)
+        assert split_tracks(merged) == stream
+        ids, mask = codec.encode(pair)
+        assert codec.decode(ids) == MusicPair(canonical_header(pair.abc), pair.midi)
+        assert codec.output_file(merged) == pair.midi and mask.sum() == len(merged) + 2
+        if _tracks(pair) < 3:
+            assert merged == stream
+            continue
+        merged_files += 1
+        grammar = read_stream(merged, merged=True)
+        first_end = grammar.track_ends[0]
+        assert merged[:first_end] == stream[:first_end]  # the tempo track as it was
+        assert len(grammar.track_ends) == _tracks(pair)
+        # the merged part is in time order: every track's notes, sounding together
+        timeline = [(e.track, mido_time) for e, mido_time in _times(merged, grammar)
+                    if e.start >= first_end]
+        assert [t for _, t in timeline] == sorted(t for _, t in timeline)
+        assert {track for track, _ in timeline} == set(range(1, _tracks(pair)))
+        midi_file = mido.MidiFile(file=io.BytesIO(pair.midi))
+        assert len(timeline) == sum(len(t) for t in midi_file.tracks[1:])
+        spans = codec.note_spans(pair)
+        assert len(spans) == sum(m.type == "note_on" and m.velocity > 0
+                                 for t in midi_file.tracks for m in t)
+        assert all(merged[s.pitch] < 0x80 and s.onset and s.duration for s in spans)
+    assert merged_files >= 24
+
+
+def _times(stream: bytes, grammar: EventGrammar) -> list[tuple[object, int]]:
+    """Each event with the sum of its track's delta times up to it."""
+    out, clock = [], [0] * len(grammar.track_ends)
+    for e in grammar.events:
+        delta = 0
+        for byte in stream[e.start: e.delta_end]:
+            delta = (delta << 7) | (byte & 0x7F)
+        clock[e.track] += delta
+        out.append((e, clock[e.track]))
+    return out
+
+
+def test_malformed_merged_streams_are_refused(corpus_pairs):
+    pair = next(p for p in corpus_pairs if _tracks(p) == 3)
+    merged = merge_tracks(midi_to_events(pair.midi))
+    switch = merged.index(b"\xf9\x02")
+    with pytest.raises(StreamError, match="not allowed"):  # a switch in a plain stream
+        read_stream(merged)
+    with pytest.raises(StreamError, match="not allowed"):  # a switch to the track it is in
+        read_stream(merged[:switch] + b"\xf9\x01" + merged[switch + 2:], merged=True)
+    with pytest.raises(StreamError, match="not allowed"):  # two switches in a row
+        read_stream(merged[:switch] + b"\xf9\x02\xf9\x01" + merged[switch + 2:], merged=True)
+    with pytest.raises(StreamError, match="ends inside a track"):  # track 2 never ends
+        read_stream(merged[:switch + 2] + b"\x90\x3c\x40\x00\xf9\x01\xff\x2f\x00",
+                    merged=True)
+    grammar = EventGrammar(merged=True).feed_all(merged[:switch + 2] + b"\xff\x2f\x00")
+    assert grammar.allowed()[0] != ()
+    grammar.feed_all(b"\x00")  # track 2 has ended: the next event must switch, not to track 2
+    assert grammar.allowed() == (((0xF9, 0xF9),), False)
+    grammar.feed(0xF9)
+    assert 2 not in [b for lo, hi in grammar.allowed()[0] for b in range(lo, hi + 1)]
+    plain = midi_to_events(next(p for p in corpus_pairs if p.midi[9] == 0).midi)
+    assert merge_tracks(plain) == plain == split_tracks(plain)  # format 0: nothing to merge
 
 
 def test_options_keep_old_checkpoints_as_they_were():
