@@ -1,8 +1,8 @@
 """A seeded generator of valid, musically plausible ABC tunes.
 
 Each tune is a pure function of `(seed, index, options)`. It covers every key (tonic x mode with
-at most 7 sharps or flats), common and compound meters (2/4 3/4 4/4 6/8 9/8 12/8 3/8 C C|),
-unit note lengths 1/4 1/8 1/16, tempo, note-length multipliers and fractions, broken rhythm,
+at most 7 sharps or flats), common and compound meters (2/4 3/4 4/4 6/8 9/8 12/8 3/8 C C|;
+with `wide_meters`, 2/2 3/2 4/2 6/4), unit note lengths 1/4 1/8 1/16 (and 1/2), tempo, note-length multipliers and fractions, broken rhythm,
 accidentals, octave marks, rests, ties, slurs, triplets, chords, guitar-chord symbols, repeats
 with first and second endings, parts (P:) and grace notes. Every bar is filled exactly, so
 abc2midi converts the tunes without errors or warnings (tested in tests/unit/test_music_synthetic.py).
@@ -41,6 +41,11 @@ METERS = {"2/4": (2, F(1, 4), False), "3/4": (3, F(1, 4), False), "4/4": (4, F(1
           "C": (4, F(1, 4), False), "C|": (2, F(1, 2), False), "3/8": (1, F(3, 8), True),
           "6/8": (2, F(3, 8), True), "9/8": (3, F(3, 8), True), "12/8": (4, F(3, 8), True)}
 UNIT_LENGTHS = [F(1, 4), F(1, 8), F(1, 16)]
+# Meters of half-note and dotted-half beats (`wide_meters`), and their unit lengths.
+WIDE_METERS = {"2/2": (2, F(1, 2), False), "3/2": (3, F(1, 2), False),
+               "4/2": (4, F(1, 2), False), "6/4": (2, F(3, 4), True)}
+WIDE_UNIT_LENGTHS = [F(1, 2), F(1, 4), F(1, 8)]
+NO_GCHORD_METERS = ("3/2", "4/2")  # abc2midi has no default accompaniment for them
 
 # One beat's rhythms, as fractions of the beat (plain notes; triplets/broken rhythm apart).
 SIMPLE_BEATS = [[F(1)], [F(1, 2), F(1, 2)], [F(1, 4)] * 4, [F(1, 2), F(1, 4), F(1, 4)],
@@ -76,6 +81,10 @@ class SynthOptions:
     # otherwise; 0 and 1 draw nothing, so the default tunes are the same with or without them).
     keys: float = 1.0  # a tune has a random key (otherwise C major)
     meters: float = 1.0  # a tune has a random meter (otherwise 4/4)
+    wide_meters: float = 0.0  # a tune with a random meter has one of WIDE_METERS instead
+    #                           (2/2 3/2 4/2 6/4), with a unit length of 1/2, 1/4 or 1/8;
+    #                           3/2 and 4/2 tunes have no guitar chords (abc2midi has no
+    #                           accompaniment pattern for them)
     units: float = 1.0  # a tune has a random unit note length (otherwise L:1/8)
     lengths: float = 1.0  # a beat may have notes of other lengths than the unit; the last
     #                       note of a part may be held (otherwise every note is one unit long)
@@ -105,7 +114,8 @@ class SynthOptions:
     # Options added after corpora were made with every option in their arguments: in a
     # corpus's arguments only where set, so that a corpus made (or half made) before one of
     # them resumes unchanged.
-    RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars", "bare_line_ends")
+    RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars", "bare_line_ends",
+                         "wide_meters")
 
     def recorded(self) -> dict[str, float]:
         """The options as a corpus's arguments record them."""
@@ -175,10 +185,15 @@ class _Tune:
     def __init__(self, rng: random.Random, opt: SynthOptions, index: int):
         self.rng, self.opt, self.index = rng, opt, index
         self.tonic, self.mode = rng.choice(KEYS) if self.chance(opt.keys) else ("C", "maj")
-        self.meter = rng.choice(list(METERS)) if self.chance(opt.meters) else "4/4"
-        self.beats, self.beat, self.compound = METERS[self.meter]
-        self.unit = rng.choice(UNIT_LENGTHS[:2] if self.beat == F(1, 2) else UNIT_LENGTHS) \
-            if self.chance(opt.units) else F(1, 8)
+        wide = False
+        self.meter = "4/4"
+        if self.chance(opt.meters):
+            wide = self.chance(opt.wide_meters)
+            self.meter = rng.choice(list(WIDE_METERS if wide else METERS))
+        self.beats, self.beat, self.compound = {**METERS, **WIDE_METERS}[self.meter]
+        units = WIDE_UNIT_LENGTHS if wide else (
+            UNIT_LENGTHS[:2] if self.beat == F(1, 2) else UNIT_LENGTHS)
+        self.unit = rng.choice(units) if self.chance(opt.units) else F(1, 8)
         sharps = MAJOR_SHARPS[self.tonic] + MODES[self.mode][0]
         letters = SHARP_ORDER[:sharps] if sharps > 0 else FLAT_ORDER[:-sharps]
         self.key_acc = {c: (1 if sharps > 0 else -1) if c in letters else 0 for c in LETTERS}
@@ -189,7 +204,8 @@ class _Tune:
         if not self.chance(opt.octaves):  # C..b: no octave marks
             self.lo, self.hi = max(self.lo, 28), min(self.hi, 41)
         self.pitch = self.home
-        self.gchords = rng.random() < opt.gchords
+        # abc2midi has no accompaniment pattern for 3/2 and 4/2 (it warns): no guitar chords
+        self.gchords = rng.random() < opt.gchords and self.meter not in NO_GCHORD_METERS
         self.tie_text: str | None = None  # pitch text of the last note, for a tie
         self.altered: list[int] = []  # pitches given an accidental in the bar so far
         self.plain_lengths = self.chance(opt.plain_lengths)

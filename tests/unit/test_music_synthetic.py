@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 from bytesim_common.errors import UserError
 from datagen.music.abc_notes import plain_notes
 from datagen.music.convert import abc2midi
-from datagen.music.synthetic import KEYS, LADDER, METERS, SynthOptions, synthetic_tune
+from datagen.music.synthetic import (
+    KEYS,
+    LADDER,
+    METERS,
+    WIDE_METERS,
+    SynthOptions,
+    synthetic_tune,
+)
 from tests.helpers import needs_abc2midi
 
 
@@ -277,3 +284,30 @@ def test_bare_line_ends_leave_out_the_bar_line_at_a_line_end(tmp_path):
             midi = [normalize_midi(abc2midi(t, str(tmp_path)).midi) for t in (plain, ended)]
             assert notes(midi[0]) == notes(midi[1]) and midi[0] != midi[1]
     assert changed >= 2
+
+
+@needs_abc2midi
+def test_wide_meters_bring_half_note_beats_and_a_half_note_unit(tmp_path):
+    """`wide_meters`: 2/2 3/2 4/2 6/4 (and L:1/2), which real tunes use; abc2midi converts them
+    without a complaint and plays every bar whole. At 0, the default, tunes are as before."""
+    from datagen.music.normalize import normalize_midi, notes
+
+    assert _bodies(SynthOptions.parse("wide_meters=0"), 5) == _bodies(SynthOptions(), 5)
+    wide = SynthOptions.parse("wide_meters=1,meters=1,units=1,pickups=0,parts=0,repeats=0,rests=0,"
+                              "gchords=1")
+    tunes = [synthetic_tune(9, i, wide) for i in range(40)]
+    assert {re.search(r"^M:(.+)$", t, re.MULTILINE).group(1) for t in tunes} == set(WIDE_METERS)
+    assert any("\nL:1/2\n" in t for t in tunes)
+    for t in tunes:  # guitar chords where abc2midi has an accompaniment for the meter
+        meter = re.search(r"^M:(.+)$", t, re.MULTILINE).group(1)
+        assert ('"' in t.split("\nK:", 1)[1]) == (meter in ("2/2", "6/4")), t
+    for i, abc in enumerate(tunes[:16]):
+        (tmp_path / "t.abc").write_text(abc)
+        run = subprocess.run(["abc2midi", "t.abc", "-o", "t.mid"], cwd=tmp_path,
+                             capture_output=True, text=True, check=False)
+        assert [m for m in run.stdout.splitlines() if m.startswith(("Error", "Warning"))] == []
+        done = abc2midi(abc, str(tmp_path))
+        beats, beat, _ = WIDE_METERS[re.search(r"^M:(.+)$", abc, re.MULTILINE).group(1)]
+        bars = abc.split("\nK:", 1)[1].count("|")  # "... | ... |]": a bar line ends each bar
+        ends = [onset + length for onset, length, *_ in notes(normalize_midi(done.midi))]
+        assert max(ends) == pytest.approx(bars * beats * float(beat) * 4), abc  # in quarters
