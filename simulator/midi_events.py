@@ -545,8 +545,10 @@ def note_spans(stream: bytes, in_file: bool = False, merged: bool = False) -> li
             continue
         end = next((j for j in range(i + 1, len(events)) if _note_key(stream, events[j]) == key),
                    i)
-        spans.append(NoteSpan(e.data, _delta_bytes(events[since[e.track]: i + 1]),
-                              _delta_bytes(events[i + 1: end + 1])))
+        # its track's events only: in a merged stream, other tracks' come between, on their clocks
+        own = [x for x in events[since[e.track]: end + 1] if x.track == e.track]
+        k = own.index(e) + 1
+        spans.append(NoteSpan(e.data, _delta_bytes(own[:k]), _delta_bytes(own[k:])))
         since[e.track] = i + 1
     if not in_file:
         return spans

@@ -357,6 +357,13 @@ def test_merged_layout_round_trips_and_merges_only_files_of_several_voices(corpu
         assert len(spans) == sum(m.type == "note_on" and m.velocity > 0
                                  for t in midi_file.tracks for m in t)
         assert all(merged[s.pitch] < 0x80 and s.onset and s.duration for s in spans)
+
+        def decided(content, spans):  # the bytes that decide each note
+            return sorted((content[s.pitch], bytes(content[p] for p in s.onset),
+                           bytes(content[p] for p in s.duration)) for s in spans)
+
+        # the same delta times decide each note as in `events`: each track keeps its own
+        assert decided(merged, spans) == decided(stream, note_spans(stream))
     assert merged_files >= 24
 
 
