@@ -1014,8 +1014,8 @@ class MusicCodec(Codec):
     `decode` and `output_file`; "note-aligned" the event stream with fill after every event
     but a note-on, so that each note begins a patch (`midi_events.NoteAlignedGrammar`; the
     fill is forced and not scored); "merged-events" the event stream with the tracks after the
-    first merged in time order (`midi_events.merge_tracks`). Generation of an event-stream target is constrained to
-    well-formed events (`EventConstraint`).
+    first merged in time order (`midi_events.merge_tracks`). Generation of an event-stream
+    target is constrained to well-formed events (`EventConstraint`).
 
     `abc`: "text" writes the ABC as it is; "note-slots" starts every note of its body on a
     slot of its own, and "note-gchord-slots" every note and every guitar chord

@@ -99,6 +99,7 @@ class Event:
     delta_end: int  # the byte after its delta time
     status: int  # its status, running status resolved; 0xFF meta, 0xF0 sysex
     data: int  # its first data byte (a meta event: its type byte)
+    delta: int  # its delta time's value, in ticks
 
 
 @functools.cache
@@ -179,7 +180,7 @@ class EventGrammar(StreamGrammar):
         self.after = "delta"  # the state once the queue is empty
         self.status = self.meta_type = 0  # of the event being read
         self.data_pos = 0  # offset of its first data byte
-        self.event_start = self.delta_end = 0
+        self.event_start = self.delta_end = self.delta = 0
         self.events: list[Event] = []
         self.track_ends: list[int] = []  # the offset after each finished track
 
@@ -270,7 +271,7 @@ class EventGrammar(StreamGrammar):
 
     def _varint_read(self) -> None:
         if self.varint_for == "delta":
-            self.delta_end, self.state = self.pos, "status"
+            self.delta, self.delta_end, self.state = self.varint_value, self.pos, "status"
         elif self.varint_for == "meta":
             self._queue([(ANY, self.varint_value)], then="event")
         else:  # sysex: the data, then F7
@@ -298,7 +299,7 @@ class EventGrammar(StreamGrammar):
 
     def _event_done(self) -> None:
         self.events.append(Event(self.track, self.event_start, self.delta_end, self.status,
-                                 self.data_pos))
+                                 self.data_pos, self.delta))
         self.switched = False
         if self.merging:
             self.highest = max(self.highest, self.track)
@@ -455,10 +456,7 @@ def _timed(stream: bytes, grammar: EventGrammar) -> list[_Timed]:
     events, out = grammar.events, []
     clock: dict[int, int] = {}  # track -> ticks
     for e, end in zip(events, [e.start for e in events[1:]] + [len(stream)]):
-        delta = 0
-        for byte in stream[e.start: e.delta_end]:
-            delta = (delta << 7) | (byte & 0x7F)
-        clock[e.track] = clock.get(e.track, 0) + delta
+        clock[e.track] = clock.get(e.track, 0) + e.delta
         body = stream[e.delta_end + 2 if stream[e.delta_end] == SWITCH else e.delta_end: end]
         out.append(_Timed(e.track, clock[e.track], body if body[0] >= 0x80
                           else bytes([e.status]) + body))

@@ -57,7 +57,7 @@ from simulator.train_args import CONFIG_OVERRIDES, TrainArgs, check_args
 
 # --init-from may change these (an auxiliary head that differs is drawn afresh)
 FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window", "aux_outputs")
-# ... and these codec options: the CPU profile (a ladder) and the ABC's layout
+# ... and these codec options: the CPU profile (a ladder) and the ABC's and the MIDI's layouts
 CODEC_FREE_ON_INIT = ("profile", "abc", "midi")
 
 
@@ -96,8 +96,8 @@ def initial_weights(path: str, config, codec_options: dict[str, Any]):
     """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have
     this run's shape and codec layout; the CPU profile may differ (a ladder from rv32e-mini
     to rv32e: the model knows nothing of state sizes), and so may the ABC's and the MIDI's
-    layouts (no weight depends on them) and `FREE_ON_INIT`: the context (positions are rotary) and the byte
-    level's window (a bigger state needs a longer reach); no weight's shape depends on them."""
+    layouts (no weight depends on them) and `FREE_ON_INIT`: the context (positions are
+    rotary) and the byte level's window (a bigger state needs a longer reach); no weight's shape depends on them."""
     model, meta = load_pretrained(resolve_model_path(path))
     have, want = model.config.to_dict(), config.to_dict()
     diff = [f"{k} {have[k]!r} there, {want[k]!r} here" for k in want

@@ -2,10 +2,11 @@
 
 Each tune is a pure function of `(seed, index, options)`. It covers every key (tonic x mode with
 at most 7 sharps or flats), common and compound meters (2/4 3/4 4/4 6/8 9/8 12/8 3/8 C C|;
-with `wide_meters`, 2/2 3/2 4/2 6/4), unit note lengths 1/4 1/8 1/16 (and 1/2), tempo, note-length multipliers and fractions, broken rhythm,
-accidentals, octave marks, rests, ties, slurs, triplets, chords, guitar-chord symbols, repeats
-with first and second endings, parts (P:) and grace notes. Every bar is filled exactly, so
-abc2midi converts the tunes without errors or warnings (tested in tests/unit/test_music_synthetic.py).
+with `wide_meters`, 2/2 3/2 4/2 6/4), unit note lengths 1/4 1/8 1/16 (and 1/2), tempo,
+note-length multipliers and fractions, broken rhythm, accidentals, octave marks, rests, ties,
+slurs, triplets, chords, guitar-chord symbols, repeats with first and second endings, parts
+(P:) and grace notes. Every bar is filled exactly, so abc2midi converts the tunes without
+errors or warnings (tested in tests/unit/test_music_synthetic.py).
 
 The melody is a random walk on the scale of the key (mostly steps, some leaps) that favours
 chord tones on downbeats and ends each part on the tonic; guitar chords follow a plain
@@ -190,7 +191,7 @@ class _Tune:
         if self.chance(opt.meters):
             wide = self.chance(opt.wide_meters)
             self.meter = rng.choice(list(WIDE_METERS if wide else METERS))
-        self.beats, self.beat, self.compound = {**METERS, **WIDE_METERS}[self.meter]
+        self.beats, self.beat, self.compound = (WIDE_METERS if wide else METERS)[self.meter]
         units = WIDE_UNIT_LENGTHS if wide else (
             UNIT_LENGTHS[:2] if self.beat == F(1, 2) else UNIT_LENGTHS)
         self.unit = rng.choice(units) if self.chance(opt.units) else F(1, 8)
@@ -204,7 +205,6 @@ class _Tune:
         if not self.chance(opt.octaves):  # C..b: no octave marks
             self.lo, self.hi = max(self.lo, 28), min(self.hi, 41)
         self.pitch = self.home
-        # abc2midi has no accompaniment pattern for 3/2 and 4/2 (it warns): no guitar chords
         self.gchords = rng.random() < opt.gchords and self.meter not in NO_GCHORD_METERS
         self.tie_text: str | None = None  # pitch text of the last note, for a tie
         self.altered: list[int] = []  # pitches given an accidental in the bar so far

@@ -11,6 +11,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mido.midifiles.midifiles import read_variable_int
 
 from bytesim_common.errors import UserError
 from datagen.music.abc_header import canonical_header
@@ -368,13 +369,10 @@ def test_merged_layout_round_trips_and_merges_only_files_of_several_voices(corpu
 
 
 def _times(stream: bytes, grammar: EventGrammar) -> list[tuple[object, int]]:
-    """Each event with the sum of its track's delta times up to it."""
+    """Each event with the sum of its track's delta times up to it (read by mido)."""
     out, clock = [], [0] * len(grammar.track_ends)
     for e in grammar.events:
-        delta = 0
-        for byte in stream[e.start: e.delta_end]:
-            delta = (delta << 7) | (byte & 0x7F)
-        clock[e.track] += delta
+        clock[e.track] += read_variable_int(io.BytesIO(stream[e.start: e.delta_end]))
         out.append((e, clock[e.track]))
     return out
 
