@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, cast
@@ -239,17 +240,29 @@ PRESETS["small-p4"] = replace(PRESETS["small"], patch_sizes=(4,))
 # every byte attending to every byte before it, like issue 12's flat baseline), its byte level a
 # small head on each position; no hierarchy, for comparison on short sequences
 PRESETS["small-flat"] = replace(PRESETS["small"], patch_sizes=(1,), max_len=1024)
+PRESETS["tiny-flat"] = replace(PRESETS["tiny"], patch_sizes=(1,))  # the same, for tests
 
 # `small` with gated (SwiGLU) MLPs at both levels, the same parameter count: a hidden unit is a
 # product, so selecting a bit by a shift amount is one unit (docs/training.md, the ladder)
 PRESETS["small-glu"] = replace(PRESETS["small"], block_options=({"mlp": "swiglu"},) * 2)
-PRESETS["tiny-flat"] = replace(PRESETS["tiny"], patch_sizes=(1,))  # the same, for tests
 
 # `small` whose top-level patches are also read by a 2-block byte encoder (width 128) inside each
 # patch: the music study's test of whether the order of the notes inside one ABC patch is lost in
 # the linear patch embedding (docs/music.md)
 PRESETS["small-enc"] = replace(PRESETS["small"], patch_encoder=2)
 PRESETS["tiny-enc"] = replace(PRESETS["tiny"], patch_encoder=1)  # the same, for tests
+
+# `small` whose byte level splits its width into more heads (4, 8 or 16 heads of 32, 16 or 8, not
+# 2 of 64): one instruction's result byte reads several bytes at once (two operand bytes, the
+# carry's, the opcode's), one route per head (docs/training.md, the ladder)
+PRESETS["small-heads4"] = replace(PRESETS["small"], n_heads=(4, 4))
+PRESETS["small-heads8"] = replace(PRESETS["small"], n_heads=(4, 8))
+PRESETS["small-heads16"] = replace(PRESETS["small"], n_heads=(4, 16))
+
+# `small` with a patch level twice as deep (8 blocks): grown from a `small` checkpoint with
+# `--init-from` (the new blocks start as identities), for the music ladder's plateau
+PRESETS["small-deeppatches"] = replace(PRESETS["small"], n_layers=(8, 2))
+PRESETS["tiny-deeppatches"] = replace(PRESETS["tiny"], n_layers=(3, 1))  # the same, for tests
 
 # small3's body parameters in narrower, deeper levels (the study's "narrower, deeper" variant)
 PRESETS["small3-deep"] = replace(PRESETS["small3"], d_model=(192, 144, 96), n_layers=(7, 4, 4),
@@ -384,6 +397,24 @@ class ByteModel(nn.Module):
     def _init_weights(m: nn.Module) -> None:
         if isinstance(m, (nn.Linear, nn.Embedding)):
             nn.init.normal_(m.weight, std=0.02)
+
+    def reshaped(self, config: ModelConfig) -> ByteModel:
+        """This model's weights in a model of `config`, which may differ from this model's in what
+        no weight's shape depends on (max_len, local_window) and in more blocks at a level: those
+        are appended to the level's blocks with their projections into the residual stream
+        (`out`) zero, so each starts as the identity and the copy computes what this model does
+        (growing a trained model deeper: `simulator train --init-from`)."""
+        model = ByteModel(config).to(self.head.weight.device, self.head.weight.dtype)
+        missing, unexpected = model.load_state_dict(self.state_dict(), strict=False)
+        new_block = [re.match(r"levels\.(\d+)\.blocks\.(\d+)\.", name) for name in missing]
+        if unexpected or not all(m and int(m[2]) >= self.config.n_layers[int(m[1])]
+                                 for m in new_block):
+            raise ValueError(f"config {config} cannot hold this model's weights "
+                             f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+        for name, p in model.named_parameters():
+            if name in missing and name.endswith("out.weight"):
+                nn.init.zeros_(p)
+        return model.train(self.training)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

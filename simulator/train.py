@@ -97,18 +97,24 @@ def initial_weights(path: str, config, codec_options: dict[str, Any]):
     this run's shape and codec layout; the CPU profile may differ (a ladder from rv32e-mini
     to rv32e: the model knows nothing of state sizes), and so may the ABC's and the MIDI's
     layouts (no weight depends on them) and `FREE_ON_INIT`: the context (positions are
-    rotary) and the byte level's window (a bigger state needs a longer reach); no weight's shape depends on them."""
+    rotary) and the byte level's window (a bigger state needs a longer reach); no weight's shape
+    depends on them. A preset with more blocks at some level than the checkpoint (and its shape
+    otherwise) grows it deeper: the new blocks start as identities (`ByteModel.reshaped`)."""
     model, meta = load_pretrained(resolve_model_path(path))
     have, want = model.config.to_dict(), config.to_dict()
+    deeper = len(have["n_layers"]) == len(want["n_layers"]) and all(  # grown by the preset
+        h <= w for h, w in zip(have["n_layers"], want["n_layers"]))
     diff = [f"{k} {have[k]!r} there, {want[k]!r} here" for k in want
-            if k not in FREE_ON_INIT and have[k] != want[k]]
+            if k not in FREE_ON_INIT and have[k] != want[k] and not (k == "n_layers" and deeper)]
     have_codec = codec_from_options(meta["codec"]).options()  # checkpoints of older layouts too
     diff += [f"codec {k} {have_codec.get(k)!r} there, {v!r} here"  # a ladder may change the CPU
              for k, v in codec_options.items() if k not in CODEC_FREE_ON_INIT
              and have_codec.get(k) != v]
     if diff:
         raise UserError(f"--init-from {path} does not fit this run: {'; '.join(diff[:3])}")
-    model.config.max_len = config.max_len
+    model = model.reshaped(dataclasses.replace(model.config, max_len=config.max_len,
+                                               local_window=config.local_window,
+                                               n_layers=config.n_layers))
     if model.config.aux_outputs != config.aux_outputs:
         model.add_aux_head(config.aux_outputs)
     return model.train()

@@ -18,6 +18,7 @@ import simulator.train
 from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cpu.build import build_cpu_corpus
+from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.data import batch_sequences, curriculum_sequences
 from simulator.run_folder import read_metrics, resolve_curriculum
 from simulator.schedule import lr_at
@@ -197,6 +198,11 @@ def test_init_from_starts_with_the_checkpoint_weights(corpus, tmp_path):
     first, fresh, more = (read_metrics(tmp_path / n) for n in ("first", "fresh", "more"))
     assert more[0]["loss"] < 0.8 * fresh[0]["loss"]
     assert abs(more[0]["loss"] - first[-1]["loss"]) < abs(fresh[0]["loss"] - first[-1]["loss"])
+    # a deeper preset grows the checkpoint: the new blocks start as identities, same first loss
+    train(_args(corpus, tmp_path / "deeper", steps=1, curriculum=0, preset="tiny-deeppatches",
+                init_from=str(tmp_path / "first")))
+    assert read_metrics(tmp_path / "deeper")[0]["loss"] == pytest.approx(more[0]["loss"], rel=1e-5)
+    assert load_pretrained(resolve_model_path(tmp_path / "deeper"))[0].config.n_layers == (3, 1)
     with pytest.raises(UserError, match="does not fit this run: patch_sizes"):
         train(_args(corpus, tmp_path / "other", preset="tiny3", init_from=str(tmp_path / "first")))
     with pytest.raises(UserError, match="codec ir_word 'executed' there, 'none' here"):
@@ -215,6 +221,7 @@ def test_init_from_climbs_to_another_profile(corpus, tmp_path):
     train(_args(str(big), tmp_path / "up", steps=1, curriculum=0, max_len=1024, local_window=80,
                 init_from=str(tmp_path / "mini")))  # another context and window too
     assert json.loads((tmp_path / "up" / "run.json").read_text())["args"]["init_from"]
+    assert load_pretrained(resolve_model_path(tmp_path / "up"))[0].config.local_window == 80  # the run's, not 0
 
 
 def test_curriculum_widens_from_the_shortest_sequences():

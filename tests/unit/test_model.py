@@ -131,6 +131,11 @@ def test_preset_sizes():
         "small-p4": (3e6, 5e6),
         "small-flat": (3e6, 5e6),
         "small-glu": (2e6, 8e6),
+        "small-heads4": (2e6, 8e6),
+        "small-heads8": (2e6, 8e6),
+        "small-heads16": (2e6, 8e6),
+        "small-deeppatches": (6e6, 9e6),
+        "tiny-deeppatches": (1e5, 1e6),
         "tiny-flat": (1e5, 1e6),
         "tiny-enc": (1e5, 1e6),
         "small-enc": (4e6, 8e6),
@@ -347,3 +352,25 @@ def test_aux_head_reads_the_byte_level_causally_and_leaves_the_logits_alone():
     assert not torch.equal(model(changed, aux=True)[1][:, 41:], aux[:, 41:])
     config = ModelConfig.from_dict(model.config.to_dict())
     assert config.aux_outputs == 5 and ByteModel(config).aux_head.out_features == 5
+
+
+@pytest.mark.parametrize("name,window", [("tiny", 20), ("tiny3", 6)])
+def test_a_model_grown_deeper_computes_what_it_did(name, window):
+    """reshaped(): blocks appended at any level start as identities, the window may change, and
+    a config with fewer blocks or another width cannot hold the weights."""
+    model = make(name, window).eval()
+    deeper_layers = tuple(n + 1 + k for k, n in enumerate(model.config.n_layers))
+    deeper = model.reshaped(replace(model.config, n_layers=deeper_layers)).eval()
+    ids = torch.randint(0, 258, (2, 64))
+    assert torch.equal(model(ids), deeper(ids))
+    assert deeper.num_parameters() > model.num_parameters()
+    for old, new in zip(model.levels, deeper.levels):  # the old blocks first, as they were
+        for a, b in zip(old.blocks.parameters(), new.blocks[:len(old.blocks)].parameters()):
+            assert torch.equal(a, b)
+    wider = model.reshaped(replace(model.config, local_window=window + 16))
+    assert wider.levels[-1].blocks[0].attn.window == window + 16
+    assert not torch.equal(model(ids), wider.eval()(ids))  # the bytes now see further back
+    with pytest.raises(ValueError, match="cannot hold"):
+        model.reshaped(replace(model.config, n_layers=(1,) * model.config.n_levels))
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        model.reshaped(replace(model.config, d_model=tuple(2 * d for d in model.config.d_model)))
