@@ -111,12 +111,16 @@ class SynthOptions:
     plain_lengths: float = 0.0  # the tune spells half and quarter units one way (`/2`, `/4`),
     #                             not `/` or `/2`, `//` or `/4` at random: a MIDI file cannot
     #                             tell the spellings apart, so a MIDI -> ABC model cannot learn them
+    free_chords: float = 0.0  # a part with guitar chords takes each bar's chord from the key's
+    #                           seven at random, not from a four-bar progression (which opens on
+    #                           I and closes on V, a part on I): a progression can be guessed
+    #                           from the key, a chord drawn at random only read
 
     # Options added after corpora were made with every option in their arguments: in a
     # corpus's arguments only where set, so that a corpus made (or half made) before one of
     # them resumes unchanged.
     RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars", "bare_line_ends",
-                         "wide_meters")
+                         "wide_meters", "free_chords")
 
     def recorded(self) -> dict[str, float]:
         """The options as a corpus's arguments record them."""
@@ -366,12 +370,13 @@ class _Tune:
         rng = self.rng
         out = self.beat_group(None) + " |" if pickup else ""
         progression = rng.choice(PROGRESSIONS)
+        free = self.gchords and self.chance(self.opt.free_chords)
         repeat = rng.random() < self.opt.repeats
         endings = repeat and rng.random() < self.opt.endings
         bars = []
         for b in range(n_bars + (1 if endings else 0)):
             last = b >= n_bars - 1
-            degree = 0 if last else progression[b % 4]
+            degree = rng.randrange(7) if free else 0 if last else progression[b % 4]
             root = degree if self.gchords else None
             groups = self.bar(root, last)
             if self.gchords:

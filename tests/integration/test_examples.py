@@ -22,7 +22,8 @@ def _run(script: str, *args: str) -> str:
 
 def test_every_example_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    assert EXAMPLES == ["abc_pitch_errors.py", "compare_own_program.py", "convert_tune.py",
+    assert EXAMPLES == ["abc_accompaniment.py", "abc_pitch_errors.py", "compare_own_program.py",
+                        "convert_tune.py",
                         "predict_program.py", "register_moves.py", "train_tiny.py",
                         "uniform_shifts.py"]
     assert all(f"examples/{name}" in readme for name in EXAMPLES)
@@ -72,6 +73,28 @@ def test_abc_pitch_errors(tiny_abc2midi):
     out = _run("abc_pitch_errors.py", str(tiny_abc2midi.corpus), "--split", "train",
                "--model", str(tiny_abc2midi.checkpoint))
     assert out.splitlines()[-1].startswith("all notes ")
+
+
+def test_abc_accompaniment(tiny_abc2midi):
+    out = _run("abc_accompaniment.py", str(tiny_abc2midi.corpus), "--split", "train",
+               "--model", str(tiny_abc2midi.checkpoint))
+    assert out.startswith("tunes with guitar chords: ")
+
+
+def test_abc_accompaniment_beats():
+    """A beat is right where the model starts exactly the reference's notes at its onset."""
+    spec = importlib.util.spec_from_file_location("abc_accompaniment",
+                                                  ROOT / "examples" / "abc_accompaniment.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ref = [(0, 69, 0.0, 1.0), (1, 45, 0.0, 1.0), (2, 57, 1.0, 1.0), (2, 61, 1.0, 1.0),
+           (1, 50, 2.0, 1.0), (2, 62, 3.0, 1.0)]
+    got = [(0, 69, 0.0, 1.0), (1, 45, 0.0, 1.0), (2, 57, 1.0, 1.0),  # one chord note missing
+           (1, 50, 2.0, 1.0), (2, 62, 3.0, 1.0), (2, 66, 3.0, 1.0)]  # one too many
+    (ref_mel, ref_acc), (mel, acc) = mod.split_tracks(ref, 0), mod.split_tracks(got, 0)
+    assert ref_mel == mel == [(0, 69, 0.0, 1.0)] and len(ref_acc) == 5
+    assert mod.beats_right(acc, ref_acc) == [True, False, True, False]
+    assert mod.f1(acc, ref_acc) == 2 * 4 / 10 and mod.f1([], []) == 1.0
 
 
 def test_abc_pitch_errors_note_kinds():

@@ -311,3 +311,27 @@ def test_wide_meters_bring_half_note_beats_and_a_half_note_unit(tmp_path):
         bars = abc.split("\nK:", 1)[1].count("|")  # "... | ... |]": a bar line ends each bar
         ends = [onset + length for onset, length, *_ in notes(normalize_midi(done.midi))]
         assert max(ends) == pytest.approx(bars * beats * float(beat) * 4), abc  # in quarters
+
+
+@needs_abc2midi
+def test_free_chords_are_read_not_guessed(tmp_path):
+    """`free_chords`: a part's guitar chords drawn from the key's seven, not from a four-bar
+    progression that opens on I; at 0, the default, tunes are as before."""
+    assert _bodies(SynthOptions.parse("free_chords=0"), 5) == _bodies(SynthOptions(), 5)
+    plain = SynthOptions.parse("gchords=1,parts=0,repeats=0,pickups=0,wide_meters=0")
+    free = SynthOptions.parse("free_chords=1", plain)
+
+    def opening_chords(opt):  # the first chord of each tune, against its key's tonic
+        tunes = [synthetic_tune(11, i, opt) for i in range(40)]
+        return [(re.search(r'"([A-G][#b]?)', t.split("\nK:", 1)[1]).group(1),
+                 re.search(r"^K:([A-G][#b]?)", t, re.MULTILINE).group(1)) for t in tunes
+                if '"' in t.split("\nK:", 1)[1]]
+
+    assert all(chord == tonic for chord, tonic in opening_chords(plain))
+    assert sum(chord != tonic for chord, tonic in opening_chords(free)) >= 20
+    for i in range(6):  # abc2midi accompanies them without a complaint
+        abc = synthetic_tune(12, i, free)
+        (tmp_path / "t.abc").write_text(abc)
+        run = subprocess.run(["abc2midi", "t.abc", "-o", "t.mid"], cwd=tmp_path,
+                             capture_output=True, text=True, check=False)
+        assert [m for m in run.stdout.splitlines() if m.startswith(("Error", "Warning"))] == []

@@ -1,0 +1,94 @@
+"""Does an abc2midi model play the guitar chords a tune writes? Test tunes against abc2midi.
+
+    python examples/abc_accompaniment.py CORPUS [--model PATH] [-n 100] [--split test]
+
+abc2midi plays a tune's guitar chords ("Am", "D7") as an accompaniment beside the melody: a bass
+note and a chord on the meter's beats, on channels of their own. For each of the first N tunes
+of a split (default: test) that write guitar chords, converted as a user converts them
+(`MusicConverter.abc_to_midi`), this prints the note_f1 of the melody (the notes on the channel
+of the reference's first note) and of the accompaniment (every other note), and how many of the
+accompaniment's beats (the notes abc2midi starts at one time) the model plays exactly: the
+tune's first beat apart from the later ones. A model that has not learnt to read the symbols
+still plays the first chord (most tunes open on their key's chord) and then guesses.
+"""
+
+import argparse
+import collections
+
+from bytesim_common.errors import UserError
+from datagen.corpus import read_table
+from simulator.facade import MusicConverter
+from simulator.metrics import midi_notes
+
+Note = tuple[int, int, float, float]  # (channel, pitch, onset, length), as midi_notes gives them
+
+
+def f1(predicted: list[Note], reference: list[Note]) -> float:
+    """note_f1 of two lists of notes (1.0 where both are empty)."""
+    if not predicted and not reference:
+        return 1.0
+    hits = sum((collections.Counter(predicted) & collections.Counter(reference)).values())
+    return 2 * hits / (len(predicted) + len(reference))
+
+
+def split_tracks(notes: list[Note], melody_channel: int) -> tuple[list[Note], list[Note]]:
+    """(melody, accompaniment): the notes on `melody_channel`, and the others."""
+    return ([n for n in notes if n[0] == melody_channel],
+            [n for n in notes if n[0] != melody_channel])
+
+
+def beats_right(predicted: list[Note], reference: list[Note]) -> list[bool]:
+    """For each onset of the reference's accompaniment, in time order: does the prediction start
+    exactly the same notes there?"""
+    def by_onset(notes: list[Note]) -> dict[float, collections.Counter[Note]]:
+        out: dict[float, collections.Counter[Note]] = collections.defaultdict(collections.Counter)
+        for n in notes:
+            out[n[2]][n] += 1
+        return out
+
+    got, want = by_onset(predicted), by_onset(reference)
+    return [got.get(onset) == want[onset] for onset in sorted(want)]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("corpus", help="a music corpus folder (datagen music)")
+    p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
+    p.add_argument("-n", type=int, default=100, help="tunes with guitar chords (default 100)")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--fast", action="store_true", help="3 tunes")
+    args = p.parse_args()
+
+    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
+    rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()
+    rows = [r for r in rows if '"' in r["abc"].split("\nK:", 1)[-1]][:3 if args.fast else args.n]
+    melody_f1, accompaniment_f1, entirely, first, later = [], [], 0, [], []
+    no_file = 0
+    for row in rows:
+        try:
+            out = conv.abc_to_midi(row["abc"])
+        except UserError:  # the output is not a MIDI file, or a bar does not fit the context
+            no_file += 1
+            continue
+        ref = midi_notes(row["midi"])
+        channel = min(ref, key=lambda n: (n[2], n[0]))[0] if ref else 0
+        (ref_mel, ref_acc), (mel, acc) = (split_tracks(ns, channel)
+                                          for ns in (ref, midi_notes(out)))
+        melody_f1.append(f1(mel, ref_mel))
+        accompaniment_f1.append(f1(acc, ref_acc))
+        entirely += accompaniment_f1[-1] == 1.0
+        right = beats_right(acc, ref_acc)
+        first += right[:1]
+        later += right[1:]
+    print(f"tunes with guitar chords: {len(melody_f1)} (left out, no MIDI file: {no_file})")
+    if not melody_f1:
+        return
+    print(f"melody note_f1 {sum(melody_f1) / len(melody_f1):.3f}  accompaniment note_f1 "
+          f"{sum(accompaniment_f1) / len(accompaniment_f1):.3f}  accompaniment entirely right "
+          f"{entirely}")
+    print(f"accompaniment beats right: the first {sum(first)} of {len(first)}, later ones "
+          f"{sum(later)} of {len(later)} ({100 * sum(later) / max(1, len(later)):.1f}%)")
+
+
+if __name__ == "__main__":
+    main()
