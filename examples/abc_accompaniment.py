@@ -18,30 +18,20 @@ import collections
 from bytesim_common.errors import UserError
 from datagen.corpus import read_table
 from simulator.facade import MusicConverter
-from simulator.metrics import midi_notes
-
-Note = tuple[int, int, float, float]  # (channel, pitch, onset, length), as midi_notes gives them
+from simulator.metrics import Notes, midi_notes, notes_f1
 
 
-def f1(predicted: list[Note], reference: list[Note]) -> float:
-    """note_f1 of two lists of notes (1.0 where both are empty)."""
-    if not predicted and not reference:
-        return 1.0
-    hits = sum((collections.Counter(predicted) & collections.Counter(reference)).values())
-    return 2 * hits / (len(predicted) + len(reference))
-
-
-def split_tracks(notes: list[Note], melody_channel: int) -> tuple[list[Note], list[Note]]:
+def split_tracks(notes: Notes, melody_channel: int) -> tuple[Notes, Notes]:
     """(melody, accompaniment): the notes on `melody_channel`, and the others."""
     return ([n for n in notes if n[0] == melody_channel],
             [n for n in notes if n[0] != melody_channel])
 
 
-def beats_right(predicted: list[Note], reference: list[Note]) -> list[bool]:
+def beats_right(predicted: Notes, reference: Notes) -> list[bool]:
     """For each onset of the reference's accompaniment, in time order: does the prediction start
     exactly the same notes there?"""
-    def by_onset(notes: list[Note]) -> dict[float, collections.Counter[Note]]:
-        out: dict[float, collections.Counter[Note]] = collections.defaultdict(collections.Counter)
+    def by_onset(notes: Notes) -> dict[float, collections.Counter]:
+        out: dict[float, collections.Counter] = collections.defaultdict(collections.Counter)
         for n in notes:
             out[n[2]][n] += 1
         return out
@@ -74,8 +64,8 @@ def main() -> None:
         channel = min(ref, key=lambda n: (n[2], n[0]))[0] if ref else 0
         (ref_mel, ref_acc), (mel, acc) = (split_tracks(ns, channel)
                                           for ns in (ref, midi_notes(out)))
-        melody_f1.append(f1(mel, ref_mel))
-        accompaniment_f1.append(f1(acc, ref_acc))
+        melody_f1.append(notes_f1(mel, ref_mel))
+        accompaniment_f1.append(notes_f1(acc, ref_acc))
         entirely += accompaniment_f1[-1] == 1.0
         right = beats_right(acc, ref_acc)
         first += right[:1]

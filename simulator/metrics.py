@@ -197,7 +197,7 @@ def _readable_notes(data: bytes) -> Notes | None:
 
 def note_f1(predicted: bytes, reference: bytes) -> float:
     """Note-level F1 (pitch, onset, duration; channel) of a predicted MIDI file; 0 if unreadable."""
-    return _f1(_readable_notes(predicted), midi_notes(reference))
+    return notes_f1(_readable_notes(predicted), midi_notes(reference))
 
 
 def notes_exact(predicted: bytes, reference: bytes) -> bool:
@@ -224,7 +224,8 @@ def first_error(predicted: bytes, reference: bytes) -> str | None:
 # The three above on notes already read (None: an unreadable prediction), so that a tally reads
 # each file once.
 
-def _f1(predicted: Notes | None, reference: Notes) -> float:
+def notes_f1(predicted: Notes | None, reference: Notes) -> float:
+    """`note_f1` of notes already read (as `midi_notes` gives them; None: unreadable)."""
     if predicted is None:  # an unreadable prediction has no notes
         return 0.0
     pred, ref = Counter(predicted), Counter(reference)
@@ -286,7 +287,7 @@ class MusicTally:
         """One greedy output: `predicted` and `reference` are MIDI files (midi2abc: the
         predicted ABC converted; b"" where there is none). Each file is read once."""
         pred, ref = _readable_notes(predicted), midi_notes(reference)
-        self.files["note_f1"].append(_f1(pred, ref))
+        self.files["note_f1"].append(notes_f1(pred, ref))
         self.files["notes_exact"].append(_exact(pred, ref))
         self.files["ends"].append(ends)
         if self.task == "abc2midi":  # midi_notes fails exactly where mido's parse does

@@ -22,6 +22,14 @@ from datagen.music.synthetic import (
 from tests.helpers import needs_abc2midi
 
 
+def _abc2midi_complaints(abc: str, folder) -> list[str]:
+    """The errors and warnings abc2midi prints converting `abc` (to `folder`/t.mid)."""
+    (folder / "t.abc").write_text(abc)
+    run = subprocess.run(["abc2midi", "t.abc", "-o", "t.mid"], cwd=folder, capture_output=True,
+                         text=True, check=False)
+    return [m for m in run.stdout.splitlines() if m.startswith(("Error", "Warning"))]
+
+
 @needs_abc2midi
 @settings(max_examples=30, deadline=None)
 @given(seed=st.integers(0, 2**32), index=st.integers(0, 10**6))
@@ -29,11 +37,7 @@ def test_abc2midi_converts_synthetic_tunes_without_errors_or_warnings(tmp_path_f
                                                                        index):
     abc = synthetic_tune(seed, index)
     d = tmp_path_factory.mktemp("abc")
-    (d / "t.abc").write_text(abc)
-    run = subprocess.run(["abc2midi", "t.abc", "-o", "t.mid"], cwd=d, capture_output=True,
-                         text=True, check=False)
-    complaints = [m for m in run.stdout.splitlines() if m.startswith(("Error", "Warning"))]
-    assert complaints == [], abc
+    assert _abc2midi_complaints(abc, d) == [], abc
     assert (d / "t.mid").stat().st_size > 0
 
 
@@ -302,10 +306,7 @@ def test_wide_meters_bring_half_note_beats_and_a_half_note_unit(tmp_path):
         meter = re.search(r"^M:(.+)$", t, re.MULTILINE).group(1)
         assert ('"' in t.split("\nK:", 1)[1]) == (meter in ("2/2", "6/4")), t
     for i, abc in enumerate(tunes[:16]):
-        (tmp_path / "t.abc").write_text(abc)
-        run = subprocess.run(["abc2midi", "t.abc", "-o", "t.mid"], cwd=tmp_path,
-                             capture_output=True, text=True, check=False)
-        assert [m for m in run.stdout.splitlines() if m.startswith(("Error", "Warning"))] == []
+        assert _abc2midi_complaints(abc, tmp_path) == []
         done = abc2midi(abc, str(tmp_path))
         beats, beat, _ = WIDE_METERS[re.search(r"^M:(.+)$", abc, re.MULTILINE).group(1)]
         bars = abc.split("\nK:", 1)[1].count("|")  # "... | ... |]": a bar line ends each bar
@@ -330,8 +331,4 @@ def test_free_chords_are_read_not_guessed(tmp_path):
     assert all(chord == tonic for chord, tonic in opening_chords(plain))
     assert sum(chord != tonic for chord, tonic in opening_chords(free)) >= 20
     for i in range(6):  # abc2midi accompanies them without a complaint
-        abc = synthetic_tune(12, i, free)
-        (tmp_path / "t.abc").write_text(abc)
-        run = subprocess.run(["abc2midi", "t.abc", "-o", "t.mid"], cwd=tmp_path,
-                             capture_output=True, text=True, check=False)
-        assert [m for m in run.stdout.splitlines() if m.startswith(("Error", "Warning"))] == []
+        assert _abc2midi_complaints(synthetic_tune(12, i, free), tmp_path) == []
