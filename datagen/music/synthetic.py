@@ -115,12 +115,26 @@ class SynthOptions:
     #                           seven at random, not from a four-bar progression (which opens on
     #                           I and closes on V, a part on I): a progression can be guessed
     #                           from the key, a chord drawn at random only read
+    # Marks of real tunes that change what abc2midi plays (music21's corpus writes them):
+    staccato: float = 0.0  # a note carries a staccato dot (`.c`): abc2midi plays it for half
+    #                        its length, less a quarter unit for each grace note before it
+    #                        (not in triplets or broken-rhythm pairs)
+    grace_runs: float = 0.0  # a grace group before a note of a beat or more has two or three
+    #                          notes (`{gfe}d`), not one; each takes its time from the note
+    grace_anywhere: float = 0.0  # a note shorter than half a beat may have a grace note too
+    #                              (`{B}AGAB`), and a triplet may open with one (`{c}(3BAB`)
+    bar_ties: float = 0.0  # a bar's last note is tied over the bar line into the next bar's
+    #                        first one or two beats or the whole bar (`c2- | c2`, `d4- | d8`),
+    #                        where no repeat or ending mark comes between (and not in a
+    #                        tune with `bare_line_ends`)
+    slurred_triplets: float = 0.0  # a triplet is slurred, `((3cde)` or `(3(cde)`
 
     # Options added after corpora were made with every option in their arguments: in a
     # corpus's arguments only where set, so that a corpus made (or half made) before one of
     # them resumes unchanged.
     RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars", "bare_line_ends",
-                         "wide_meters", "free_chords")
+                         "wide_meters", "free_chords", "staccato", "grace_runs", "grace_anywhere",
+                         "bar_ties", "slurred_triplets")
 
     def recorded(self) -> dict[str, float]:
         """The options as a corpus's arguments record them."""
@@ -211,6 +225,7 @@ class _Tune:
         self.pitch = self.home
         self.gchords = rng.random() < opt.gchords and self.meter not in NO_GCHORD_METERS
         self.tie_text: str | None = None  # pitch text of the last note, for a tie
+        self.tie_out: str | None = None  # pitch text of the last bar's last note, for a tie
         self.altered: list[int] = []  # pitches given an accidental in the bar so far
         self.plain_lengths = self.chance(opt.plain_lengths)
         self.phrased = self.chance(opt.phrase_lines)
@@ -284,9 +299,21 @@ class _Tune:
             acc = rng.choice(["^", "_", "=", "^", "_", "=", "^^", "__"])
             self.altered.append(d)
         self.tie_text = acc + self.note_name(d)
-        grace = ""
-        if not plain and length >= self.beat / 2 and rng.random() < opt.grace:
-            grace = "{" + self.note_name(d + rng.choice([1, 2, -1])) + "}"
+        grace, run = "", []
+        may_grace = length >= self.beat / 2 or (self.unit / 4 < length
+                                                 and self.chance(opt.grace_anywhere))
+        if not plain and may_grace and rng.random() < opt.grace:
+            first = d + rng.choice([1, 2, -1])
+            run = [first]
+            if length >= self.beat and self.chance(opt.grace_runs):
+                way = rng.choice([1, -1])
+                run += [first + way * k for k in range(1, rng.choice([2, 3]))]
+            grace = "{" + "".join(self.note_name(g) for g in run) + "}"
+        # A staccato note sounds for half its length, and abc2midi takes a quarter unit for
+        # each grace note from what is left; no tie follows it.
+        if not plain and len(run) * self.unit / 4 < length / 2 and self.chance(opt.staccato):
+            note, self.tie_text = "." + self.tie_text, None
+            return grace + note + lt
         return grace + self.tie_text + lt
 
     def carried_note(self, length_text: str) -> str:
@@ -310,11 +337,19 @@ class _Tune:
             return "".join(self.note(self.unit, chord_root if k == 0 else None)
                            for k in range(units.numerator))
         if not self.compound and rng.random() < opt.triplets:
-            return "(3" + "".join(self.note(beat / 2, chord_root if k == 0 else None, True)
-                                  for k in range(3))
+            notes = self.note(beat / 2, chord_root, True)
+            grace = "{" + self.note_name(self.pitch + rng.choice([1, 2, -1])) + "}" \
+                if self.chance(opt.grace_anywhere) and rng.random() < opt.grace else ""
+            notes += "".join(self.note(beat / 2, None, True) for k in range(2))
+            self.tie_text = None  # no tie out of a triplet
+            if self.chance(opt.slurred_triplets):
+                return grace + rng.choice(["((3" + notes, "(3(" + notes]) + ")"
+            return grace + "(3" + notes
         if not self.compound and rng.random() < opt.broken:
-            a = self.note(beat / 2, chord_root, True)
-            return a + rng.choice([">", "<"]) + self.note(beat / 2, None, True)
+            pair = self.note(beat / 2, chord_root, True) + rng.choice([">", "<"])
+            pair += self.note(beat / 2, None, True)
+            self.tie_text = None  # no tie out of a broken-rhythm pair
+            return pair
         pattern = rng.choice(COMPOUND_BEATS if self.compound else SIMPLE_BEATS)
         notes: list[str] = []
         for k, f in enumerate(pattern):
@@ -326,6 +361,7 @@ class _Tune:
         if len(notes) >= 2 and not any(n.startswith("z") for n in notes) \
                 and rng.random() < opt.slurs:
             notes[0], notes[-1] = "(" + notes[0], notes[-1] + ")"
+            self.tie_text = None  # no tie out of a slur
         return "".join(notes)
 
     def held(self, k: int, chord_root: int | None) -> str:
@@ -338,15 +374,22 @@ class _Tune:
             return first + " " + self.note(beat * (k - 1))
         return self.note(beat * k, chord_root)
 
-    def bar(self, chord_root: int | None, last: bool) -> list[str]:
+    def bar(self, chord_root: int | None, last: bool, tie_in: str | None = None) -> list[str]:
         """One bar's beat groups, filling it exactly; the last bar of a part ends on a held
-        tonic."""
+        tonic. `tie_in`: the pitch text of the previous bar's last note, tied over the bar line
+        into this bar's first beat. Leaves `self.tie_out` the pitch text of this bar's last
+        note where a tie may follow it."""
         beats, rng = self.beats, self.rng
         self.altered = []
         held_end = last and self.chance(self.opt.lengths)
         end_beats = 0 if not held_end else (beats if beats <= 2 or rng.random() < 0.5
                                              else beats - 1)
         groups, b = [], 0
+        if tie_in is not None:
+            end_beats = min(end_beats, beats - 1)
+            self.tie_text = tie_in
+            b = min(rng.choice([1, 1, 2, beats]), beats - end_beats)
+            groups.append(self.tied(self.beat * b))
         while b < beats - end_beats:
             root = chord_root if b == 0 else None
             left = beats - end_beats - b
@@ -357,6 +400,7 @@ class _Tune:
             else:
                 groups.append(self.beat_group(root))
                 b += 1
+        self.tie_out = None if end_beats else self.tie_text
         if end_beats:
             self.pitch = self.home
             groups.append(self.note_name(self.home)
@@ -373,12 +417,18 @@ class _Tune:
         free = self.gchords and self.chance(self.opt.free_chords)
         repeat = rng.random() < self.opt.repeats
         endings = repeat and rng.random() < self.opt.endings
-        bars = []
+        bars: list[list[str]] = []
         for b in range(n_bars + (1 if endings else 0)):
             last = b >= n_bars - 1
             degree = rng.randrange(7) if free else 0 if last else progression[b % 4]
             root = degree if self.gchords else None
-            groups = self.bar(root, last)
+            # a tie over the bar line before, where no ending mark comes between (nor a line
+            # end without its bar line, which abc2midi then counts into one bar with the next)
+            tie_in = (self.tie_out if bars and self.tie_out and not (endings and last)
+                      and not self.bare_ends and self.chance(self.opt.bar_ties) else None)
+            if tie_in:
+                bars[-1][-1] += "-"
+            groups = self.bar(root, last, tie_in)
             if self.gchords:
                 groups[0] = f'"{self.chord_symbol(degree)}"' + groups[0]
             bars.append(groups)

@@ -332,3 +332,31 @@ def test_free_chords_are_read_not_guessed(tmp_path):
     assert sum(chord != tonic for chord, tonic in opening_chords(free)) >= 20
     for i in range(6):  # abc2midi accompanies them without a complaint
         assert _abc2midi_complaints(synthetic_tune(12, i, free), tmp_path) == []
+
+
+@needs_abc2midi
+def test_real_tunes_marks_staccato_graces_bar_ties_slurred_triplets(tmp_path):
+    """The marks music21's tunes write that change what abc2midi plays: at 0, the default,
+    tunes are as before; set, each appears, abc2midi converts them without a complaint, and a
+    staccato dot shortens its note without moving any onset."""
+    from datagen.music.normalize import normalize_midi, notes
+
+    marks = ("staccato", "grace_runs", "grace_anywhere", "bar_ties", "slurred_triplets")
+    assert _bodies(SynthOptions.parse(",".join(f"{m}=0" for m in marks)), 5) == \
+        _bodies(SynthOptions(), 5)
+    opt = SynthOptions.parse("staccato=0.3,grace_runs=1,grace_anywhere=1,bar_ties=1,"
+                             "slurred_triplets=1,grace=0.3,triplets=0.3,wide_meters=0.3")
+    tunes = [synthetic_tune(13, i, opt) for i in range(40)]
+    bodies = "".join(t.split("\nK:", 1)[1] for t in tunes)
+    assert re.search(r"\.[\^_=]*[A-Ga-g]", bodies)
+    assert re.search(r"\{[\^_=A-Ga-g,']{2,}\}", bodies)
+    assert re.search(r"-\s*\|", bodies)
+    assert "((3" in bodies and "(3(" in bodies and re.search(r"\}\(\(?3", bodies)
+    for abc in tunes[:12]:
+        assert _abc2midi_complaints(abc, tmp_path) == [], abc
+    dotted = next(t for t in tunes if re.search(r"\.[\^_=]*[A-Ga-g]", t.split("\nK:", 1)[1]))
+    head, body = dotted.split("\nK:", 1)
+    played = [notes(normalize_midi(abc2midi(abc, str(tmp_path)).midi))
+              for abc in (dotted, head + "\nK:" + body.replace(".", ""))]
+    assert [n[0] for n in played[0]] == [n[0] for n in played[1]]  # the same onsets
+    assert sum(n[1] for n in played[0]) < sum(n[1] for n in played[1])  # shorter notes
