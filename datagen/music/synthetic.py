@@ -303,18 +303,24 @@ class _Tune:
         may_grace = length >= self.beat / 2 or (self.unit / 4 < length
                                                  and self.chance(opt.grace_anywhere))
         if not plain and may_grace and rng.random() < opt.grace:
-            first = d + rng.choice([1, 2, -1])
-            run = [first]
-            if length >= self.beat and self.chance(opt.grace_runs):
-                way = rng.choice([1, -1])
-                run += [first + way * k for k in range(1, rng.choice([2, 3]))]
-            grace = "{" + "".join(self.note_name(g) for g in run) + "}"
+            run = self.grace_group(d, length >= self.beat)
+            grace = "{" + "".join(map(self.note_name, run)) + "}"
         # A staccato note sounds for half its length, and abc2midi takes a quarter unit for
         # each grace note from what is left; no tie follows it.
         if not plain and len(run) * self.unit / 4 < length / 2 and self.chance(opt.staccato):
             note, self.tie_text = "." + self.tie_text, None
             return grace + note + lt
         return grace + self.tie_text + lt
+
+    def grace_group(self, d: int, may_run: bool) -> list[int]:
+        """The pitches of a grace group before a note of pitch `d`: a neighbour of it, and
+        where `may_run`, sometimes (`grace_runs`) a run of two or three stepping on from it."""
+        rng = self.rng
+        run = [d + rng.choice([1, 2, -1])]
+        if may_run and self.chance(self.opt.grace_runs):
+            way = rng.choice([1, -1])
+            run += [run[0] + way * k for k in range(1, rng.choice([2, 3]))]
+        return run
 
     def carried_note(self, length_text: str) -> str:
         """A note with the letter of one given an accidental earlier in the bar (in its octave
@@ -338,7 +344,7 @@ class _Tune:
                            for k in range(units.numerator))
         if not self.compound and rng.random() < opt.triplets:
             notes = self.note(beat / 2, chord_root, True)
-            grace = "{" + self.note_name(self.pitch + rng.choice([1, 2, -1])) + "}" \
+            grace = "{" + self.note_name(self.grace_group(self.pitch, False)[0]) + "}" \
                 if self.chance(opt.grace_anywhere) and rng.random() < opt.grace else ""
             notes += "".join(self.note(beat / 2, None, True) for k in range(2))
             self.tie_text = None  # no tie out of a triplet
