@@ -9,7 +9,10 @@ an uninterrupted run, and each DDP rank can compute the whole global batch and t
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import multiprocessing
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,13 +84,32 @@ def load_rows(corpus: Path | str, task: str, split: str) -> list[dict]:
     return table.to_pylist()
 
 
-def encode_rows(rows: list[dict], codec: Codec, max_len: int,
-                aux: str = "none") -> EncodedSplit:
+PARALLEL_ROWS = 8192  # splits of at least this many rows are encoded by several processes
+
+
+def encode_rows(rows: list[dict], codec: Codec, max_len: int, aux: str = "none",
+                workers: int | None = None) -> EncodedSplit:
     """Encode rows; refuse (and count) those whose sequence is longer than `max_len`. With
-    `aux` (AUX_TARGETS), also each sequence's auxiliary targets of that kind."""
+    `aux` (AUX_TARGETS), also each sequence's auxiliary targets of that kind.
+
+    `workers` processes share the rows (default: every core this process may use, for a split
+    of at least PARALLEL_ROWS rows); the result does not depend on how many."""
+    if workers is None:
+        workers = len(os.sched_getaffinity(0)) if len(rows) >= PARALLEL_ROWS else 1
+    if workers <= 1 or os.name != "posix":
+        return _encode_chunk(rows, codec, max_len, aux, 0)
+    cuts = np.linspace(0, len(rows), 4 * workers + 1).astype(int)  # a few chunks per process
+    chunks = [(rows[a:b], codec, max_len, aux, int(a)) for a, b in itertools.pairwise(cuts)]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        return _concat(pool.starmap(_encode_chunk, chunks), len(rows), max_len)
+
+
+def _encode_chunk(rows: list[dict], codec: Codec, max_len: int, aux: str,
+                  first: int) -> EncodedSplit:
+    """`encode_rows` serially, for rows numbered from `first` in the split."""
     ids, masks, keep, aux_at, aux_values = [], [], [], [], []
     at = 0  # where the next kept sequence starts in the flat ids
-    for i, row in enumerate(rows):
+    for i, row in enumerate(rows, first):
         try:
             sample = codec.sample_from_row(row)
             x, m = codec.encode(sample)
@@ -114,6 +136,22 @@ def encode_rows(rows: list[dict], codec: Codec, max_len: int,
         rows=np.array(keep, dtype=np.int64),
         n_targets=np.array([int(m.sum()) for m in masks], dtype=np.int64),
         n_too_long=len(rows) - len(keep), max_len=max_len, **extra)
+
+
+def _concat(parts: list[EncodedSplit], n_rows: int, max_len: int) -> EncodedSplit:
+    """The chunks of one split, end to end, as one split (positions shifted to the whole)."""
+    starts = np.cumsum([0] + [len(p.ids) for p in parts])  # where each chunk's ids begin
+    lengths = np.concatenate([p.lengths for p in parts])
+    extra = {"aux_at": np.concatenate([p.aux_at + s for p, s in zip(parts, starts)]),
+             "aux": np.concatenate([p.aux for p in parts if len(p.aux_at)])} \
+        if any(len(p.aux_at) for p in parts) else {}
+    return EncodedSplit(
+        ids=np.concatenate([p.ids for p in parts]),
+        mask=np.concatenate([p.mask for p in parts]),
+        offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        rows=np.concatenate([p.rows for p in parts]),
+        n_targets=np.concatenate([p.n_targets for p in parts]),
+        n_too_long=n_rows - len(lengths), max_len=max_len, **extra)
 
 
 def load_split(corpus: Path | str, task: str, codec: Codec, split: str, max_len: int,

@@ -49,8 +49,8 @@ def pick_device(name: str, d: Dist | None = None) -> str:
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError("--device cuda asked, but torch sees no CUDA device")
-        if d is not None and d.world > 1 and name == "cuda":
-            name = f"cuda:{d.local_rank}"
+        if name == "cuda":  # an index, always: torch.cuda.set_device refuses a bare "cuda"
+            name = f"cuda:{d.local_rank if d is not None else 0}"
     elif name != "cpu":
         raise UserError(f"--device takes auto, cpu, cuda or cuda:N; got {name!r}")
     return name

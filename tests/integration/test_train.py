@@ -19,7 +19,8 @@ from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cpu.build import build_cpu_corpus
 from simulator.checkpoint import load_pretrained, resolve_model_path
-from simulator.data import batch_sequences, curriculum_sequences
+from simulator.codec import make_codec
+from simulator.data import batch_sequences, curriculum_sequences, encode_rows, load_rows
 from simulator.run_folder import read_metrics, resolve_curriculum
 from simulator.schedule import lr_at
 from simulator.train import TrainArgs, train
@@ -361,3 +362,20 @@ def test_aux_targets_train_a_head_added_to_a_checkpoint(corpus, tmp_path):
     assert "aux_head.weight" in _weights(tmp_path / "aux")
     with pytest.raises(UserError, match="--aux-targets mul-sums needs commit records"):
         train(_args(corpus, tmp_path / "states", aux_targets="mul-sums"))
+
+
+def test_encoding_by_several_processes_gives_the_split_of_one(tmp_path):
+    """A split encoded by 3 processes (chunks of rows, some sequences refused as too long, the
+    auxiliary targets of muls) is the one a single process encodes, array for array."""
+    mixed = tmp_path / "mixed"
+    build_cpu_corpus(datagen_parser().parse_args(
+        ["cpu", "--profile", "rv32e-mini", "-n", "90", "--seed", "8", "--max-len", "3",
+         "--mix", "muldiv=1,alu=1", "--out", str(mixed), "--quiet"]))
+    rows = load_rows(mixed, "cpu", "train")
+    codec = make_codec("cpu", profile="rv32e-mini", layout="decoded-records")
+    one = encode_rows(rows, codec, 150, aux="mul-sums", workers=1)
+    three = encode_rows(rows, codec, 150, aux="mul-sums", workers=3)
+    assert 0 < one.n_too_long < len(rows) and len(one.aux_at) > 0
+    assert one.n_too_long == three.n_too_long
+    for name in ("ids", "mask", "offsets", "rows", "n_targets", "aux_at", "aux"):
+        assert np.array_equal(getattr(one, name), getattr(three, name)), name
