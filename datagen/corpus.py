@@ -36,21 +36,13 @@ from bytesim_common.errors import UserError
 from bytesim_common.files import atomic_write, atomic_write_json, is_leftover
 from bytesim_common.progress import progress_bar
 from datagen import CORPUS_FORMAT, __version__
+from datagen.schemas import SCHEMAS
 
 MANIFEST = "manifest.json"
 SPLITS = ("train", "valid", "test")
 MAX_FAILURE_EXAMPLES = 5
 SHARD_NAME = re.compile(r"shard-\d{5,}\.parquet")
 SIDECAR_KEYS = frozenset({"sha256", "rows", "counts", "failures", "failure_examples"})
-
-
-_KIND_SCHEMAS: dict[str, pa.Schema] = {}
-
-
-def register_kind(kind: str, schema: pa.Schema) -> None:
-    """A generator declares the Parquet schema of the corpus kind it makes (on import), so that
-    readers check shards against it; `datagen.kinds` imports every generator."""
-    _KIND_SCHEMAS[kind] = schema
 
 
 @dataclass
@@ -332,8 +324,8 @@ def read_manifest(corpus: Path | str, kind: str | None = None) -> dict:
 
 
 def kind_schema(kind: str | None) -> pa.Schema | None:
-    """The Parquet schema of the shards of a registered corpus kind (else None)."""
-    return None if kind is None else _KIND_SCHEMAS.get(kind)
+    """The Parquet schema of the shards of a corpus kind (else None)."""
+    return None if kind is None else SCHEMAS.get(kind)
 
 
 def _check_columns(t: pa.Table, columns: list[str], schema: pa.Schema | None, path: Path) -> None:

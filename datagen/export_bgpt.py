@@ -24,7 +24,6 @@ from pathlib import Path
 from bytesim_common.errors import UserError
 from bytesim_common.progress import track
 from datagen.corpus import read_manifest, read_table
-from datagen.kinds import KINDS  # noqa: F401 (each generator registers its shard schema)
 
 
 def _export_cpu(corpus: Path, manifest: dict, tmp: Path) -> dict:

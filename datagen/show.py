@@ -9,7 +9,6 @@ from typing import TextIO
 
 from bytesim_common.errors import UserError
 from datagen.corpus import read_manifest, read_table
-from datagen.kinds import KINDS  # noqa: F401 (each generator registers its shard schema)
 
 
 def format_cpu_row(row: dict, manifest: dict) -> str:

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from bytesim_common.errors import UserError
-from datagen.cpu import Profile, assemble, random_initial_state, zero_state
+from datagen.cpu import Profile, assemble, random_initial_state
+from datagen.cpu.harness import zero_state
 
 PROGRAM_SUFFIXES = (".s", ".S", ".asm", ".bin")
 

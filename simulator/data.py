@@ -22,7 +22,6 @@ import numpy as np
 
 from bytesim_common.errors import UserError
 from datagen.corpus import read_table
-from datagen.kinds import KINDS  # noqa: F401 (each generator registers its shard schema)
 from simulator.codec import PAD, Codec
 
 COLUMNS = {"cpu": ["profile", "program", "states"], "abc2midi": ["abc", "midi"],

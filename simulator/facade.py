@@ -21,13 +21,8 @@ from typing import Any
 import numpy as np
 
 from bytesim_common.errors import UserError
-from datagen.cpu import (
-    PROFILES,
-    Profile,
-    get_profile,
-    run_program,
-)
-from datagen.cpu.harness import DEFAULT_MAX_STEPS
+from datagen.cpu import PROFILES, Profile, get_profile
+from datagen.cpu.harness import DEFAULT_MAX_STEPS, run_program
 from datagen.music.segments import Unsupported
 from simulator.checkpoint import load_pretrained, resolve_model_path
 from simulator.codec import (

@@ -7,10 +7,8 @@ import hashlib
 import random
 from functools import partial
 
-import pyarrow as pa
-
 from bytesim_common.errors import UserError
-from datagen.corpus import CorpusJob, RowBatch, parse_shard, register_kind, split_of, write_corpus
+from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
 from datagen.cpu.harness import MAX_STEPS_LIMIT, emulator
 from datagen.cpu.isa import disassemble
 from datagen.cpu.profiles import get_profile
@@ -27,21 +25,11 @@ from datagen.cpu.programs import (
     random_program,
     state_values,
 )
+from datagen.schemas import SCHEMAS
 
 MAX_LEN = 1024  # branch offsets and the code page hold programs of up to this many instructions
 SPLIT_BY = ("program", "trace")  # what a row's split is a hash of: its program, or program + state_0
 
-SCHEMA = pa.schema([
-    ("profile", pa.string()),
-    ("seed", pa.int64()),  # the row's own seed: `make_row(profile, seed, ...)` rebuilds the row
-    ("program", pa.binary()),
-    ("states", pa.binary()),  # (n_steps + 1) * state_size bytes
-    ("n_steps", pa.int32()),
-    ("stop", pa.string()),
-    ("asm", pa.string()),  # capstone text, one instruction per line
-    ("split", pa.string()),
-])
-register_kind("cpu", SCHEMA)
 
 
 def row_seed(seed: int, index: int) -> int:
@@ -107,7 +95,7 @@ def cpu_job(profile: str, n: int, seed: int = 0, min_len: int = 1, max_len: int 
             "max_steps": max_steps, "mix": weights, **operands.changed()}
     if split_by != "program":  # recorded only where it is not the default, like the operands
         args["split_by"] = split_by
-    return CorpusJob(kind="cpu", args=args, n_rows=n, schema=SCHEMA,
+    return CorpusJob(kind="cpu", args=args, n_rows=n, schema=SCHEMAS["cpu"],
                      make_rows=partial(make_rows, **args), tally=("split", "stop"))
 
 

@@ -20,7 +20,16 @@ import os
 from dataclasses import dataclass
 
 import unicorn
-from unicorn import UC_HOOK_CODE, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError
+from unicorn import (
+    UC_HOOK_CODE,
+    UC_PROT_EXEC,
+    UC_PROT_READ,
+    UC_PROT_WRITE,
+    Uc,
+    UcError,
+    riscv_const,
+    x86_const,
+)
 
 try:  # the C library handle; the Python wrappers cost more than the emulation itself
     from unicorn.unicorn_py3.unicorn import uclib as _uclib
@@ -29,6 +38,17 @@ except ImportError:  # unicorn < 2.1
 
 from bytesim_common.errors import UserError
 from datagen.cpu.profiles import Profile, get_profile
+
+UC_ARCH = {"rv32": (unicorn.UC_ARCH_RISCV, unicorn.UC_MODE_RISCV32),
+           "x86": (unicorn.UC_ARCH_X86, unicorn.UC_MODE_32)}  # a profile's isa -> (arch, mode)
+_UC_REG_PREFIX = {"rv32": (riscv_const, "UC_RISCV_REG_"), "x86": (x86_const, "UC_X86_REG_")}
+
+
+def uc_registers(profile: Profile) -> tuple[int, ...]:
+    """Unicorn's ids of the profile's state registers, in state order."""
+    consts, prefix = _UC_REG_PREFIX[profile.isa]
+    return tuple(getattr(consts, prefix + r.upper()) for r in profile.registers)
+
 
 DEFAULT_MAX_STEPS = 1024
 MAX_STEPS_LIMIT = 1 << 16  # states are recorded in memory allocated up front: bound it
@@ -49,14 +69,14 @@ class Emulator:
 
     def __init__(self, profile: Profile, record: bool = True):
         self.profile = p = profile
-        self.uc = Uc(p.uc_arch, p.uc_mode)
+        self.uc = Uc(*UC_ARCH[p.isa])
         self.uc.mem_map(p.code_base, p.code_size, UC_PROT_READ | UC_PROT_EXEC)
         self.uc.mem_map(p.data_base, p.data_size, UC_PROT_READ | UC_PROT_WRITE)
         # Every register, the ones outside the state too (x86 segments and esp, RISC-V x16..x31,
         # CSRs): restored before each run, so that no program sees what an earlier one left.
         self._reset = self.uc.context_save()
         self._n_regs = len(p.registers)
-        self._regs = (ctypes.c_int * self._n_regs)(*p.uc_registers)
+        self._regs = (ctypes.c_int * self._n_regs)(*uc_registers(p))
         self._offsets = [sum(p.register_bytes[:i]) for i in range(self._n_regs)]
         self._zero_data = bytes(p.data_size)
         self._code_len = 0

@@ -34,10 +34,13 @@ def classify(profile_name: str, insn: bytes) -> str:
     return isa_module(get_profile(profile_name)).classify(insn)
 
 
+CS_ARCH = {"rv32": (capstone.CS_ARCH_RISCV, capstone.CS_MODE_RISCV32),
+           "x86": (capstone.CS_ARCH_X86, capstone.CS_MODE_32)}  # a profile's isa -> (arch, mode)
+
+
 @functools.cache
 def _capstone(profile_name: str) -> capstone.Cs:
-    profile = get_profile(profile_name)
-    md = capstone.Cs(profile.cs_arch, profile.cs_mode)
+    md = capstone.Cs(*CS_ARCH[get_profile(profile_name).isa])
     md.skipdata = True  # bytes that decode to no instruction show as `.byte`, never vanish
     return md
 

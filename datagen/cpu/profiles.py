@@ -1,12 +1,10 @@
-"""CPU profiles (docs/formats.md): the architecture, the state's registers and the memory map, as data."""
+"""CPU profiles (docs/formats.md): the architecture, the state's registers and the memory map, as
+data. Plain data: the emulator's and the disassembler's ids for them live in `harness` and `isa`,
+so that reading a corpus (training, evaluation) needs neither Unicorn nor capstone here."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import capstone
-import unicorn
-from unicorn import riscv_const, x86_const
 
 from bytesim_common.errors import UserError
 
@@ -19,12 +17,7 @@ class Profile:
 
     name: str
     isa: str  # "rv32" | "x86": which encoder module (datagen.cpu.rv32 / datagen.cpu.x86)
-    uc_arch: int
-    uc_mode: int
-    cs_arch: int
-    cs_mode: int
     registers: tuple[str, ...]  # state order; registers[0] is the program counter
-    uc_registers: tuple[int, ...]  # Unicorn ids of `registers`
     register_bytes: tuple[int, ...]
     state_size: int  # a multiple of 16; zero-padded where the registers fill less
     program_registers: tuple[str, ...]  # the registers random programs may use
@@ -42,12 +35,7 @@ class Profile:
 def _rv32(name: str, n_regs: int, state_size: int) -> Profile:
     xs = tuple(f"x{i}" for i in range(1, n_regs))
     return Profile(
-        name=name, isa="rv32",
-        uc_arch=unicorn.UC_ARCH_RISCV, uc_mode=unicorn.UC_MODE_RISCV32,
-        cs_arch=capstone.CS_ARCH_RISCV, cs_mode=capstone.CS_MODE_RISCV32,
-        registers=("pc",) + xs,
-        uc_registers=(riscv_const.UC_RISCV_REG_PC,)
-        + tuple(getattr(riscv_const, f"UC_RISCV_REG_{x.upper()}") for x in xs),
+        name=name, isa="rv32", registers=("pc",) + xs,
         register_bytes=(4,) * n_regs, state_size=state_size,
         program_registers=("x0",) + xs, classes=CLASSES,
         code_base=0x1000, code_size=0x4000, data_base=0x8000, data_size=0x1000,
@@ -60,11 +48,7 @@ PROFILES: dict[str, Profile] = {
     "rv32e": _rv32("rv32e", 16, 64),
     "rv32e-mini": _rv32("rv32e-mini", 4, 16),
     "x86": Profile(
-        name="x86", isa="x86",
-        uc_arch=unicorn.UC_ARCH_X86, uc_mode=unicorn.UC_MODE_32,
-        cs_arch=capstone.CS_ARCH_X86, cs_mode=capstone.CS_MODE_32,
-        registers=_X86_REGS,
-        uc_registers=tuple(getattr(x86_const, f"UC_X86_REG_{r.upper()}") for r in _X86_REGS),
+        name="x86", isa="x86", registers=_X86_REGS,
         register_bytes=(4,) * 8, state_size=32,
         program_registers=("eax", "ecx", "edx", "ebx", "esi", "edi"), classes=CLASSES,
         code_base=0x1000, code_size=0x4000, data_base=0x8000, data_size=0x1000,

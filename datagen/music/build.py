@@ -29,11 +29,9 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-import pyarrow as pa
-
 from bytesim_common.errors import UserError
 from bytesim_common.layout import pair_length
-from datagen.corpus import CorpusJob, RowBatch, parse_shard, register_kind, split_of, write_corpus
+from datagen.corpus import CorpusJob, RowBatch, parse_shard, split_of, write_corpus
 from datagen.music import convert as conv
 from datagen.music.normalize import BadMidi, normalize_midi
 from datagen.music.segments import Unsupported, play_segments
@@ -46,22 +44,11 @@ from datagen.music.sources import (
     split_key,
 )
 from datagen.music.synthetic import LADDER, SynthOptions, synthetic_tune
+from datagen.schemas import SCHEMAS
 
 PATCH = 16
 DEFAULT_MAX_BYTES = 8192  # bGPT's context: 512 patches of 16 bytes
 
-SCHEMA = pa.schema([
-    ("id", pa.string()),  # music21:<path>#<k>[/<segment>] | file:<path>#<k>[/<segment>] | synthetic:<seed>:<j>
-    ("source", pa.string()),  # music21 | file | synthetic
-    ("tune", pa.string()),  # the tune's X: number
-    ("abc", pa.string()),
-    ("midi", pa.binary()),  # normalised (datagen.music.normalize)
-    ("converter", pa.string()),  # abc2midi | music21
-    ("converter_version", pa.string()),
-    ("converter_errors", pa.int32()),  # error messages printed while still writing a file
-    ("split", pa.string()),
-])
-register_kind("music", SCHEMA)
 
 
 def encoded_length(abc: bytes, midi: bytes) -> int:
@@ -149,7 +136,7 @@ def _tune_of(spec: MusicSpec, i: int) -> tuple[str, str, str, str, str]:
 
 
 def make_pair(spec: MusicSpec, i: int, workdir: str | None = None) -> dict[str, Any]:
-    """Row i as a dict of SCHEMA, or a failure {"kind", "row", "id", "detail"}."""
+    """Row i as a dict of the music schema (datagen.schemas), or a failure {"kind", "row", "id", "detail"}."""
     rid, source, number, abc, whole = _tune_of(spec, i)
     done = conv.convert(abc, spec.converter, spec.timeout, workdir)
 
@@ -233,7 +220,7 @@ def music_job(spec: MusicSpec, n: int, rows_per_shard: int = 1000) -> CorpusJob:
             # recorded only where set, so that corpora made before the option resume unchanged
             **({"segment_bars": spec.segment_bars} if spec.segment_bars else {}),
             **({"segments_only": True} if spec.segments_only else {})}
-    return CorpusJob(kind="music", args=args, n_rows=n, schema=SCHEMA,
+    return CorpusJob(kind="music", args=args, n_rows=n, schema=SCHEMAS["music"],
                      make_rows=functools.partial(make_rows, spec), tally=("split", "source"),
                      rows_per_shard=rows_per_shard)
 

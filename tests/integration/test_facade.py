@@ -11,7 +11,8 @@ import torch
 from helpers import needs_abc2midi
 
 from bytesim_common.errors import UserError
-from datagen.cpu import PROFILES, run_program
+from datagen.cpu import PROFILES
+from datagen.cpu.harness import run_program
 from simulator.checkpoint import read_config, save_pretrained
 from simulator.cpu_inputs import make_state
 from simulator.facade import (

@@ -23,9 +23,9 @@ from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cli import main as datagen_main
 from datagen.corpus import write_corpus
-from datagen.cpu import assemble, run_program
+from datagen.cpu import assemble
 from datagen.cpu.build import build_cpu_corpus
-from datagen.cpu.harness import DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT
+from datagen.cpu.harness import DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, run_program
 from datagen.music import convert as conv
 from datagen.music.build import music_job, music_spec
 from simulator.checkpoint import WEIGHTS_NAME, latest_checkpoint, load_pretrained

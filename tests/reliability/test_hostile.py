@@ -35,9 +35,9 @@ from hypothesis import strategies as st
 from bytesim_common.errors import UserError
 from datagen.cli import build_parser as datagen_parser
 from datagen.cli import main as datagen_main
-from datagen.cpu import PROFILES, assemble, disassemble, run_program
+from datagen.cpu import PROFILES, assemble, disassemble
 from datagen.cpu.build import build_cpu_corpus
-from datagen.cpu.harness import Emulator, zero_state
+from datagen.cpu.harness import Emulator, run_program, zero_state
 from datagen.music import convert as conv
 from datagen.music.build import build_music_corpus
 from datagen.music.normalize import BadMidi, normalize_midi

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bytesim_common.errors import UserError
-from datagen.cpu import PROFILES, assemble, classify, disassemble, run_program, zero_state
+from datagen.cpu import PROFILES, assemble, classify, disassemble
+from datagen.cpu.harness import run_program, zero_state
 from datagen.cpu.rv32 import ABI_NAMES
 from simulator.checkpoint import save_pretrained
 from simulator.cli import main

@@ -5,28 +5,28 @@ import random
 import pytest
 from unicorn import UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc, UcError
 
-from datagen.cpu import PROFILES, assemble, random_initial_state, random_program, run_program
-from datagen.cpu.harness import Emulator
+from datagen.cpu import PROFILES, assemble, random_initial_state, random_program
+from datagen.cpu.harness import UC_ARCH, Emulator, run_program, uc_registers
 from datagen.cpu.programs import encode_program
 
 
 def single_step(profile, code: bytes, init: bytes, max_steps: int):
     """A separate reference: a fresh Unicorn, one emu_start(count=1) per instruction."""
     p = PROFILES[profile]
-    uc = Uc(p.uc_arch, p.uc_mode)
+    uc, regs = Uc(*UC_ARCH[p.isa]), uc_registers(p)
     uc.mem_map(p.code_base, p.code_size, UC_PROT_READ | UC_PROT_EXEC)
     uc.mem_map(p.data_base, p.data_size, UC_PROT_READ | UC_PROT_WRITE)
     uc.mem_write(p.code_base, code)
-    for i, reg in enumerate(p.uc_registers):
+    for i, reg in enumerate(regs):
         uc.reg_write(reg, int.from_bytes(init[4 * i:4 * i + 4], "little"))
 
     def state() -> bytes:
-        raw = b"".join(uc.reg_read(r).to_bytes(4, "little") for r in p.uc_registers)
+        raw = b"".join(uc.reg_read(r).to_bytes(4, "little") for r in regs)
         return raw.ljust(p.state_size, b"\0")
 
     states, end = [state()], p.code_base + len(code)
     while len(states) <= max_steps:
-        pc = uc.reg_read(p.uc_registers[0])
+        pc = uc.reg_read(regs[0])
         if pc == end:
             return b"".join(states), "end"
         try:
@@ -34,7 +34,7 @@ def single_step(profile, code: bytes, init: bytes, max_steps: int):
         except UcError:
             return b"".join(states), "fault"
         states.append(state())
-    return b"".join(states), "end" if uc.reg_read(p.uc_registers[0]) == end else "max_steps"
+    return b"".join(states), "end" if uc.reg_read(regs[0]) == end else "max_steps"
 
 
 @pytest.mark.parametrize("profile", list(PROFILES))

@@ -5,7 +5,8 @@ import random
 import pytest
 
 from bytesim_common.errors import UserError
-from datagen.cpu import PROFILES, assemble, classify, disassemble, random_program, run_program
+from datagen.cpu import PROFILES, assemble, classify, disassemble, random_program
+from datagen.cpu.harness import run_program
 from datagen.cpu.isa import isa_module
 from datagen.cpu.programs import encode_program
 
