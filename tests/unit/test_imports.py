@@ -9,14 +9,18 @@ from helpers import ROOT
 BLOCK = "import sys; sys.modules.update(dict.fromkeys(['unicorn', 'music21']))"  # None: ImportError
 
 
+def _imports(modules: str) -> subprocess.CompletedProcess:
+    """`import modules` in a fresh interpreter where Unicorn and music21 cannot be imported."""
+    return subprocess.run([sys.executable, "-c", f"{BLOCK}; import {modules}"], check=False,
+                          cwd=ROOT, capture_output=True, text=True)
+
+
 def test_training_imports_neither_unicorn_nor_music21():
-    code = f"{BLOCK}; import simulator.train, simulator.evaluate, simulator.data, datagen.corpus"
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    run = _imports("simulator.train, simulator.evaluate, simulator.data, datagen.corpus")
     assert run.returncode == 0, run.stderr[-2000:]
 
 
 def test_the_block_bites():
     """The check above would catch an import of Unicorn: the emulator's module fails under it."""
-    code = f"{BLOCK}; import datagen.cpu.harness"
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    run = _imports("datagen.cpu.harness")
     assert run.returncode != 0 and "unicorn" in run.stderr
