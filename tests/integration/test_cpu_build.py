@@ -11,8 +11,9 @@ from helpers import visible_files
 from datagen.cli import main
 from datagen.corpus import read_table, split_of, write_corpus
 from datagen.cpu import assemble
-from datagen.cpu.build import SCHEMA, cpu_job
+from datagen.cpu.build import cpu_job
 from datagen.cpu.profiles import PROFILES
+from datagen.schemas import SCHEMAS
 
 
 def datagen(*args: str) -> subprocess.CompletedProcess:
@@ -36,7 +37,7 @@ def test_same_corpus_in_other_processes_and_with_two_workers(tmp_path):
 def test_rows_follow_the_schema(tmp_path, profile):
     write_corpus(tmp_path, cpu_job(profile, 40, seed=2), show_progress=False)
     table = read_table(tmp_path, kind="cpu")
-    assert table.schema.equals(SCHEMA) and table.num_rows == 40
+    assert table.schema.equals(SCHEMAS["cpu"]) and table.num_rows == 40
     size = PROFILES[profile].state_size
     for row in table.to_pylist():
         assert len(row["states"]) == (row["n_steps"] + 1) * size
