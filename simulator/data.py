@@ -91,16 +91,24 @@ def encode_rows(rows: list[dict], codec: Codec, max_len: int, aux: str = "none",
     """Encode rows; refuse (and count) those whose sequence is longer than `max_len`. With
     `aux` (AUX_TARGETS), also each sequence's auxiliary targets of that kind.
 
-    `workers` processes share the rows (default: every core this process may use, for a split
-    of at least PARALLEL_ROWS rows); the result does not depend on how many."""
+    `workers` processes share the rows (default: for a split of at least PARALLEL_ROWS rows,
+    this process's share of the cores: under torchrun each rank of a machine encodes the whole
+    split, so the ranks divide them); the result does not depend on how many."""
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if len(rows) >= PARALLEL_ROWS else 1
+        workers = _core_share() if len(rows) >= PARALLEL_ROWS else 1
     if workers <= 1 or os.name != "posix":
         return _encode_chunk(rows, codec, max_len, aux, 0)
     cuts = np.linspace(0, len(rows), 4 * workers + 1).astype(int)  # a few chunks per process
     chunks = [(rows[a:b], codec, max_len, aux, int(a)) for a, b in itertools.pairwise(cuts)]
     with multiprocessing.get_context("fork").Pool(workers) as pool:
         return _concat(pool.starmap(_encode_chunk, chunks), len(rows), max_len)
+
+
+def _core_share() -> int:
+    """The cores this process may use (macOS cannot say which: all of them), divided among the
+    processes torchrun started on this machine."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def _encode_chunk(rows: list[dict], codec: Codec, max_len: int, aux: str,

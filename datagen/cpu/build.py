@@ -31,7 +31,6 @@ MAX_LEN = 1024  # branch offsets and the code page hold programs of up to this m
 SPLIT_BY = ("program", "trace")  # what a row's split is a hash of: its program, or program + state_0
 
 
-
 def row_seed(seed: int, index: int) -> int:
     """The seed of row `index` of a corpus made with `seed` (63 bits, from sha256)."""
     digest = hashlib.sha256(f"datagen-cpu:{seed}:{index}".encode()).digest()

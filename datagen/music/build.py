@@ -50,7 +50,6 @@ PATCH = 16
 DEFAULT_MAX_BYTES = 8192  # bGPT's context: 512 patches of 16 bytes
 
 
-
 def encoded_length(abc: bytes, midi: bytes) -> int:
     """Ids of the pair in the music codec's file layout at 16-byte patches: `[abc] [abc bytes,
     PAD-terminated] [mid] [midi bytes, PAD-terminated] [end]` (the same arithmetic as the codec's,

@@ -379,3 +379,19 @@ def test_encoding_by_several_processes_gives_the_split_of_one(tmp_path):
     assert one.n_too_long == three.n_too_long
     for name in ("ids", "mask", "offsets", "rows", "n_targets", "aux_at", "aux"):
         assert np.array_equal(getattr(one, name), getattr(three, name)), name
+
+
+def test_encoding_processes_share_the_cores_among_torchrun_ranks(monkeypatch):
+    """Each rank encodes the whole split, so the ranks of one machine divide its cores; where
+    the OS cannot say which cores a process may use (macOS), it counts them all."""
+    from simulator import data
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert data._core_share() == 2
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert data._core_share() == 1
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 12)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE")
+    assert data._core_share() == 12
