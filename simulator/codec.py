@@ -120,6 +120,13 @@ RECORD_LAYOUTS = {
                                 given=("pc", "word", "imm", "reads"), bits=("imm", "reads", "value")),
 }
 CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
+# What comes before the first commit record: "full", the profile's header, the program, the
+# "records" header and state_0; "state", the profile's header and state_0; "header", the
+# profile's header alone. Every value a record's result depends on is given in the record (or,
+# for a load, was stored by an earlier record into memory that starts zeroed), so the program
+# and state_0 are context the model need not read: generation takes them from the sample, not
+# from the sequence (docs/formats.md).
+RECORD_PROMPTS = ("full", "state", "header")
 
 # Training-only auxiliary targets a codec can give beside the bytes (`Codec.aux_targets`), name
 # -> outputs per scored byte. "mul-sums": at each byte k of the value a RISC-V `mul` writes
@@ -655,12 +662,15 @@ class CpuCodec(Codec):
         """Ids of state_0's block at the end of the prompt."""
         return self.stride(profile)
 
+    def prompt_length(self, sample: CpuTrace) -> int:
+        """Ids of `prompt(sample)`, counted without encoding it."""
+        return (2 * self.align + terminated_length(len(sample.program), self.align)
+                + self.state0_length(sample.profile))
+
     def _target_blocks(self, sample: CpuTrace) -> np.ndarray:
         """(n, 1) indices into `encode(sample)[0]` where the blocks of states 1..n start."""
-        prompt_len = (2 * self.align + terminated_length(len(sample.program), self.align)
-                      + self.state0_length(sample.profile))
         n = len(sample.states) // _profile(sample.profile).state_size - 1
-        return prompt_len + np.arange(n)[:, None] * self.stride(sample.profile)
+        return self.prompt_length(sample) + np.arange(n)[:, None] * self.stride(sample.profile)
 
     def state_positions(self, sample: CpuTrace) -> np.ndarray:
         """(n, state_size) indices into `encode(sample)[0]` of the bytes of states 1..n."""
@@ -739,15 +749,19 @@ class CpuRecordCodec(CpuCodec):
     and its value, always at the same offsets, and never the registers that stay.
     """
 
-    def __init__(self, align: int = 16, profile: str | None = None, layout: str = "records"):
+    def __init__(self, align: int = 16, profile: str | None = None, layout: str = "records",
+                 prompt: str = "full"):
         super().__init__(align, "executed-operands", profile)
+        if prompt not in RECORD_PROMPTS:
+            raise ValueError(f"prompt must be one of {', '.join(RECORD_PROMPTS)}; got {prompt!r}")
         self.layout = layout
         self.layout_flag = f"--cpu-layout {layout}"
         self.record = RECORD_LAYOUTS[layout]
+        self.prompt_kind = prompt
 
     def options(self) -> dict[str, Any]:
         return {"task": self.task, "align": self.align, "layout": self.layout,
-                "profile": self.profile}
+                "profile": self.profile, "prompt": self.prompt_kind}
 
     def block(self, profile: str) -> int:
         self.reads(profile)  # RISC-V only
@@ -790,10 +804,23 @@ class CpuRecordCodec(CpuCodec):
     def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
         size = _profile(sample.profile).state_size
         records = self._records(sample)
-        prompt = [header_patch(f"cpu:{sample.profile}", self.align),
-                  _terminated(sample.program, self.align), header_patch("records", self.align),
-                  _padded(sample.states[:size], self.state0_length(sample.profile))]
-        return prompt, list(records)
+        state_0 = _padded(sample.states[:size], self.state0_length(sample.profile))
+        prompt = {"full": [_terminated(sample.program, self.align),
+                           header_patch("records", self.align), state_0],
+                  "state": [state_0], "header": []}[self.prompt_kind]
+        return [header_patch(f"cpu:{sample.profile}", self.align), *prompt], list(records)
+
+    def prompt_length(self, sample: CpuTrace) -> int:
+        if self.prompt_kind == "full":
+            return super().prompt_length(sample)
+        state_0 = self.state0_length(sample.profile) if self.prompt_kind == "state" else 0
+        return self.align + state_0
+
+    def encode(self, sample: CpuTrace) -> tuple[np.ndarray, np.ndarray]:
+        ids, mask = super().encode(sample)
+        if self.prompt_kind != "full":  # where the trace ends depends on the program, which
+            mask[-self.align] = False   # this prompt leaves out; generation forces the END
+        return ids, mask
 
     def _replay(self, sample: CpuTrace, records: np.ndarray, after: int | None) -> np.ndarray:
         """(m, state_size) int64: the states `records` (m, >= record size ids) lead to, each
@@ -818,6 +845,10 @@ class CpuRecordCodec(CpuCodec):
         return self._replay(sample, records, after).astype(np.uint8), ended
 
     def decode(self, ids: np.ndarray) -> CpuTrace:
+        if self.prompt_kind != "full":
+            raise DecodeError(f"records after a {self.prompt_kind!r} prompt come without the "
+                              "program: their states are rebuilt with the sample "
+                              "(`generated_states`)")
         r = _Reader(ids, self.align)
         profile, program = r.cpu_header("records")
         prof, size = _profile(profile), self.record.size
@@ -1145,14 +1176,17 @@ class MusicCodec(Codec):
 
 def make_codec(task: str, align: int = 16, ir_word: str = "none",
                profile: str | None = None, midi: str = "file", layout: str = "states",
-               abc: str = "text") -> Codec:
-    """A task's codec; for the CPU, a commit-record `layout` (RECORD_LAYOUTS) takes no
-    ir_word."""
+               abc: str = "text", prompt: str = "full") -> Codec:
+    """A task's codec; for the CPU, a commit-record `layout` (RECORD_LAYOUTS) takes no ir_word
+    and may leave the program and state_0 out of its `prompt` (RECORD_PROMPTS)."""
     if task == "cpu":
         if layout not in CPU_LAYOUTS:
             raise ValueError(f"layout must be one of {', '.join(CPU_LAYOUTS)}; got {layout!r}")
         if layout in RECORD_LAYOUTS:
-            return CpuRecordCodec(align, profile, layout)
+            return CpuRecordCodec(align, profile, layout, prompt)
+        if prompt != "full":
+            raise ValueError(f"a {prompt!r} prompt needs commit records (a layout of "
+                             f"{', '.join(RECORD_LAYOUTS)}): full states are read from state_0")
         return CpuCodec(align, ir_word, profile)
     if task in ("abc2midi", "midi2abc"):
         return MusicCodec(task, align, midi, abc)

@@ -57,8 +57,9 @@ from simulator.train_args import CONFIG_OVERRIDES, TrainArgs, check_args
 
 # --init-from may change these (an auxiliary head that differs is drawn afresh)
 FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window", "aux_outputs")
-# ... and these codec options: the CPU profile (a ladder) and the ABC's and the MIDI's layouts
-CODEC_FREE_ON_INIT = ("profile", "abc", "midi")
+# ... and these codec options: the CPU profile (a ladder), what comes before the records, and
+# the ABC's and the MIDI's layouts
+CODEC_FREE_ON_INIT = ("profile", "abc", "midi", "prompt")
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainArgs, device: str) -> torch.optim.AdamW:
@@ -209,7 +210,7 @@ def _config_and_codec(args: TrainArgs):
     try:
         codec = make_codec(args.task, align=align, ir_word=args.ir_word,
                            profile=profile, midi=args.midi_codec, layout=args.cpu_layout,
-                           abc=args.abc_layout)
+                           abc=args.abc_layout, prompt=args.record_prompt)
         if args.task == "cpu":
             codec.block(profile)  # a layout the profile cannot have fails here, in one line
     except ValueError as e:

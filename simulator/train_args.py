@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 from bytesim_common.cli import option
 from bytesim_common.errors import UserError
 from simulator.abc_slots import ABC_LAYOUTS
-from simulator.codec import AUX_TARGETS, CPU_LAYOUTS, IR_WORDS, MIDI_LAYOUTS, TASKS
+from simulator.codec import (
+    AUX_TARGETS,
+    CPU_LAYOUTS,
+    IR_WORDS,
+    MIDI_LAYOUTS,
+    RECORD_PROMPTS,
+    TASKS,
+)
 
 if TYPE_CHECKING:
     from simulator.distributed import Dist
@@ -82,6 +89,13 @@ class TrainArgs:
                              "decoded immediate) or bit-records (decoded records with the "
                              "immediate, the values read and the value written one bit per "
                              "byte)")
+    record_prompt: str = option("full", choices=list(RECORD_PROMPTS),
+                                help="cpu, commit records: what comes before the first record: "
+                                "full (the profile's header, the program, the records header "
+                                "and state_0; the default), state (the profile's header and "
+                                "state_0) or header (the profile's header alone): every value "
+                                "a record needs is given in the records, so the shorter "
+                                "prompts make shorter sequences (docs/formats.md)")
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "

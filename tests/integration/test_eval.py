@@ -48,8 +48,10 @@ def few(tmp_path_factory):
 def _overfit(data, out, ir_word="none"):
     """A tiny model trained on 7 short rv32e-mini traces until it knows them by heart
     (ir_word "records" or "decoded-records": that commit-record layout instead of full
-    states)."""
-    layout = {"cpu_layout": ir_word} if ir_word.endswith("records") else {"ir_word": ir_word}
+    states; followed by " header": with `--record-prompt header`)."""
+    name, _, prompt = ir_word.partition(" ")
+    layout = ({"cpu_layout": name, "record_prompt": prompt or "full"}
+              if name.endswith("records") else {"ir_word": name})
     train(TrainArgs(task="cpu", data=str(data), out=str(out), steps=150, batch_size=8, lr=3e-3,
                     save_every=150, eval_every=150, quiet=True, **layout))
     return data, out
@@ -61,7 +63,8 @@ def overfit(few, tmp_path_factory):
 
 
 @pytest.mark.parametrize("ir_word", ["none", "fetched", "given", "executed", "executed-patch",
-                                     "executed-operands", "records", "decoded-records"])
+                                     "executed-operands", "records", "decoded-records",
+                                     "decoded-records header"])
 def test_tiny_model_learns_traces_to_full_free_running_accuracy(overfit, ir_word, tmp_path):
     data, run = overfit if ir_word == "none" else _overfit(overfit[0], tmp_path / "ir", ir_word)
     r = evaluate(run, data, split="train", show_progress=False)

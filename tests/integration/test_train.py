@@ -287,6 +287,8 @@ def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
         train(_args(corpus, tmp_path / "v", scheduled_sampling=1.5))
     with pytest.raises(UserError, match="multiple of processes"):
         train(_args(corpus, tmp_path / "t", batch_size=6, grad_accum=4))
+    with pytest.raises(UserError, match="a 'header' prompt needs commit records"):
+        train(_args(corpus, tmp_path / "h", record_prompt="header"))
     x86 = tmp_path / "x86"
     build_cpu_corpus(datagen_parser().parse_args(
         ["cpu", "--profile", "x86", "-n", "20", "--seed", "1", "--out", str(x86), "--quiet"]))

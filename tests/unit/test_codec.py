@@ -265,6 +265,46 @@ def test_commit_records_rebuild_every_state_and_force_what_is_given(profile, lay
         assert forced.astype(np.uint8).tobytes() == trace.states[size:]
 
 
+@pytest.mark.parametrize("prompt", ["state", "header"])
+@pytest.mark.parametrize("layout", ["records", "decoded-records"])
+@pytest.mark.parametrize("profile", ["rv32e", "rv32e-mini"])
+def test_a_short_prompt_leaves_out_the_program(profile, layout, prompt):
+    """--record-prompt state / header: the profile's header (and state_0), then the same records
+    as the full prompt's, scored alike but for the END (the program, which decides it, is not in
+    the sequence); the states still come back by replay, from the sample's state_0."""
+    from datagen.cpu.build import make_row
+    from datagen.cpu.programs import parse_mix
+
+    full = make_codec("cpu", 16, layout=layout, profile=profile)
+    short = make_codec("cpu", 16, layout=layout, profile=profile, prompt=prompt)
+    assert codec_from_options(short.options()).options() == short.options()
+    size = STATE_SIZE[profile]
+    state0 = size if prompt == "state" else 0
+    for seed in range(10):
+        trace = short.sample_from_row(make_row(profile, seed, 1, 16, 64, parse_mix(None)))
+        ids, mask = short.encode(trace)
+        full_ids, full_mask = full.encode(trace)
+        p, p_full = len(short.prompt(trace)), len(full.prompt(trace))
+        assert p == short.prompt_length(trace) == 16 + state0 < p_full == full.prompt_length(trace)
+        assert (ids[:16] == full_ids[:16]).all()  # the profile's header
+        assert (ids[16:p] == full_ids[p_full - state0: p_full]).all()  # state_0, or nothing
+        assert (ids[p:] == full_ids[p_full:]).all()  # the records and the end patch
+        assert (mask[p:-16] == full_mask[p_full:-16]).all()
+        assert full_mask[-16] and not mask[-16:].any()  # the END: scored only after the program
+        forced = short.teacher_forced_states(trace, ids.astype(np.int64))
+        assert forced.astype(np.uint8).tobytes() == trace.states[size:]
+        target, rule = ids[p:].tolist(), short.constraint(trace)
+        assert all(rule.allowed(target[:t])[want] for t, want in enumerate(target))
+        states, ended = short.generated_states(trace, target)
+        assert ended and states.tobytes() == trace.states[size:]
+        with pytest.raises(DecodeError, match="without the program"):
+            short.decode(ids)
+    with pytest.raises(ValueError, match="commit records"):
+        make_codec("cpu", 16, layout="states", prompt=prompt)
+    with pytest.raises(ValueError, match="prompt"):
+        make_codec("cpu", 16, layout="records", prompt="none")
+
+
 def test_commit_records_refuse_what_they_cannot_hold():
     from datagen.cpu.build import make_row
     from datagen.cpu.programs import parse_mix
