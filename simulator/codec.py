@@ -125,7 +125,8 @@ CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
 # profile's header alone. Every value a record's result depends on is given in the record (or,
 # for a load, was stored by an earlier record into memory that starts zeroed), so the program
 # and state_0 are context the model need not read: generation takes them from the sample, not
-# from the sequence (docs/formats.md).
+# from the sequence (docs/formats.md). It learns L0 slower per step without them, all the same
+# (docs/training.md, "Shorter prompts before the records"): "full" is the default.
 RECORD_PROMPTS = ("full", "state", "header")
 
 # Training-only auxiliary targets a codec can give beside the bytes (`Codec.aux_targets`), name

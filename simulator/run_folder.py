@@ -40,8 +40,7 @@ ADDED_LATER = {"midi_codec": "file", "ir_word": "none", "cpu_layout": "states", 
                "record_prompt": "full"}
 # options that only one kind of task reads (the others record ADDED_LATER's value)
 TASK_OPTIONS = {"ir_word": ("cpu",), "cpu_layout": ("cpu",), "record_prompt": ("cpu",),
-                "aux_targets": ("cpu",),
-                "aux_weight": ("cpu",),
+                "aux_targets": ("cpu",), "aux_weight": ("cpu",),
                 "midi_codec": ("abc2midi", "midi2abc"), "abc_layout": ("abc2midi", "midi2abc")}
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 
