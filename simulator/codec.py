@@ -802,20 +802,23 @@ class CpuRecordCodec(CpuCodec):
                                  f"register {rd[k]} written: commit records cannot hold it")
         return out
 
-    def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def _prompt_parts(self, sample: CpuTrace) -> list[np.ndarray]:
+        """The prompt's patches as `prompt_kind` has them; no record needed."""
         size = _profile(sample.profile).state_size
-        records = self._records(sample)
         state_0 = _padded(sample.states[:size], self.state0_length(sample.profile))
-        prompt = {"full": [_terminated(sample.program, self.align),
-                           header_patch("records", self.align), state_0],
-                  "state": [state_0], "header": []}[self.prompt_kind]
-        return [header_patch(f"cpu:{sample.profile}", self.align), *prompt], list(records)
+        after = {"full": [_terminated(sample.program, self.align),
+                          header_patch("records", self.align), state_0],
+                 "state": [state_0], "header": []}[self.prompt_kind]
+        return [header_patch(f"cpu:{sample.profile}", self.align), *after]
+
+    def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        return self._prompt_parts(sample), list(self._records(sample))
+
+    def prompt(self, sample: CpuTrace) -> np.ndarray:
+        return np.concatenate(self._prompt_parts(sample))  # without replaying the records
 
     def prompt_length(self, sample: CpuTrace) -> int:
-        if self.prompt_kind == "full":
-            return super().prompt_length(sample)
-        state_0 = self.state0_length(sample.profile) if self.prompt_kind == "state" else 0
-        return self.align + state_0
+        return sum(len(part) for part in self._prompt_parts(sample))
 
     def encode(self, sample: CpuTrace) -> tuple[np.ndarray, np.ndarray]:
         ids, mask = super().encode(sample)
