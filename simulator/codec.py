@@ -122,12 +122,14 @@ RECORD_LAYOUTS = {
 CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
 # What comes before the first commit record: "full", the profile's header, the program, the
 # "records" header and state_0; "state", the profile's header and state_0; "header", the
-# profile's header alone. Every value a record's result depends on is given in the record (or,
+# profile's header alone; "blank", the profile's header and PAD in place of the rest (as many
+# ids as "full": a control for whether the model needs the program or only the positions).
+# Every value a record's result depends on is given in the record (or,
 # for a load, was stored by an earlier record into memory that starts zeroed), so the program
 # and state_0 are context the model need not read: generation takes them from the sample, not
 # from the sequence (docs/formats.md). It learns L0 slower per step without them, all the same
 # (docs/training.md, "Shorter prompts before the records"): "full" is the default.
-RECORD_PROMPTS = ("full", "state", "header")
+RECORD_PROMPTS = ("full", "state", "header", "blank")
 
 # Training-only auxiliary targets a codec can give beside the bytes (`Codec.aux_targets`), name
 # -> outputs per scored byte. "mul-sums": at each byte k of the value a RISC-V `mul` writes
@@ -806,10 +808,11 @@ class CpuRecordCodec(CpuCodec):
         """The prompt's patches as `prompt_kind` has them; no record needed."""
         size = _profile(sample.profile).state_size
         state_0 = _padded(sample.states[:size], self.state0_length(sample.profile))
-        after = {"full": [_terminated(sample.program, self.align),
-                          header_patch("records", self.align), state_0],
-                 "state": [state_0], "header": []}[self.prompt_kind]
-        return [header_patch(f"cpu:{sample.profile}", self.align), *after]
+        full = [_terminated(sample.program, self.align), header_patch("records", self.align),
+                state_0]
+        after = {"full": full, "state": [state_0], "header": [],
+                 "blank": [np.full(sum(len(part) for part in full), PAD, np.int16)]}
+        return [header_patch(f"cpu:{sample.profile}", self.align), *after[self.prompt_kind]]
 
     def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return self._prompt_parts(sample), list(self._records(sample))
@@ -1193,6 +1196,9 @@ def make_codec(task: str, align: int = 16, ir_word: str = "none",
                              f"{', '.join(RECORD_LAYOUTS)}): full states are read from state_0")
         return CpuCodec(align, ir_word, profile)
     if task in ("abc2midi", "midi2abc"):
+        if prompt != "full":
+            raise ValueError(f"a {prompt!r} prompt is for the cpu task's commit records; a "
+                             f"{task} prompt is its whole input")
         return MusicCodec(task, align, midi, abc)
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
 

@@ -93,8 +93,9 @@ class TrainArgs:
                                 help="cpu, commit records: what comes before the first record: "
                                 "full (the profile's header, the program, the records header "
                                 "and state_0; the default), state (the profile's header and "
-                                "state_0) or header (the profile's header alone): every value "
-                                "a record needs is given in the records, so the shorter "
+                                "state_0), header (the profile's header alone) or blank (the "
+                                "header, then PAD as long as full's rest: a control): every "
+                                "value a record needs is given in the records, so the shorter "
                                 "prompts make shorter sequences (docs/formats.md)")
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "

@@ -265,13 +265,14 @@ def test_commit_records_rebuild_every_state_and_force_what_is_given(profile, lay
         assert forced.astype(np.uint8).tobytes() == trace.states[size:]
 
 
-@pytest.mark.parametrize("prompt", ["state", "header"])
+@pytest.mark.parametrize("prompt", ["state", "header", "blank"])
 @pytest.mark.parametrize("layout", ["records", "decoded-records"])
 @pytest.mark.parametrize("profile", ["rv32e", "rv32e-mini"])
 def test_a_short_prompt_leaves_out_the_program(profile, layout, prompt):
-    """--record-prompt state / header: the profile's header (and state_0), then the same records
-    as the full prompt's, scored alike but for the END (the program, which decides it, is not in
-    the sequence); the states still come back by replay, from the sample's state_0."""
+    """--record-prompt state / header / blank: the profile's header (and state_0, or PAD as long
+    as the full prompt's rest), then the same records as the full prompt's, scored alike but for
+    the END (the program, which decides it, is not in the sequence); the states still come back
+    by replay, from the sample's state_0."""
     from datagen.cpu.build import make_row
     from datagen.cpu.programs import parse_mix
 
@@ -285,9 +286,13 @@ def test_a_short_prompt_leaves_out_the_program(profile, layout, prompt):
         ids, mask = short.encode(trace)
         full_ids, full_mask = full.encode(trace)
         p, p_full = len(short.prompt(trace)), len(full.prompt(trace))
-        assert p == short.prompt_length(trace) == 16 + state0 < p_full == full.prompt_length(trace)
+        assert p == short.prompt_length(trace) and p_full == full.prompt_length(trace)
         assert (ids[:16] == full_ids[:16]).all()  # the profile's header
-        assert (ids[16:p] == full_ids[p_full - state0: p_full]).all()  # state_0, or nothing
+        if prompt == "blank":
+            assert p == p_full and (ids[16:p] == PAD).all()
+        else:
+            assert p == 16 + state0 < p_full
+            assert (ids[16:p] == full_ids[p_full - state0: p_full]).all()  # state_0, or nothing
         assert (ids[p:] == full_ids[p_full:]).all()  # the records and the end patch
         assert (mask[p:-16] == full_mask[p_full:-16]).all()
         assert full_mask[-16] and not mask[-16:].any()  # the END: scored only after the program
@@ -303,6 +308,8 @@ def test_a_short_prompt_leaves_out_the_program(profile, layout, prompt):
         make_codec("cpu", 16, layout="states", prompt=prompt)
     with pytest.raises(ValueError, match="prompt"):
         make_codec("cpu", 16, layout="records", prompt="none")
+    with pytest.raises(ValueError, match="commit records"):
+        make_codec("abc2midi", 16, prompt=prompt)
 
 
 def test_commit_records_refuse_what_they_cannot_hold():
