@@ -124,11 +124,12 @@ CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
 # "records" header and state_0; "state", the profile's header and state_0; "header", the
 # profile's header alone; "blank", the profile's header and PAD in place of the rest (as many
 # ids as "full": a control for whether the model needs the program or only the positions).
-# Every value a record's result depends on is given in the record (or,
-# for a load, was stored by an earlier record into memory that starts zeroed), so the program
-# and state_0 are context the model need not read: generation takes them from the sample, not
-# from the sequence (docs/formats.md). It learns L0 slower per step without them, all the same
-# (docs/training.md, "Shorter prompts before the records"): "full" is the default.
+# Every value a record's result depends on is given in the record (or, for a load, was stored
+# by an earlier record into memory that starts zeroed), so the program and state_0 are context
+# the model need not read: generation takes them from the sample, not from the sequence
+# (docs/formats.md). It learns L0 slower per step after the shorter ones, and
+# as fast after "blank" as after "full": the patches, not the program, are what it uses
+# (docs/training.md, "Blank patches instead of the program"). "full" is the default.
 RECORD_PROMPTS = ("full", "state", "header", "blank")
 
 # Training-only auxiliary targets a codec can give beside the bytes (`Codec.aux_targets`), name
