@@ -127,9 +127,9 @@ CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
 # Every value a record's result depends on is given in the record (or, for a load, was stored
 # by an earlier record into memory that starts zeroed), so the program and state_0 are context
 # the model need not read: generation takes them from the sample, not from the sequence
-# (docs/formats.md). It learns L0 slower per step after the shorter ones, and
-# as fast after "blank" as after "full": the patches, not the program, are what it uses
-# (docs/training.md, "Blank patches instead of the program"). "full" is the default.
+# (docs/formats.md). It learns L0 slower per step after the shorter ones, and as fast after
+# "blank" as after "full": the patches, not the program, are what it uses (docs/training.md,
+# "Blank patches instead of the program"). "full" is the default.
 RECORD_PROMPTS = ("full", "state", "header", "blank")
 
 # Training-only auxiliary targets a codec can give beside the bytes (`Codec.aux_targets`), name
