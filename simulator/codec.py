@@ -129,8 +129,21 @@ CPU_LAYOUTS = ("states", *RECORD_LAYOUTS)
 # the model need not read: generation takes them from the sample, not from the sequence
 # (docs/formats.md). It learns L0 slower per step after the shorter ones, and as fast after
 # "blank" as after "full": the patches, not the program, are what it uses (docs/training.md,
-# "Blank patches instead of the program"). "full" is the default.
-RECORD_PROMPTS = ("full", "state", "header", "blank")
+# "Blank patches instead of the program"). "blank-N" is the header and N patches of PAD, the
+# same whatever the program's length. "full" is the default.
+RECORD_PROMPTS = ("full", "state", "header", "blank", "blank-N")
+
+
+def parse_record_prompt(prompt: str) -> tuple[str, int | None]:
+    """A record prompt's kind and, for "blank-N", its N patches of PAD (ValueError where
+    `prompt` is none of RECORD_PROMPTS)."""
+    kind, dash, count = prompt.partition("-")
+    if not dash and prompt in RECORD_PROMPTS:
+        return prompt, None
+    if kind == "blank" and count.isdigit() and int(count) <= 64:
+        return kind, int(count)
+    raise ValueError(f"the record prompt must be one of {', '.join(RECORD_PROMPTS)} (N = 0 to "
+                     f"64 patches); got {prompt!r}")
 
 # Training-only auxiliary targets a codec can give beside the bytes (`Codec.aux_targets`), name
 # -> outputs per scored byte. "mul-sums": at each byte k of the value a RISC-V `mul` writes
@@ -756,12 +769,11 @@ class CpuRecordCodec(CpuCodec):
     def __init__(self, align: int = 16, profile: str | None = None, layout: str = "records",
                  prompt: str = "full"):
         super().__init__(align, "executed-operands", profile)
-        if prompt not in RECORD_PROMPTS:
-            raise ValueError(f"prompt must be one of {', '.join(RECORD_PROMPTS)}; got {prompt!r}")
         self.layout = layout
         self.layout_flag = f"--cpu-layout {layout}"
         self.record = RECORD_LAYOUTS[layout]
         self.prompt_kind = prompt
+        self._prompt, self._blank_patches = parse_record_prompt(prompt)
 
     def options(self) -> dict[str, Any]:
         return {"task": self.task, "align": self.align, "layout": self.layout,
@@ -811,9 +823,11 @@ class CpuRecordCodec(CpuCodec):
         state_0 = _padded(sample.states[:size], self.state0_length(sample.profile))
         full = [_terminated(sample.program, self.align), header_patch("records", self.align),
                 state_0]
+        blank = (sum(len(part) for part in full) if self._blank_patches is None
+                 else self._blank_patches * self.align)
         after = {"full": full, "state": [state_0], "header": [],
-                 "blank": [np.full(sum(len(part) for part in full), PAD, np.int16)]}
-        return [header_patch(f"cpu:{sample.profile}", self.align), *after[self.prompt_kind]]
+                 "blank": [np.full(blank, PAD, np.int16)]}
+        return [header_patch(f"cpu:{sample.profile}", self.align), *after[self._prompt]]
 
     def segments(self, sample: CpuTrace) -> tuple[list[np.ndarray], list[np.ndarray]]:
         return self._prompt_parts(sample), list(self._records(sample))

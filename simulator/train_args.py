@@ -16,6 +16,7 @@ from simulator.codec import (
     MIDI_LAYOUTS,
     RECORD_PROMPTS,
     TASKS,
+    parse_record_prompt,
 )
 
 if TYPE_CHECKING:
@@ -89,14 +90,15 @@ class TrainArgs:
                              "decoded immediate) or bit-records (decoded records with the "
                              "immediate, the values read and the value written one bit per "
                              "byte)")
-    record_prompt: str = option("full", choices=list(RECORD_PROMPTS),
+    record_prompt: str = option("full", metavar="|".join(RECORD_PROMPTS),
                                 help="cpu, commit records: what comes before the first record: "
                                 "full (the profile's header, the program, the records header "
                                 "and state_0; the default), state (the profile's header and "
-                                "state_0), header (the profile's header alone) or blank (the "
-                                "header, then PAD as long as full's rest: a control): every "
-                                "value a record needs is given in the records, so the shorter "
-                                "prompts make shorter sequences (docs/formats.md)")
+                                "state_0), header (the profile's header alone), blank (the "
+                                "header, then PAD as long as full's rest: a control) or "
+                                "blank-N (the header, then N patches of PAD): every value a "
+                                "record needs is given in the records, so the shorter prompts "
+                                "make shorter sequences (docs/formats.md)")
     midi_codec: str = option("events", choices=list(MIDI_LAYOUTS),
                              help="abc2midi/midi2abc: the MIDI as its event stream, without the "
                              "header chunk and chunk lengths, generated as well-formed events "
@@ -146,6 +148,10 @@ def check_args(args: TrainArgs, d: Dist) -> None:
     if args.midi_codec not in MIDI_LAYOUTS:
         raise UserError(f"--midi-codec takes {', '.join(MIDI_LAYOUTS)}; "
                         f"got {args.midi_codec!r}")
+    try:
+        parse_record_prompt(args.record_prompt)
+    except ValueError as e:
+        raise UserError(f"--record-prompt: {e}") from None
     if args.abc_layout not in ABC_LAYOUTS:
         raise UserError(f"--abc-layout takes {', '.join(ABC_LAYOUTS)}; got {args.abc_layout!r}")
     for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):

@@ -289,6 +289,8 @@ def test_bad_runs_are_refused_in_one_line(corpus, tmp_path):
         train(_args(corpus, tmp_path / "t", batch_size=6, grad_accum=4))
     with pytest.raises(UserError, match="a 'header' prompt needs commit records"):
         train(_args(corpus, tmp_path / "h", record_prompt="header"))
+    with pytest.raises(UserError, match="--record-prompt: .* got 'blank-x'"):
+        train(_args(corpus, tmp_path / "b", record_prompt="blank-x"))
     x86 = tmp_path / "x86"
     build_cpu_corpus(datagen_parser().parse_args(
         ["cpu", "--profile", "x86", "-n", "20", "--seed", "1", "--out", str(x86), "--quiet"]))

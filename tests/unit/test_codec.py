@@ -265,12 +265,13 @@ def test_commit_records_rebuild_every_state_and_force_what_is_given(profile, lay
         assert forced.astype(np.uint8).tobytes() == trace.states[size:]
 
 
-@pytest.mark.parametrize("prompt", ["state", "header", "blank"])
+@pytest.mark.parametrize("prompt", ["state", "header", "blank", "blank-0", "blank-2"])
 @pytest.mark.parametrize("layout", ["records", "decoded-records"])
 @pytest.mark.parametrize("profile", ["rv32e", "rv32e-mini"])
 def test_a_short_prompt_leaves_out_the_program(profile, layout, prompt):
-    """--record-prompt state / header / blank: the profile's header (and state_0, or PAD as long
-    as the full prompt's rest), then the same records as the full prompt's, scored alike but for
+    """--record-prompt state / header / blank / blank-N: the profile's header (and state_0, or
+    PAD as long as the full prompt's rest or N patches long), then the same records as the full
+    prompt's, scored alike but for
     the END (the program, which decides it, is not in the sequence); the states still come back
     by replay, from the sample's state_0."""
     from datagen.cpu.build import make_row
@@ -288,8 +289,9 @@ def test_a_short_prompt_leaves_out_the_program(profile, layout, prompt):
         p, p_full = len(short.prompt(trace)), len(full.prompt(trace))
         assert p == short.prompt_length(trace) and p_full == full.prompt_length(trace)
         assert (ids[:16] == full_ids[:16]).all()  # the profile's header
-        if prompt == "blank":
-            assert p == p_full and (ids[16:p] == PAD).all()
+        if prompt.startswith("blank"):
+            assert p == (p_full if prompt == "blank" else 16 + 16 * int(prompt[6:]))
+            assert (ids[16:p] == PAD).all()
         else:
             assert p == 16 + state0 < p_full
             assert (ids[16:p] == full_ids[p_full - state0: p_full]).all()  # state_0, or nothing
@@ -306,8 +308,9 @@ def test_a_short_prompt_leaves_out_the_program(profile, layout, prompt):
             short.decode(ids)
     with pytest.raises(ValueError, match="commit records"):
         make_codec("cpu", 16, layout="states", prompt=prompt)
-    with pytest.raises(ValueError, match="prompt"):
-        make_codec("cpu", 16, layout="records", prompt="none")
+    for wrong in ("none", "blank-", "blank-x", "blank-65", "header-2"):
+        with pytest.raises(ValueError, match="prompt"):
+            make_codec("cpu", 16, layout="records", prompt=wrong)
     with pytest.raises(ValueError, match="commit records"):
         make_codec("abc2midi", 16, prompt=prompt)
 
