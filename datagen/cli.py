@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     cpu.add_argument("--values", default="mixed",
                      help="state_0's registers: mixed (default: uniform, small or edge, a third "
                      "each), uniform (32 random bits), uniform-shifts (uniform where the program "
-                     "holds a shift, mixed elsewhere) or uniform-arith (the same for a shift, "
-                     "addi, add or sub)")
+                     "holds a shift, mixed elsewhere), uniform-arith (the same for a shift, "
+                     "addi, add or sub) or half-uniform-shifts (where the program holds a "
+                     "shift, each register uniform or mixed, half the time each)")
     cpu.add_argument("--split-by", default="program",
                      help="what decides a row's split: program (default; one program, one split) "
                      "or trace (program and state_0: for rungs with few distinct programs)")

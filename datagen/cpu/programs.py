@@ -34,11 +34,14 @@ NEAR_WINDOW = 32  # most memory accesses fall in the page's first bytes, so load
 
 
 IMMEDIATES = ("mixed", "zero", "small", "full")  # `--imm`: RISC-V 12-bit immediates, shift amounts
-VALUES = ("mixed", "uniform", "uniform-shifts", "uniform-arith")  # `--values`: state_0's registers
+VALUES = ("mixed", "uniform", "uniform-shifts", "uniform-arith",  # `--values`: state_0's
+          "half-uniform-shifts")                                 # registers
 # The mnemonics whose programs get uniform registers under `--values uniform-shifts` and
-# `uniform-arith`: the ops that route bits by a distance, and those that carry too.
+# `uniform-arith` (each register half the time under `half-uniform-shifts`): the ops that
+# route bits by a distance, and those that carry too.
 UNIFORM_FOR = {"uniform-shifts": frozenset({"slli", "srli", "srai", "sll", "srl", "sra"})}
 UNIFORM_FOR["uniform-arith"] = UNIFORM_FOR["uniform-shifts"] | {"addi", "add", "sub"}
+UNIFORM_FOR["half-uniform-shifts"] = UNIFORM_FOR["uniform-shifts"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,8 @@ class Operands:
     each), "zero", "small" (-16..16; shift amounts 0..16) or "full" (uniform over the field).
     values: state_0's registers: "mixed" (`random_word`), "uniform" (32 uniform bits), or
     "uniform-shifts" (uniform in programs that hold a RISC-V shift, mixed in the others), or
-    "uniform-arith" (the same for a shift, `addi`, `add` or `sub`).
+    "uniform-arith" (the same for a shift, `addi`, `add` or `sub`), or "half-uniform-shifts"
+    (in programs that hold a shift, each register uniform or mixed, half the time each).
     """
 
     mnemonics: tuple[str, ...] = ()
@@ -141,16 +145,19 @@ def random_word(rng: random.Random) -> int:
 def state_values(values: str, program: list[Insn]) -> str:
     """The `random_initial_state` values of `program` under `--values`: "uniform-shifts" and
     "uniform-arith" are "uniform" where the program holds one of their mnemonics (UNIFORM_FOR)
-    and "mixed" elsewhere."""
+    and "mixed" elsewhere; "half-uniform-shifts" is "half-uniform" there."""
     if values not in UNIFORM_FOR:
         return values
-    return "uniform" if any(insn[0] in UNIFORM_FOR[values] for insn in program) else "mixed"
+    if not any(insn[0] in UNIFORM_FOR[values] for insn in program):
+        return "mixed"
+    return "half-uniform" if values.startswith("half-") else "uniform"
 
 
 def random_initial_state(profile: Profile, rng: random.Random, values: str = "mixed") -> bytes:
     """state_0: pc = code_base; registers from `random_word`, or 32 uniform bits with values
-    "uniform" (x86 eflags: random arithmetic flags, plus the always-set bit 1); `state_values`
-    turns the per-mnemonic modes into one of the two for a program."""
+    "uniform", or either, half the time each, with "half-uniform" (x86 eflags: random
+    arithmetic flags, plus the always-set bit 1); `state_values` turns the per-mnemonic modes
+    into one of the three for a program."""
     words = []
     for name in profile.registers:
         if name == profile.pc_register:
@@ -158,7 +165,8 @@ def random_initial_state(profile: Profile, rng: random.Random, values: str = "mi
         elif name == "eflags":
             words.append(0x2 | sum(f for f in X86_ARITH_FLAGS if rng.random() < 0.5))
         else:
-            words.append(rng.getrandbits(32) if values == "uniform" else random_word(rng))
+            uniform = values == "uniform" or (values == "half-uniform" and rng.random() < 0.5)
+            words.append(rng.getrandbits(32) if uniform else random_word(rng))
     state = b"".join(v.to_bytes(w, "little") for v, w in zip(words, profile.register_bytes))
     return state.ljust(profile.state_size, b"\0")
 
