@@ -36,12 +36,13 @@ NEAR_WINDOW = 32  # most memory accesses fall in the page's first bytes, so load
 IMMEDIATES = ("mixed", "zero", "small", "full")  # `--imm`: RISC-V 12-bit immediates, shift amounts
 VALUES = ("mixed", "uniform", "uniform-shifts", "uniform-arith",  # `--values`: state_0's
           "half-uniform-shifts")                                 # registers
-# The mnemonics whose programs get uniform registers under `--values uniform-shifts` and
-# `uniform-arith` (each register half the time under `half-uniform-shifts`): the ops that
-# route bits by a distance, and those that carry too.
-UNIFORM_FOR = {"uniform-shifts": frozenset({"slli", "srli", "srai", "sll", "srl", "sra"})}
-UNIFORM_FOR["uniform-arith"] = UNIFORM_FOR["uniform-shifts"] | {"addi", "add", "sub"}
-UNIFORM_FOR["half-uniform-shifts"] = UNIFORM_FOR["uniform-shifts"]
+# The `--values` modes that draw a program's registers by its mnemonics: mode -> (the
+# mnemonics, the `random_initial_state` values of a program that holds one; "mixed" for the
+# others). The shifts route bits by a distance; `addi`, `add` and `sub` carry too.
+SHIFTS = frozenset({"slli", "srli", "srai", "sll", "srl", "sra"})
+VALUES_WHERE = {"uniform-shifts": (SHIFTS, "uniform"),
+                "uniform-arith": (SHIFTS | {"addi", "add", "sub"}, "uniform"),
+                "half-uniform-shifts": (SHIFTS, "half-uniform")}
 
 
 @dataclass(frozen=True)
@@ -143,14 +144,12 @@ def random_word(rng: random.Random) -> int:
 
 
 def state_values(values: str, program: list[Insn]) -> str:
-    """The `random_initial_state` values of `program` under `--values`: "uniform-shifts" and
-    "uniform-arith" are "uniform" where the program holds one of their mnemonics (UNIFORM_FOR)
-    and "mixed" elsewhere; "half-uniform-shifts" is "half-uniform" there."""
-    if values not in UNIFORM_FOR:
+    """The `random_initial_state` values of `program` under `--values`: a mode of VALUES_WHERE
+    gives its values where the program holds one of its mnemonics and "mixed" elsewhere."""
+    if values not in VALUES_WHERE:
         return values
-    if not any(insn[0] in UNIFORM_FOR[values] for insn in program):
-        return "mixed"
-    return "half-uniform" if values.startswith("half-") else "uniform"
+    mnemonics, where = VALUES_WHERE[values]
+    return where if any(insn[0] in mnemonics for insn in program) else "mixed"
 
 
 def random_initial_state(profile: Profile, rng: random.Random, values: str = "mixed") -> bytes:

@@ -128,14 +128,19 @@ def test_uniform_shift_values_draw_uniform_registers_for_shifts_only(tmp_path):
     """`--values uniform-shifts`: state_0 of 32 uniform bits where the program shifts, the mixed
     draw (a third small or at a sign edge) elsewhere; `uniform-arith`: `addi` too;
     `half-uniform-shifts`: a shift's registers uniform or mixed, half the time each."""
-    job = cpu_job("rv32e-mini", 300, seed=4, min_len=1, max_len=1, mix="alu_imm=1",
-                  values="uniform-shifts")
-    write_corpus(tmp_path, job, show_progress=False)
-    small: dict[bool, list[bool]] = {True: [], False: []}
-    for row in read_table(tmp_path, kind="cpu").to_pylist():
-        shift = row["asm"].split()[0] in ("slli", "srli", "srai")
-        small[shift] += [int.from_bytes(row["states"][i:i + 4], "little") <= 0xFFFF
-                         for i in (4, 8, 12)]
+    def small_registers(values: str) -> dict[bool, list[bool]]:
+        """Whether each register of state_0 is at most 0xffff, for shifts (True) and the rest."""
+        job = cpu_job("rv32e-mini", 300, seed=4, min_len=1, max_len=1, mix="alu_imm=1",
+                      values=values)
+        write_corpus(tmp_path / values, job, show_progress=False)
+        small: dict[bool, list[bool]] = {True: [], False: []}
+        for row in read_table(tmp_path / values, kind="cpu").to_pylist():
+            shift = row["asm"].split()[0] in ("slli", "srli", "srai")
+            small[shift] += [int.from_bytes(row["states"][i:i + 4], "little") <= 0xFFFF
+                             for i in (4, 8, 12)]
+        return small
+
+    small = small_registers("uniform-shifts")
     assert sum(small[True]) < 0.05 * len(small[True])
     assert sum(small[False]) > 0.25 * len(small[False])
     arith = cpu_job("rv32e-mini", 300, seed=4, min_len=1, max_len=1, mix="alu_imm=1",
@@ -145,14 +150,7 @@ def test_uniform_shift_values_draw_uniform_registers_for_shifts_only(tmp_path):
         if row["asm"].startswith("addi "):
             assert min(int.from_bytes(row["states"][i:i + 4], "little")
                        for i in (4, 8, 12)) > 0xFFFF, row["asm"]
-    half = cpu_job("rv32e-mini", 300, seed=4, min_len=1, max_len=1, mix="alu_imm=1",
-                   values="half-uniform-shifts")
-    write_corpus(tmp_path / "half", half, show_progress=False)
-    small = {True: [], False: []}
-    for row in read_table(tmp_path / "half", kind="cpu").to_pylist():
-        shift = row["asm"].split()[0] in ("slli", "srli", "srai")
-        small[shift] += [int.from_bytes(row["states"][i:i + 4], "little") <= 0xFFFF
-                         for i in (4, 8, 12)]
+    small = small_registers("half-uniform-shifts")
     # a shift's registers: uniform half the time, the mixed draw (about a third small) the rest
     assert 0.08 * len(small[True]) < sum(small[True]) < 0.25 * len(small[True])
     assert sum(small[False]) > 0.25 * len(small[False])
