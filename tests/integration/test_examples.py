@@ -23,7 +23,7 @@ def _run(script: str, *args: str) -> str:
 def test_every_example_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert EXAMPLES == ["abc_accompaniment.py", "abc_pitch_errors.py", "compare_own_program.py",
-                        "convert_tune.py",
+                        "convert_tune.py", "demo_variants.py",
                         "predict_program.py", "register_moves.py", "train_tiny.py",
                         "uniform_shifts.py"]
     assert all(f"examples/{name}" in readme for name in EXAMPLES)
@@ -61,6 +61,13 @@ def test_uniform_shifts(tiny_cpu):
 def test_convert_tune(tiny_abc2midi):
     out = _run("convert_tune.py", "--model", str(tiny_abc2midi.checkpoint))
     assert "reference MIDI" in out and ("model MIDI" in out or "model: the model's" in out)
+
+
+def test_demo_variants(tiny_abc2midi):
+    lines = _run("demo_variants.py", "--model", str(tiny_abc2midi.checkpoint)).splitlines()
+    assert lines[-2].removeprefix("demo tune byte-identical to abc2midi's: ") in ("yes", "no")
+    right = int(lines[-1].removeprefix("variants right: ").removesuffix(" of 2"))
+    assert len(lines) == 2 + (2 - right)  # one line for each variant not right
 
 
 def test_train_tiny(tmp_path):
