@@ -100,12 +100,15 @@ def add_export(sub) -> None:
     p.add_argument("dest", help="checkpoint folder to write, e.g. trained/rv32e")
     p.add_argument("--eval-json", default=None,
                    help="a file holding `simulator eval --json` output, for the model card")
+    p.add_argument("--average-with", nargs="+", default=None, metavar="CHECKPOINT",
+                   help="export the mean of the run's weights and these checkpoints' (of the "
+                        "same model and codec: e.g. the checkpoint the run started from)")
 
 
 def run_export(args: argparse.Namespace) -> int:
     from simulator.export import export_run
 
-    export_run(args.run, args.dest, args.eval_json)
+    export_run(args.run, args.dest, args.eval_json, args.average_with)
     print(f"exported {args.run} -> {args.dest}")
     return 0
 

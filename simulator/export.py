@@ -1,16 +1,21 @@
 """`simulator export`: a run folder -> `trained/NAME`, a checkpoint with its model card.
 
 The card (README.md) says what the model is, what data and command made it, on what hardware,
-and, given `simulator eval --json` output, its metrics.
+and, given `simulator eval --json` output, its metrics. With `--average-with`, the weights
+exported are the mean of the run's and those of other checkpoints of the same model and codec
+(a "model soup": runs that continue one another from the same weights can be averaged).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shlex
 import time
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from bytesim_common.errors import UserError
 from bytesim_common.files import atomic_write, display_path
@@ -21,6 +26,7 @@ from simulator.checkpoint import (
     latest_checkpoint,
     load_pretrained,
     load_run_state,
+    resolve_model_path,
     save_pretrained,
 )
 from simulator.evaluate import format_table
@@ -66,13 +72,41 @@ def _sequences_note(summary: dict[str, Any], info: dict[str, Any]) -> str:
             f"{info.get('args', {}).get('max_len', '?')}")
 
 
-def export_run(run: Path | str, dest: Path | str, eval_json: Path | str | None = None) -> Path:
-    """Write `dest/` = config.json + weights + README.md (model card) from a run's checkpoint."""
+def average_weights(model: torch.nn.Module, meta: dict[str, Any],
+                    others: list[Path | str]) -> list[str]:
+    """Set `model`'s floating-point weights to the mean of its own and those of the checkpoints
+    `others` (each a checkpoint folder, a run folder or trained/NAME), which must have its model
+    config and codec. Returns a card line for each of `others`: its path and weights' hash."""
+    own = model.state_dict()
+    sums = {k: v.detach().double().clone() for k, v in own.items() if v.is_floating_point()}
+    shown = []
+    for other in others:
+        folder = resolve_model_path(other)
+        other_model, other_meta = load_pretrained(folder)
+        for part in ("model", "codec"):
+            if other_meta[part] != meta[part]:
+                raise UserError(f"--average-with {other}: its {part} differs from the run's; "
+                                f"only checkpoints of one model and codec can be averaged")
+        weights = other_model.state_dict()
+        for k in sums:
+            sums[k] += weights[k].double()
+        files = hashlib.sha256(json.dumps(other_meta["files"], sort_keys=True).encode())
+        shown.append(f"`{_shown(other)}` (weights {files.hexdigest()[:16]})")
+    model.load_state_dict({k: (sums[k] / (1 + len(others))).to(v.dtype) if k in sums else v
+                           for k, v in own.items()})
+    return shown
+
+
+def export_run(run: Path | str, dest: Path | str, eval_json: Path | str | None = None,
+               average_with: list[Path | str] | None = None) -> Path:
+    """Write `dest/` = config.json + weights + README.md (model card) from a run's checkpoint,
+    its weights averaged with those of the checkpoints `average_with` where given."""
     run, dest = Path(run), Path(dest)
     folder = latest_checkpoint(run) if (run / LATEST).exists() else None
     if folder is None:
         raise UserError(f"{run} is not a run folder with a checkpoint (no {LATEST})")
     model, meta = load_pretrained(folder)
+    averaged = average_weights(model, meta, average_with) if average_with else []
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     summary = json.loads((run / "summary.json").read_text()) \
         if (run / "summary.json").exists() else {}
@@ -111,6 +145,8 @@ def export_run(run: Path | str, dest: Path | str, eval_json: Path | str | None =
         f"| sequences | {_sequences_note(summary, info)} |",
         f"| command | `{_shown_command(info['command']) if 'command' in info else '?'}` |",
         f"| steps | {step} of {info.get('args', {}).get('steps', '?')} |",
+        *([(f"| weights | the mean of this run's step {step} and {', '.join(averaged)}, "
+            f"weighted equally (`--average-with`) |")] if averaged else []),
         f"| wall time | {summary.get('wall_s', '?')} s |",
         f"| dates | trained from {info.get('started', '?')[:10]}, exported {time.strftime('%Y-%m-%d')} |",
         f"| hardware | {info.get('hardware', '?')} x {info.get('processes', 1)} process(es) |",

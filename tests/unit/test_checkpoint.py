@@ -114,7 +114,7 @@ def test_model_card_names_the_music_data_licences():
 SHIPPED_OUTPUTS = {
     "cpu-rv32e": ("b7dc56e857912359", -60247.704, 132592.252),
     "cpu-rv32e-mini": ("9cef115298e0de98", -76568.983, 120814.969),
-    "abc2midi": ("40e4d0e165d42a87", -10816.383, 50168.138),
+    "abc2midi": ("d9b6a10883290aad", -12913.078, 51369.911),
     "abc2midi-m0t": ("269df3d1befe2aec", -89162.804, 95359.642),
     "abc2midi-real": ("5e3a5cb1b99e5843", -8934.213, 42410.122),
     "midi2abc": ("93ecde7579683dda", -90889.802, 99324.469),
@@ -149,6 +149,26 @@ def test_model_card_states_paths_relative_and_the_dates(tiny_cpu, tmp_path, monk
     assert f"exported from `{tiny_cpu.run.name}`" in card
     assert "--data corpus" in card and "| data | `corpus`" in card
     assert "| dates | trained from 20" in card
+
+
+def test_export_averages_with_other_checkpoints(tiny_cpu, tiny_abc2midi, tmp_path):
+    """`--average-with`: the exported weights are the mean of the run's and the others'
+    (here the run's own weights times 3: the mean is twice the run's), the card names them, and
+    a checkpoint of another model or codec is refused in one line."""
+    from simulator.export import export_run
+
+    model, meta = load_pretrained(tiny_cpu.checkpoint)
+    tripled = {k: 3 * v if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    model.load_state_dict(tripled)
+    save_pretrained(model, meta["codec"], tmp_path / "tripled", meta.get("preset"))
+    out = export_run(tiny_cpu.run, tmp_path / "mean", average_with=[tmp_path / "tripled"])
+    own, averaged = load_pretrained(tiny_cpu.checkpoint)[0], load_pretrained(out)[0]
+    weights = averaged.state_dict()
+    for k, v in own.state_dict().items():
+        assert torch.allclose(weights[k], 2 * v if v.is_floating_point() else v)
+    assert "| weights | the mean of this run's step" in (out / "README.md").read_text()
+    with pytest.raises(UserError, match="differs from the run's"):
+        export_run(tiny_cpu.run, tmp_path / "mixed", average_with=[tiny_abc2midi.checkpoint])
 
 
 def test_a_tensor_over_the_shard_cap_is_split_and_joined(tmp_path):
