@@ -30,6 +30,16 @@ def variant(key: str, body: str) -> str:
     return f"{header}\nK:{key}\n{body}\n"
 
 
+def convert(conv: MusicConverter, abc: str, label: str) -> bytes | None:
+    """The model's MIDI file for `abc`, or None (said in one line, with `label`) where it makes
+    none."""
+    try:
+        return conv.abc_to_midi(abc)
+    except UserError as e:  # the output is not a MIDI file
+        print(f"no file: {label} ({e})")
+        return None
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
@@ -41,15 +51,14 @@ def main() -> None:
     right = 0
     for key, body in variants[:2 if args.fast else None]:
         abc = variant(key, body)
-        try:
-            ok = notes_exact(conv.abc_to_midi(abc), conv.reference_abc_to_midi(abc))
-        except UserError as e:  # the output is not a MIDI file
-            print(f"no file: K:{key} {body} ({e})")
+        predicted = convert(conv, abc, f"K:{key} {body}")
+        if predicted is None:
             continue
+        ok = notes_exact(predicted, conv.reference_abc_to_midi(abc))
         right += ok
         if not ok:
             print(f"wrong: K:{key} {body}")
-    identical = conv.abc_to_midi(EXAMPLE_TUNE) == conv.reference_abc_to_midi(EXAMPLE_TUNE)
+    identical = convert(conv, EXAMPLE_TUNE, "the demo tune") == conv.reference_abc_to_midi(EXAMPLE_TUNE)
     print(f"demo tune byte-identical to abc2midi's: {'yes' if identical else 'no'}")
     print(f"variants right: {right} of {2 if args.fast else len(variants)}")
 
