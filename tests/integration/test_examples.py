@@ -22,7 +22,8 @@ def _run(script: str, *args: str) -> str:
 
 def test_every_example_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
-    assert EXAMPLES == ["abc_accompaniment.py", "abc_pitch_errors.py", "compare_own_program.py",
+    assert EXAMPLES == ["abc_accompaniment.py", "abc_features.py", "abc_pitch_errors.py",
+                        "compare_own_program.py",
                         "convert_tune.py", "demo_variants.py",
                         "predict_program.py", "register_moves.py", "train_tiny.py",
                         "uniform_shifts.py"]
@@ -86,6 +87,31 @@ def test_abc_accompaniment(tiny_abc2midi):
     out = _run("abc_accompaniment.py", str(tiny_abc2midi.corpus), "--split", "train",
                "--model", str(tiny_abc2midi.checkpoint))
     assert out.startswith("tunes with guitar chords: ")
+
+
+def test_abc_features(tiny_abc2midi):
+    lines = _run("abc_features.py", str(tiny_abc2midi.corpus), "--split", "train",
+                 "--model", str(tiny_abc2midi.checkpoint)).splitlines()
+    rows = {}
+    for line in lines[1:]:  # "feature  tunes  right  share"
+        name, tunes, right, _ = line.rsplit(None, 3)
+        rows[name] = (int(tunes), int(right))
+    n = rows["all tunes"][0]  # the first 3 tunes of the split, or all it has
+    assert 1 <= n <= 3 and sum(t for name, (t, _) in rows.items() if name.startswith("M:")) == n
+    assert all(right <= tunes <= n for tunes, right in rows.values())
+
+
+def test_abc_features_of_a_tune():
+    """A tune's meter, unit length and the marks its body holds, guitar chords' text aside."""
+    spec = importlib.util.spec_from_file_location("abc_features",
+                                                  ROOT / "examples" / "abc_features.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    tune = 'X:1\nT:t\nM:6/8\nL:1/8\nK:G\n"D7-(b9)"(3ABc d2-d [DF]>G |: z2 e :|\n'
+    assert script.features(tune) == ["M:6/8", "L:1/8", "guitar chords", "chords", "triplets",
+                                     "ties", "broken rhythm", "repeats", "rests", "note lengths"]
+    assert script.features("X:1\nT:t\nK:C\nC D E F |]\n") == ["M:(none)", "L:(default)",
+                                                                  "no marks"]
 
 
 def test_abc_accompaniment_beats():

@@ -1,0 +1,81 @@
+"""Which features do the tunes an abc2midi model gets wrong have? Test tunes against abc2midi.
+
+    python examples/abc_features.py CORPUS [--model PATH] [-n 200] [--split test]
+
+Converts the first N tunes of a split of a music corpus (default: test) with the model, as
+`simulator abc2midi` does (a tune of more than 4 bars in segments), and counts the tunes whose
+notes are exactly abc2midi's. Each tune is sorted by what its ABC writes: its meter (`M:`) and
+unit length (`L:`), and each of the generator's marks it holds anywhere (triplets, ties, chords,
+guitar chords...). One row a feature: the tunes that have it, how many of them are right, and
+the share right, lowest first, so the features to teach come first. A tune has many features,
+so one hard feature lowers the rows of the others it appears with; the rows "no marks" (none of
+the body's marks) and "all tunes" set the scale.
+"""
+
+import argparse
+import collections
+import re
+
+from bytesim_common.errors import UserError
+from datagen.corpus import read_table
+from simulator.facade import MusicConverter
+from simulator.metrics import notes_exact
+
+# The body's marks, searched for in the body with its guitar chords' text taken out.
+MARKS = {
+    "guitar chords": None,  # found before the text is taken out
+    "chords": r"\[[_^=]*[A-Ga-g]",
+    "triplets": r"\(\d",
+    "ties": r"-",
+    "broken rhythm": r"[<>]",
+    "slurs": r"\((?!\d)",
+    "grace notes": r"\{",
+    "repeats": r"\|:|:\|",
+    "endings": r"\[\d|\|\d",
+    "inline fields": r"\[[A-Z]:",
+    "accidentals": r"[_^=]",
+    "octave marks": r"[,']",
+    "rests": r"z",
+    "note lengths": r"[A-Ga-gz][,']*[\d/]",
+}
+
+
+def features(abc: str) -> list[str]:
+    """The features of one tune: `M:...`, `L:...` (from its header) and the body's marks."""
+    header, _, body = abc.partition("\nK:")
+    body = body.partition("\n")[2]
+    fields = dict(re.findall(r"^([ML]):(.*)$", header, flags=re.MULTILINE))
+    found = [f"M:{fields.get('M', '(none)').strip()}", f"L:{fields.get('L', '(default)').strip()}"]
+    marks = [name for name, pattern in MARKS.items()
+             if ('"' in body if pattern is None else re.search(pattern, re.sub(r'"[^"]*"', "", body)))]
+    return found + (marks or ["no marks"])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("corpus", help="a music corpus folder (datagen music)")
+    p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
+    p.add_argument("-n", type=int, default=200, help="test tunes (default 200)")
+    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p.add_argument("--fast", action="store_true", help="3 tunes")
+    args = p.parse_args()
+
+    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
+    rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()
+    tunes: collections.Counter[str] = collections.Counter()
+    right: collections.Counter[str] = collections.Counter()
+    for row in rows[:3 if args.fast else args.n]:
+        try:
+            ok = notes_exact(conv.abc_to_midi(row["abc"]), row["midi"])
+        except UserError:  # no MIDI file, or a bar that does not fit the context
+            ok = False
+        for name in features(row["abc"]) + ["all tunes"]:
+            tunes[name] += 1
+            right[name] += ok
+    print(f"{'feature':<16} {'tunes':>6} {'right':>6} {'share':>6}")
+    for name in sorted(tunes, key=lambda k: (right[k] / tunes[k], -tunes[k], k)):
+        print(f"{name:<16} {tunes[name]:>6} {right[name]:>6} {right[name] / tunes[name]:>6.1%}")
+
+
+if __name__ == "__main__":
+    main()
