@@ -21,9 +21,8 @@ from datagen.corpus import read_table
 from simulator.facade import MusicConverter
 from simulator.metrics import notes_exact
 
-# The body's marks, searched for in the body with its guitar chords' text taken out.
+# The body's marks besides guitar chords, searched for with the guitar chords' text taken out.
 MARKS = {
-    "guitar chords": None,  # found before the text is taken out
     "chords": r"\[[_^=]*[A-Ga-g]",
     "triplets": r"\(\d",
     "ties": r"-",
@@ -46,8 +45,9 @@ def features(abc: str) -> list[str]:
     body = body.partition("\n")[2]
     fields = dict(re.findall(r"^([ML]):(.*)$", header, flags=re.MULTILINE))
     found = [f"M:{fields.get('M', '(none)').strip()}", f"L:{fields.get('L', '(default)').strip()}"]
-    marks = [name for name, pattern in MARKS.items()
-             if ('"' in body if pattern is None else re.search(pattern, re.sub(r'"[^"]*"', "", body)))]
+    unquoted = re.sub(r'"[^"]*"', "", body)
+    marks = (["guitar chords"] if '"' in body else []) + \
+        [name for name, pattern in MARKS.items() if re.search(pattern, unquoted)]
     return found + (marks or ["no marks"])
 
 
