@@ -20,6 +20,15 @@ def _run(script: str, *args: str) -> str:
     return done.stdout
 
 
+def _load(script: str):
+    """The example `script` (a file name in examples/) as a module, to test its functions."""
+    spec = importlib.util.spec_from_file_location(script.removesuffix(".py"),
+                                                  ROOT / "examples" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_every_example_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert EXAMPLES == ["abc_accompaniment.py", "abc_features.py", "abc_pitch_errors.py",
@@ -103,10 +112,7 @@ def test_abc_features(tiny_abc2midi):
 
 def test_abc_features_of_a_tune():
     """A tune's meter, unit length and the marks its body holds, guitar chords' text aside."""
-    spec = importlib.util.spec_from_file_location("abc_features",
-                                                  ROOT / "examples" / "abc_features.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _load("abc_features.py")
     tune = 'X:1\nT:t\nM:6/8\nL:1/8\nK:G\n"D7-(b9)"(3ABc d2-d [DF]>G |: z2 e :|\n'
     assert script.features(tune) == ["M:6/8", "L:1/8", "guitar chords", "chords", "triplets",
                                      "ties", "broken rhythm", "repeats", "rests", "note lengths"]
@@ -116,10 +122,7 @@ def test_abc_features_of_a_tune():
 
 def test_abc_accompaniment_beats():
     """A beat is right where the model starts exactly the reference's notes at its onset."""
-    spec = importlib.util.spec_from_file_location("abc_accompaniment",
-                                                  ROOT / "examples" / "abc_accompaniment.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _load("abc_accompaniment.py")
     ref = [(0, 69, 0.0, 1.0), (1, 45, 0.0, 1.0), (2, 57, 1.0, 1.0), (2, 61, 1.0, 1.0),
            (1, 50, 2.0, 1.0), (2, 62, 3.0, 1.0)]
     got = [(0, 69, 0.0, 1.0), (1, 45, 0.0, 1.0), (2, 57, 1.0, 1.0),  # one chord note missing
@@ -135,10 +138,7 @@ def test_abc_accompaniment_beats():
 def test_abc_pitch_errors_note_kinds():
     """What decides each note's pitch, as abc2midi reads it: an accidental carries to its letter
     in every octave until the bar line."""
-    spec = importlib.util.spec_from_file_location("abc_pitch_errors",
-                                                  ROOT / "examples" / "abc_pitch_errors.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _load("abc_pitch_errors.py")
     kinds = script.note_kinds("X:1\nT:t\nM:4/4\nL:1/8\nK:D\n^G g G, z =F f c | G F2 |]\n")
     assert kinds == [("explicit accidental", False, 67), ("carried accidental", False, 79),
                      ("carried accidental", True, 55), ("explicit accidental", False, 65),
