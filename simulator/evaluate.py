@@ -355,7 +355,7 @@ def evaluate_rows(model, codec: Codec, rows: list[dict], what: str, device: str 
     return result
 
 
-MUSIC_LEADING = ("notes_exact", "ends", "valid_midi", "exact_file")  # after note_f1
+MUSIC_LEADING = ("notes_exact", "ends", "valid_midi", "meta_exact", "exact_file")  # after note_f1
 
 
 def percent(x: float | None) -> str:

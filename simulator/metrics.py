@@ -12,6 +12,8 @@ Music, on greedy output, in the order they lead (`MusicTally`):
 - notes_exact: the fraction of files whose notes are all right (and no others);
 - ends: the fraction of outputs that end (END) inside the model's context;
 - valid_midi (abc2midi): the fraction of outputs that mido reads as a MIDI file;
+- meta_exact: the fraction of outputs whose time signature, key signature and tempo events
+  are the reference's (at the same times): what note_f1 does not see, as notes are timed in beats;
 - exact_file: the fraction of outputs byte-identical to the reference;
 and, teacher-forced, per note of the reference MIDI (abc2midi): whether its pitch, onset and
 duration bytes are all predicted right (`note_tf`), and each apart: a diagnostic that moves long
@@ -155,23 +157,33 @@ def state_matches(predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 def valid_midi(data: bytes) -> bool:
     """Whether mido parses `data` as a MIDI file."""
-    import mido
-
-    try:
-        mido.MidiFile(file=io.BytesIO(data))
-    except MIDI_ERRORS:
-        return False
-    return True
+    return _readable(data) is not None
 
 
 Notes = list[tuple[int, int, float, float]]  # (channel, pitch, onset, duration)
 
 
-def midi_notes(data: bytes) -> Notes:
-    """Notes of a MIDI file as (channel, pitch, onset, duration), times in beats (rounded)."""
+def _read(data: bytes):
+    """The mido.MidiFile of `data` (one of MIDI_ERRORS if it is not a MIDI file)."""
     import mido
 
-    mid = mido.MidiFile(file=io.BytesIO(data))
+    return mido.MidiFile(file=io.BytesIO(data))
+
+
+def _readable(data: bytes):
+    """`_read`, or None if the file is unreadable."""
+    try:
+        return _read(data)
+    except MIDI_ERRORS:
+        return None
+
+
+def midi_notes(data: bytes) -> Notes:
+    """Notes of a MIDI file as (channel, pitch, onset, duration), times in beats (rounded)."""
+    return _notes(_read(data))
+
+
+def _notes(mid) -> Notes:
     tpb = mid.ticks_per_beat or 480
     notes = []
     for track in mid.tracks:
@@ -189,10 +201,33 @@ def midi_notes(data: bytes) -> Notes:
 
 def _readable_notes(data: bytes) -> Notes | None:
     """`midi_notes`, or None if the file is unreadable."""
-    try:
-        return midi_notes(data)
-    except MIDI_ERRORS:
-        return None
+    mid = _readable(data)
+    return None if mid is None else _notes(mid)
+
+
+# The meta events that say how a file is played and written out beside its notes: its meter,
+# its key and its tempo (abc2midi writes them from the M:, K: and Q: fields).
+META_TYPES = ("time_signature", "key_signature", "set_tempo")
+Meta = list[tuple[float, str, tuple]]  # (time in beats, type, the event's values)
+
+
+def midi_meta(data: bytes) -> Meta:
+    """The time signature, key signature and tempo events of a MIDI file, in time order (times
+    in beats, rounded), with their values (e.g. numerator 4, denominator 4)."""
+    return _meta(_read(data))
+
+
+def _meta(mid) -> Meta:
+    tpb = mid.ticks_per_beat or 480
+    events = []
+    for track in mid.tracks:
+        now = 0
+        for msg in track:
+            now += msg.time
+            if msg.type in META_TYPES:
+                values = {k: v for k, v in msg.dict().items() if k not in ("type", "time")}
+                events.append((round(now / tpb, 3), msg.type, tuple(sorted(values.items()))))
+    return sorted(events)
 
 
 def note_f1(predicted: bytes, reference: bytes) -> float:
@@ -286,12 +321,15 @@ class MusicTally:
                    ends: bool) -> None:
         """One greedy output: `predicted` and `reference` are MIDI files (midi2abc: the
         predicted ABC converted; b"" where there is none). Each file is read once."""
-        pred, ref = _readable_notes(predicted), midi_notes(reference)
+        pred_mid, ref_mid = _readable(predicted), _read(reference)
+        pred, ref = None if pred_mid is None else _notes(pred_mid), _notes(ref_mid)
         self.files["note_f1"].append(notes_f1(pred, ref))
         self.files["notes_exact"].append(_exact(pred, ref))
         self.files["ends"].append(ends)
-        if self.task == "abc2midi":  # midi_notes fails exactly where mido's parse does
-            self.files["valid_midi"].append(pred is not None)
+        if self.task == "abc2midi":
+            self.files["valid_midi"].append(pred_mid is not None)
+        self.files["meta_exact"].append(pred_mid is not None
+                                        and _meta(pred_mid) == _meta(ref_mid))
         self.files["exact_file"].append(exact_file)
         self.first_errors[_first_error(pred, ref)] += 1
 

@@ -21,6 +21,7 @@ from simulator.metrics import (
     MusicTally,
     StepTally,
     first_error,
+    midi_meta,
     note_f1,
     notes_exact,
     state_matches,
@@ -305,9 +306,9 @@ def test_cpu_tally_counts_bytes_states_registers_and_classes():
     assert r["by_class"]["load"]["byte_accuracy"] == 0.0
 
 
-def _midi(notes):
+def _midi(notes, meta=()):
     mid = mido.MidiFile(ticks_per_beat=480)
-    track = mido.MidiTrack()
+    track = mido.MidiTrack(meta)
     mid.tracks.append(track)
     for pitch, dur in notes:
         track.append(mido.Message("note_on", note=pitch, velocity=64, time=0))
@@ -330,6 +331,30 @@ def test_music_metrics():
     assert not notes_exact(_midi([(60, 480), (62, 480), (64, 960), (64, 480)]), ref)  # one more
 
 
+def test_meta_exact_sees_the_meter_and_tempo_that_note_f1_does_not():
+    """Notes are timed in beats, so a file in 3/4 (or at another tempo) with the reference's notes
+    scores note_f1 1; meta_exact counts it wrong."""
+    notes = [(60, 480), (62, 480), (64, 960)]
+    four = [mido.MetaMessage("time_signature", numerator=4, denominator=4),
+            mido.MetaMessage("set_tempo", tempo=500000)]
+    ref = _midi(notes, four)
+    assert midi_meta(ref) == [(0.0, "set_tempo", (("tempo", 500000),)),
+                              (0.0, "time_signature", (("clocks_per_click", 24),
+                                                       ("denominator", 4),
+                                                       ("notated_32nd_notes_per_beat", 8),
+                                                       ("numerator", 4)))]
+    three = _midi(notes, [mido.MetaMessage("time_signature", numerator=3, denominator=4),
+                          four[1]])
+    slower = _midi(notes, [four[0], mido.MetaMessage("set_tempo", tempo=600000)])
+    t = MusicTally("abc2midi")
+    for out in (ref, three, slower, _midi(notes, four[::-1]), _midi(notes), b""):
+        t.add_output(out, ref, exact_file=out == ref, ends=True)
+    r = t.result()
+    assert t.files["note_f1"] == [1.0] * 5 + [0.0]
+    assert t.files["meta_exact"] == [True, False, False, True, False, False]  # order in time only
+    assert r["meta_exact"] == pytest.approx(2 / 6)
+
+
 def test_music_tally_leads_with_the_note_metrics():
     ref = _midi([(60, 480), (62, 480), (64, 960)])
     t = MusicTally("abc2midi")
@@ -342,7 +367,7 @@ def test_music_tally_leads_with_the_note_metrics():
     assert list(r)[:4] == ["note_f1", "notes_exact", "ends", "valid_midi"]
     assert r["note_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)
     assert r["notes_exact"] == r["exact_file"] == pytest.approx(1 / 3)
-    assert r["ends"] == r["valid_midi"] == pytest.approx(2 / 3)
+    assert r["ends"] == r["valid_midi"] == r["meta_exact"] == pytest.approx(2 / 3)
     assert r["tf_notes"] == 3 and r["note_tf"] == pytest.approx(1 / 3)
     assert (r["pitch_tf"], r["onset_tf"], r["duration_tf"]) == pytest.approx((2 / 3, 1 / 3, 1))
     assert r["first_error"] == {"wrong_pitch": 0.5, "unreadable": 0.5}  # of the 2 wrong outputs
