@@ -32,7 +32,7 @@ def _load(script: str):
 def test_every_example_is_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     assert EXAMPLES == ["abc_accompaniment.py", "abc_features.py", "abc_pitch_errors.py",
-                        "compare_own_program.py",
+                        "abc_titles.py", "compare_own_program.py",
                         "convert_tune.py", "demo_variants.py",
                         "predict_program.py", "register_moves.py", "train_tiny.py",
                         "uniform_shifts.py"]
@@ -108,6 +108,24 @@ def test_abc_features(tiny_abc2midi):
     n = rows["all tunes"][0]  # the first 3 tunes of the split, or all it has
     assert 1 <= n <= 3 and sum(t for name, (t, _) in rows.items() if name.startswith("M:")) == n
     assert all(right <= tunes <= n for tunes, right in rows.values())
+
+
+def test_abc_titles(tiny_abc2midi):
+    lines = _run("abc_titles.py", str(tiny_abc2midi.corpus), "--split", "train",
+                 "--model", str(tiny_abc2midi.checkpoint), "--after", "", " 3").splitlines()
+    assert lines[0].split() == ["after", "the", "title", "tunes", "meta", "wrong", "note_f1"]
+    rows = [line.rsplit(None, 3) for line in lines[1:]]
+    assert [r[0] for r in rows] == ["''", "' 3'"]
+    for _, tunes, wrong, f1 in rows:
+        assert 1 <= int(tunes) <= 3 and 0 <= int(wrong) <= int(tunes) and 0 <= float(f1) <= 1
+
+
+def test_abc_titles_retitled():
+    """Only the first title line changes, its trailing blanks dropped."""
+    script = _load("abc_titles.py")
+    tune = "X:1\nT:Tune 3 \nT:second\nM:4/4\nK:C\nC D |]\n"
+    assert script.retitled(tune, " 9") == "X:1\nT:Tune 3 9\nT:second\nM:4/4\nK:C\nC D |]\n"
+    assert script.retitled("X:1\nK:C\nC |]\n", " 9") == "X:1\nK:C\nC |]\n"
 
 
 def test_abc_features_of_a_tune():
