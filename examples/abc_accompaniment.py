@@ -12,9 +12,9 @@ tune's first beat apart from the later ones. A model that has not learnt to read
 still plays the first chord (most tunes open on their key's chord) and then guesses.
 """
 
-import argparse
 import collections
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
 from datagen.corpus import read_table
 from simulator.facade import MusicConverter
@@ -40,14 +40,15 @@ def beats_right(predicted: Notes, reference: Notes) -> list[bool]:
     return [got.get(onset) == want[onset] for onset in sorted(want)]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/abc_accompaniment.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("corpus", help="a music corpus folder (datagen music)")
     p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
     p.add_argument("-n", type=int, default=100, help="tunes with guitar chords (default 100)")
     p.add_argument("--split", choices=("train", "valid", "test"), default="test")
     p.add_argument("--fast", action="store_true", help="3 tunes")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
     rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()

@@ -12,10 +12,10 @@ so one hard feature lowers the rows of the others it appears with; the rows "no 
 the body's marks) and "all tunes" set the scale.
 """
 
-import argparse
 import collections
 import re
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
 from datagen.corpus import read_table
 from simulator.facade import MusicConverter
@@ -51,14 +51,15 @@ def features(abc: str) -> list[str]:
     return found + (marks or ["no marks"])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/abc_features.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("corpus", help="a music corpus folder (datagen music)")
     p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
     p.add_argument("-n", type=int, default=200, help="test tunes (default 200)")
     p.add_argument("--split", choices=("train", "valid", "test"), default="test")
     p.add_argument("--fast", action="store_true", help="3 tunes")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
     rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()

@@ -17,9 +17,9 @@ ties or inline fields (the M2 generator's features) are left out, as are outputs
 count differs from the reference (listed with a count; `simulator eval` says how they differ).
 """
 
-import argparse
 import collections
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
 from datagen.corpus import read_table
 from datagen.music.abc_notes import plain_notes
@@ -37,14 +37,15 @@ def note_kinds(abc: str) -> list[tuple[str, bool, int]] | None:
              bool(n.octave_marks), n.natural_pitch) for n in notes]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/abc_pitch_errors.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("corpus", help="a music corpus folder (datagen music)")
     p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
     p.add_argument("-n", type=int, default=150, help="test tunes (default 150)")
     p.add_argument("--split", choices=("train", "valid", "test"), default="test")
     p.add_argument("--fast", action="store_true", help="3 tunes")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
     rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()

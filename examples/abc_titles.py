@@ -11,9 +11,9 @@ mean note_f1. A model that reads the header's fields scores alike on every row; 
 ("Thirty-sixth session") found one that took the meter from a number ending the title.
 """
 
-import argparse
 import re
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
 from datagen.corpus import read_table
 from simulator.facade import MusicConverter
@@ -28,8 +28,9 @@ def retitled(abc: str, after: str) -> str:
                   flags=re.MULTILINE)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/abc_titles.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("corpus", help="a music corpus folder (datagen music)")
     p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
     p.add_argument("-n", type=int, default=100, help="test tunes (default 100)")
@@ -37,7 +38,7 @@ def main() -> None:
     p.add_argument("--after", nargs="+", default=AFTER, metavar="TEXT",
                    help="texts to put after the titles (default: %(default)s)")
     p.add_argument("--fast", action="store_true", help="3 tunes")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
     rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()

@@ -6,9 +6,9 @@ The program is RISC-V assembly (a `.s` file; labels, `#` comments, ABI register 
 machine code (a `.bin` file). Without a file, a small built-in program is used.
 """
 
-import argparse
 import json
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from simulator.facade import CPUSimulator
 
 BUILT_IN = """\
@@ -22,14 +22,15 @@ skip:
 """
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/compare_own_program.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("program", nargs="?", default=None, help="a .s or .bin file")
     p.add_argument("--init", default=None, help="initial registers, e.g. x1=5,x2=0x10")
     p.add_argument("--model", default=None, help="checkpoint (default: trained/cpu-rv32e)")
     p.add_argument("--profile", default=None, help="CPU profile, if the checkpoint lacks it")
     p.add_argument("--fast", action="store_true", help="compare the first 3 steps only")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     sim = CPUSimulator.from_pretrained(args.model, profile=args.profile)
     report = sim.compare(args.program or BUILT_IN, args.init, max_steps=3 if args.fast else None)

@@ -3,9 +3,10 @@
     python examples/convert_tune.py [tune.abc] [--model trained/abc2midi] [-o out.mid]
 """
 
-import argparse
 from pathlib import Path
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
+from bytesim_common.errors import UserError
 from simulator.facade import ModelOutputError, MusicConverter, midi_summary
 
 TUNE = """\
@@ -18,15 +19,19 @@ GABc dedB | d2 g2 B2 d2 |]
 """
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/convert_tune.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("tune", nargs="?", default=None, help="an .abc file (default: a built-in tune)")
     p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
     p.add_argument("-o", "--output", default=None, help="write the model's MIDI file here")
     p.add_argument("--fast", action="store_true", help="accepted for the tests; nothing to skip")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
-    abc = Path(args.tune).read_text() if args.tune else TUNE
+    try:
+        abc = Path(args.tune).read_text(encoding="utf-8") if args.tune else TUNE
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"cannot read {args.tune}: {getattr(e, 'strerror', None) or e}") from None
     conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
     reference = conv.reference_abc_to_midi(abc)
     print(f"reference MIDI ({len(reference)} bytes):\n{midi_summary(reference)}")

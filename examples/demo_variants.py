@@ -10,8 +10,8 @@ are exactly abc2midi's. It prints each wrong variant, whether the demo tune's fi
 byte-identical to abc2midi's, and the count.
 """
 
-import argparse
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
 from simulator.demo import EXAMPLE_TUNE
 from simulator.facade import MusicConverter
@@ -40,11 +40,12 @@ def convert(conv: MusicConverter, abc: str, label: str) -> bytes | None:
         return None
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/demo_variants.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
     p.add_argument("--fast", action="store_true", help="2 variants")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
     variants = [(key, body) for key in KEYS for body in BODIES]

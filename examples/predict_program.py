@@ -3,8 +3,8 @@
     python examples/predict_program.py [--model trained/cpu-rv32e] [--profile NAME] [--fast]
 """
 
-import argparse
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from simulator.facade import CPUSimulator
 
 PROGRAM = """\
@@ -15,12 +15,13 @@ PROGRAM = """\
 """
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/predict_program.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="checkpoint (default: trained/cpu-rv32e)")
     p.add_argument("--profile", default=None, help="CPU profile, if the checkpoint lacks it")
     p.add_argument("--fast", action="store_true", help="predict at most 2 states")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     sim = CPUSimulator.from_pretrained(args.model, profile=args.profile)
     trace = sim.predict(PROGRAM, initial_state={"x2": 5}, max_steps=2 if args.fast else None)

@@ -10,21 +10,22 @@ carries. Prints each case, then how many destination registers were right, in al
 route (`rd <- rs1`: the full-state layouts learnt the routes one at a time, docs/training.md).
 """
 
-import argparse
 import collections
 import random
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from simulator.facade import CPUSimulator
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/register_moves.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="a RISC-V checkpoint (default: trained/cpu-rv32e)")
     p.add_argument("-n", type=int, default=40, help="cases (default 40)")
     p.add_argument("--imm", choices=("zero", "random"), default="zero")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fast", action="store_true", help="3 cases")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     sim = CPUSimulator.from_pretrained(args.model)
     registers = [r for r in sim.profile.program_registers if r != "x0"]

@@ -8,9 +8,9 @@ layout of a trace but little arithmetic. Without it: 2,000 traces, 400 steps (a 
 on 2 CPU cores) and the model gets most pc and many register bytes right.
 """
 
-import argparse
 from pathlib import Path
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from datagen.corpus import write_corpus
 from datagen.cpu.build import cpu_job
 from simulator.export import export_run
@@ -18,11 +18,12 @@ from simulator.facade import CPUSimulator
 from simulator.train import TrainArgs, train
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/train_tiny.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True, help="folder for the corpus, run and checkpoint")
     p.add_argument("--fast", action="store_true", help="seconds instead of minutes")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     out = Path(args.out)
     n, steps = (32, 10) if args.fast else (2000, 400)
 

@@ -10,21 +10,22 @@ each result byte from two source bytes. Prints how many destination registers we
 mnemonic, by q and by r (docs/training.md, "Where the shifts fail").
 """
 
-import argparse
 import collections
 import random
 
+from bytesim_common.cli import OneLineErrorParser, cli_entry
 from simulator.facade import CPUSimulator
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+@cli_entry("examples/uniform_shifts.py")
+def main(argv: list[str] | None = None) -> None:
+    p = OneLineErrorParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", default=None, help="a RISC-V checkpoint (default: trained/cpu-rv32e)")
     p.add_argument("--profile", default=None, help="e.g. rv32e-mini (default: the model's)")
     p.add_argument("-n", type=int, default=300, help="cases (default 300)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--fast", action="store_true", help="3 cases")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     sim = CPUSimulator.from_pretrained(args.model, profile=args.profile)
     registers = [r for r in sim.profile.program_registers if r != "x0"]

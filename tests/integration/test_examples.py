@@ -1,11 +1,12 @@
-"""Every script in examples/ runs (in its fast mode, on the tiny test checkpoints) and is
-referenced from the README."""
+"""Every script in examples/ runs (in its fast mode, on the tiny test checkpoints), is referenced
+from the README, and answers bad input in one line with exit code 2."""
 
 import importlib.util
 import os
 import subprocess
 import sys
 
+import pytest
 from helpers import ROOT
 
 EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
@@ -37,6 +38,17 @@ def test_every_example_is_in_the_readme():
                         "predict_program.py", "register_moves.py", "train_tiny.py",
                         "uniform_shifts.py"]
     assert all(f"examples/{name}" in readme for name in EXAMPLES)
+
+
+@pytest.mark.parametrize("script, arg", [
+    ("abc_titles.py", "no-such-corpus"), ("abc_features.py", "no-such-corpus"),
+    ("abc_pitch_errors.py", "no-such-corpus"), ("abc_accompaniment.py", "no-such-corpus"),
+    ("convert_tune.py", "no-such-tune.abc"), ("compare_own_program.py", "no-such-program.s")])
+def test_an_example_given_bad_input_says_so_in_one_line(script, arg, tmp_path):
+    done = subprocess.run([sys.executable, str(ROOT / "examples" / script), str(tmp_path / arg)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"examples/{script}: error: ") and done.stderr.count("\n") == 1
 
 
 def test_predict_program(tiny_cpu):
