@@ -6,9 +6,10 @@ word or number put after their titles, against abc2midi.
 abc2midi's file, normalised as in corpora, does not change with the title, so every variant of a
 tune is compared with that tune's reference file. For each text put after the titles the script
 counts the outputs whose time signature, key signature or tempo events are not the reference's
-(`simulator.metrics.midi_meta`, as `simulator eval`'s `meta_exact` reads them) and gives their
-mean note_f1. A model that reads the header's fields scores alike on every row; docs/music.md
-("Thirty-sixth session") found one that took the meter from a number ending the title.
+and gives their mean note_f1, both scored as `simulator eval` scores them (`meta_exact` and
+note_f1 of `simulator.metrics.MusicTally`). A model that reads the header's fields scores alike on
+every row; docs/music.md ("Thirty-sixth session") found one that took the meter from a number
+ending the title.
 """
 
 import re
@@ -17,7 +18,7 @@ from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
 from datagen.corpus import read_table
 from simulator.facade import MusicConverter
-from simulator.metrics import midi_meta, note_f1
+from simulator.metrics import MusicTally
 
 AFTER = ["", " 2", " 3", " 6", " 9", " 12", " Reel"]  # "": the titles as they are
 
@@ -43,18 +44,19 @@ def main(argv: list[str] | None = None) -> None:
     conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
     rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()
     rows = rows[:3 if args.fast else args.n]
+    if not rows:
+        raise UserError(f"{args.corpus} has no {args.split} tunes")
     print(f"{'after the title':16s} {'tunes':>5s} {'meta wrong':>10s} {'note_f1':>8s}")
     for after in args.after:
-        wrong, f1 = 0, 0.0
+        tally = MusicTally("abc2midi")  # as `simulator eval` scores outputs
         for row in rows:
             try:
                 out = conv.abc_to_midi(retitled(row["abc"], after))
-            except UserError:  # no file: counted wrong, note_f1 0
-                wrong += 1
-                continue
-            wrong += midi_meta(out) != midi_meta(row["midi"])
-            f1 += note_f1(out, row["midi"])
-        print(f"{after!r:16s} {len(rows):5d} {wrong:10d} {f1 / max(1, len(rows)):8.4f}")
+            except UserError:  # no file: meta wrong, note_f1 0
+                out = b""
+            tally.add_output(out, row["midi"], exact_file=out == row["midi"], ends=bool(out))
+        wrong = tally.files["meta_exact"].count(False)
+        print(f"{after!r:16s} {len(rows):5d} {wrong:10d} {tally.result()['note_f1']:8.4f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ are exactly abc2midi's. It prints each wrong variant, whether the demo tune's fi
 byte-identical to abc2midi's, and the count.
 """
 
-
 from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
 from simulator.demo import EXAMPLE_TUNE

@@ -3,7 +3,6 @@
     python examples/predict_program.py [--model trained/cpu-rv32e] [--profile NAME] [--fast]
 """
 
-
 from bytesim_common.cli import OneLineErrorParser, cli_entry
 from simulator.facade import CPUSimulator
 
