@@ -1057,6 +1057,7 @@ class _StreamAllowed:
 
 
 MIDI_LAYOUTS = ("file", "events", "note-aligned", "merged-events")
+ABC_HEADERS = ("canonical", "untitled")
 
 
 class MusicCodec(Codec):
@@ -1074,9 +1075,14 @@ class MusicCodec(Codec):
     slot of its own, and "note-gchord-slots" every note and every guitar chord
     (`simulator.abc_slots`). As midi2abc's target, the fill that follows a run's first FILL
     byte is forced and not scored (`AbcSlotConstraint`).
+
+    `header`: the ABC's header in canonical form ("canonical"), or that without its `X:` and
+    `T:` lines ("untitled", abc2midi only: a midi2abc target must name its tune;
+    `datagen.music.abc_header`).
     """
 
-    def __init__(self, task: str, align: int = 16, midi: str = "file", abc: str = "text"):
+    def __init__(self, task: str, align: int = 16, midi: str = "file", abc: str = "text",
+                 header: str = "canonical"):
         super().__init__(align)
         if task not in ("abc2midi", "midi2abc"):
             raise ValueError(f"unknown music task {task!r}")
@@ -1084,14 +1090,20 @@ class MusicCodec(Codec):
             raise ValueError(f"unknown MIDI layout {midi!r} (known: {', '.join(MIDI_LAYOUTS)})")
         if abc not in ABC_LAYOUTS:
             raise ValueError(f"unknown ABC layout {abc!r} (known: {', '.join(ABC_LAYOUTS)})")
-        self.task, self.midi, self.abc = task, midi, abc
+        if header not in ABC_HEADERS:
+            raise ValueError(f"unknown ABC header {header!r} (known: {', '.join(ABC_HEADERS)})")
+        if header == "untitled" and task == "midi2abc":
+            raise ValueError("an untitled ABC header is for abc2midi's prompt: the ABC that "
+                             "midi2abc writes must start with its X: and T: lines")
+        self.task, self.midi, self.abc, self.header = task, midi, abc, header
         self.slotted_target = abc != "text" and task == "midi2abc"  # midi2abc writes slots
 
     def options(self) -> dict[str, Any]:
-        """The "file" and "text" layouts are left out, so that checkpoints from before the
-        options and new ones with the same layouts have the same options."""
+        """The "file", "text" and "canonical" layouts are left out, so that checkpoints from
+        before the options and new ones with the same layouts have the same options."""
         return {**super().options(), **({"midi": self.midi} if self.midi != "file" else {}),
-                **({"abc": self.abc} if self.abc != "text" else {})}
+                **({"abc": self.abc} if self.abc != "text" else {}),
+                **({"header": self.header} if self.header != "canonical" else {})}
 
     def sample_from_row(self, row: dict[str, Any]) -> MusicPair:
         return MusicPair(row["abc"], bytes(row["midi"]))
@@ -1106,9 +1118,11 @@ class MusicCodec(Codec):
         return align_notes(stream, self.align) if self.midi == "note-aligned" else stream
 
     def abc_content(self, abc: str) -> bytes:
-        """The bytes the sequence holds for ABC text, its header in canonical form
-        (`datagen.music.abc_header`; ValueError if the layout cannot)."""
-        text = canonical_header(abc).encode("utf-8", "surrogateescape")
+        """The bytes the sequence holds for ABC text, its header in canonical form, untitled
+        if the codec's header is (`datagen.music.abc_header`; ValueError if the layout
+        cannot)."""
+        titled = self.header == "canonical"
+        text = canonical_header(abc, titled).encode("utf-8", "surrogateescape")
         if self.abc == "text":
             return text
         return slot_abc(text, self.align, gchords_apart=self.abc == "note-gchord-slots")
@@ -1198,7 +1212,7 @@ class MusicCodec(Codec):
 
 def make_codec(task: str, align: int = 16, ir_word: str = "none",
                profile: str | None = None, midi: str = "file", layout: str = "states",
-               abc: str = "text", prompt: str = "full") -> Codec:
+               abc: str = "text", prompt: str = "full", header: str = "canonical") -> Codec:
     """A task's codec; for the CPU, a commit-record `layout` (RECORD_LAYOUTS) takes no ir_word
     and may leave the program and state_0 out of its `prompt` (RECORD_PROMPTS)."""
     if task == "cpu":
@@ -1214,7 +1228,7 @@ def make_codec(task: str, align: int = 16, ir_word: str = "none",
         if prompt != "full":
             raise ValueError(f"a {prompt!r} prompt is for the cpu task's commit records; a "
                              f"{task} prompt is its whole input")
-        return MusicCodec(task, align, midi, abc)
+        return MusicCodec(task, align, midi, abc, header)
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
 
 

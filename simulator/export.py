@@ -32,6 +32,9 @@ from simulator.checkpoint import (
 from simulator.evaluate import format_table
 
 REPO = Path(__file__).resolve().parents[1]
+# codec options in which averaged checkpoints may differ (the export keeps the run's): the ABC
+# header, canonical or untitled, only decides which lines of the prompt are read
+SOUP_FREE_CODEC = ("header",)
 
 
 def _shown(path: Path | str) -> str:
@@ -72,6 +75,12 @@ def _sequences_note(summary: dict[str, Any], info: dict[str, Any]) -> str:
             f"{info.get('args', {}).get('max_len', '?')}")
 
 
+def _soup_part(options: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model config or codec options as averaging compares them: without the
+    ABC header (SOUP_FREE_CODEC), which only decides which lines of the prompt are read."""
+    return {k: v for k, v in options.items() if k not in SOUP_FREE_CODEC}
+
+
 def average_weights(model: torch.nn.Module, meta: dict[str, Any],
                     others: list[Path | str]) -> list[str]:
     """Set `model`'s floating-point weights to the mean of its own and those of the checkpoints
@@ -84,7 +93,7 @@ def average_weights(model: torch.nn.Module, meta: dict[str, Any],
         folder = resolve_model_path(other)
         other_model, other_meta = load_pretrained(folder)
         for part in ("model", "codec"):
-            if other_meta[part] != meta[part]:
+            if _soup_part(other_meta[part]) != _soup_part(meta[part]):
                 raise UserError(f"--average-with {other}: its {part} differs from the run's; "
                                 f"only checkpoints of one model and codec can be averaged")
         weights = other_model.state_dict()

@@ -10,6 +10,7 @@ from bytesim_common.cli import option
 from bytesim_common.errors import UserError
 from simulator.abc_slots import ABC_LAYOUTS
 from simulator.codec import (
+    ABC_HEADERS,
     AUX_TARGETS,
     CPU_LAYOUTS,
     IR_WORDS,
@@ -112,6 +113,11 @@ class TrainArgs:
                              "of its body starting a 4-byte slot of its own (note-slots), or "
                              "each note and each guitar chord (note-gchord-slots; "
                              "docs/formats.md)")
+    abc_header: str = option("canonical", choices=list(ABC_HEADERS),
+                             help="abc2midi: the ABC prompt's header in canonical form "
+                             "(canonical, the default) or without its X: and T: lines "
+                             "(untitled), so that the tune's number and title, which do not "
+                             "change abc2midi's file, are not read (docs/formats.md)")
     aux_targets: str = option("none", choices=list(AUX_TARGETS),
                               help="cpu: also train an auxiliary head against intermediate "
                               "results: none (default) or mul-sums (commit records: the column "
@@ -154,6 +160,8 @@ def check_args(args: TrainArgs, d: Dist) -> None:
         raise UserError(f"--record-prompt: {e}") from None
     if args.abc_layout not in ABC_LAYOUTS:
         raise UserError(f"--abc-layout takes {', '.join(ABC_LAYOUTS)}; got {args.abc_layout!r}")
+    if args.abc_header not in ABC_HEADERS:
+        raise UserError(f"--abc-header takes {', '.join(ABC_HEADERS)}; got {args.abc_header!r}")
     for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")

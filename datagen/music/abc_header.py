@@ -18,6 +18,11 @@ including the first `K:` line):
 abc2midi writes the same normalized MIDI for a tune and its canonical header: measured on the
 1,999 tunes of `datagen music --source music21 -n 2000` (docs/music.md), and on each test tune in
 tests/unit/test_abc_header.py. On the generator's own tunes it changes nothing.
+
+`canonical_header(abc, titled=False)` also drops the header's `X:` and `T:` lines (the untitled
+header, `simulator train --abc-header untitled`): the tune's number and title only name it, and
+a model that reads them can take a number at a title's end for a meter (docs/music.md,
+"Thirty-sixth session"). What is left is the fields that can change abc2midi's file.
 """
 
 from __future__ import annotations
@@ -33,15 +38,15 @@ TEXT_FIELDS = frozenset("ABCDFGHNORSZ")
 _FIELD = re.compile(r"^([A-Za-z]):[ \t]*(.*?)[ \t]*$")
 
 
-def canonical_header(abc: str) -> str:
-    """`abc` with its header in canonical form (see the module docstring); a text without a
-    `K:` line is returned as it is."""
+def canonical_header(abc: str, titled: bool = True) -> str:
+    """`abc` with its header in canonical form, without its `X:` and `T:` lines unless `titled`
+    (see the module docstring); a text without a `K:` line is returned as it is."""
     lines = abc.split("\n")
     key = next((i for i, line in enumerate(lines) if line.startswith("K:")), None)
     if key is None:
         return abc
     header: list[str] = []
-    titled = False
+    title_kept = False
     for line in lines[:key + 1]:
         field = _FIELD.match(line)
         if field is None:
@@ -49,9 +54,9 @@ def canonical_header(abc: str) -> str:
                 header.append(line)
             continue
         letter, value = field.groups()
-        if not _kept(letter, value, titled):
+        if not _kept(letter, value, title_kept) or (letter in "XT" and not titled):
             continue
-        titled = titled or letter == "T"
+        title_kept = title_kept or letter == "T"
         header.append(f"{letter}:{value}")
     return "\n".join(header + lines[key + 1:])
 
@@ -61,12 +66,13 @@ def _directive(line: str) -> bool:
     return line.startswith("%%") and line[2:3].isalpha()
 
 
-def _kept(letter: str, value: str, titled: bool) -> bool:
-    """Whether the header field `letter:value` stays (`titled`: a `T:` line was kept)."""
+def _kept(letter: str, value: str, title_kept: bool) -> bool:
+    """Whether the header field `letter:value` stays in the canonical header (`title_kept`: a
+    `T:` line was kept)."""
     if letter == "R":
         return "hornpipe" in value.lower()
     if letter == "T":
-        return not titled
+        return not title_kept
     if letter == "I":
         return value[:1].isalpha()
     return letter not in TEXT_FIELDS

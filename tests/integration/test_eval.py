@@ -228,7 +228,8 @@ def test_eval_retries_in_segments_a_tune_whose_output_ends_too_soon(tiny_abc2mid
 
 
 def test_a_text_abc_model_starts_runs_of_other_music_layouts_but_not_of_another_shape(tmp_path):
-    """--init-from may change the ABC's and the MIDI's layouts (no weight depends on them)."""
+    """--init-from may change the ABC's and the MIDI's layouts and the ABC's header (no weight
+    depends on them); midi2abc, which writes the ABC, takes no untitled header."""
     _datagen("music", "--source", "synthetic", "--ladder", "M0", "-n", "6", "--seed", "2",
              "--out", str(tmp_path / "m0"))
     common = {"task": "abc2midi", "data": str(tmp_path / "m0"), "steps": 1, "batch_size": 2,
@@ -239,10 +240,14 @@ def test_a_text_abc_model_starts_runs_of_other_music_layouts_but_not_of_another_
     _, meta = load_pretrained(resolve_model_path(tmp_path / "slots"))
     assert meta["codec"]["abc"] == "note-slots"
     train(TrainArgs(out=str(tmp_path / "merged"), midi_codec="merged-events",
-                    abc_layout="note-slots", init_from=str(tmp_path / "text"), **common))
+                    abc_layout="note-slots", abc_header="untitled",
+                    init_from=str(tmp_path / "text"), **common))
     _, meta = load_pretrained(resolve_model_path(tmp_path / "merged"))
     assert meta["codec"] == {"task": "abc2midi", "align": 16, "midi": "merged-events",
-                             "abc": "note-slots"}
+                             "abc": "note-slots", "header": "untitled"}
+    with pytest.raises(UserError, match="untitled ABC header is for abc2midi"):
+        train(TrainArgs(out=str(tmp_path / "m2a"), abc_header="untitled",
+                        **{**common, "task": "midi2abc"}))
     with pytest.raises(UserError, match="does not fit this run"):
         train(TrainArgs(out=str(tmp_path / "flat"), preset="tiny-flat",
                         init_from=str(tmp_path / "text"), **common))

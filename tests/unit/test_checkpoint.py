@@ -171,6 +171,22 @@ def test_export_averages_with_other_checkpoints(tiny_cpu, tiny_abc2midi, tmp_pat
         export_run(tiny_cpu.run, tmp_path / "mixed", average_with=[tiny_abc2midi.checkpoint])
 
 
+def test_a_soup_may_mix_abc_headers_and_keeps_the_runs(tiny_abc2midi, tmp_path):
+    """Checkpoints that differ only in the ABC header (which prompt lines are read) can be
+    averaged; the export keeps the run's codec."""
+    from simulator.export import export_run
+
+    model, meta = load_pretrained(tiny_abc2midi.checkpoint)
+    untitled = {**meta["codec"], "header": "untitled"}
+    save_pretrained(model, untitled, tmp_path / "untitled", meta.get("preset"))
+    out = export_run(tiny_abc2midi.run, tmp_path / "mean", average_with=[tmp_path / "untitled"])
+    assert load_pretrained(out)[1]["codec"] == meta["codec"]
+    save_pretrained(model, {**untitled, "abc": "note-slots"}, tmp_path / "slots",
+                    meta.get("preset"))
+    with pytest.raises(UserError, match="its codec differs"):
+        export_run(tiny_abc2midi.run, tmp_path / "mixed", average_with=[tmp_path / "slots"])
+
+
 def test_a_tensor_over_the_shard_cap_is_split_and_joined(tmp_path):
     """No shard holds more than the cap: a bigger tensor (tiny's 1 MB top-level embedding
     against a 200 kB cap) is stored as row parts and comes back whole."""
