@@ -12,10 +12,10 @@ import time
 import traceback
 from collections.abc import Callable
 
-from benchmarks import datagen, generate, memory, train
+from benchmarks import branches, datagen, generate, memory, train
 from benchmarks.results import run_benchmark
 
-MODEL_BENCHMARKS = {"train": train, "generate": generate, "memory": memory}
+MODEL_BENCHMARKS = {"train": train, "generate": generate, "memory": memory, "branches": branches}
 
 
 def measure(quick: bool, device: str) -> dict:

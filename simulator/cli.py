@@ -55,6 +55,10 @@ def add_eval(sub) -> None:
                    help="abc2midi: convert every tune as MusicConverter.abc_to_midi does, N bars "
                         "at a time where it does, tunes longer than the context too (default: "
                         "leave those out and score the rest whole)")
+    p.add_argument("--branches", type=int, default=0, metavar="N",
+                   help="music: write each greedy output again from up to N of its closest "
+                        "calls and keep the likeliest, as `simulator abc2midi --branches N` "
+                        "does (default 0: greedy alone, unlike the converter)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true")
 
@@ -65,7 +69,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
     result = evaluate(args.model, args.data, args.split, args.limit, pick_device(args.device),
                       args.batch_size, show_progress=not args.quiet,
-                      segment_bars=args.segment_bars)
+                      segment_bars=args.segment_bars, branches=args.branches)
     print(format_table(result))
     if args.plot and result["task"] == "cpu":
         plot_result(result, args.plot)
@@ -148,6 +152,10 @@ def _add_music(sub, task: str, source: str, target: str) -> None:
     p.add_argument("-o", "--output", required=True, help=f"the {target} file to write")
     p.add_argument("--model", default=None, help=f"checkpoint (default: trained/{task})")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--branches", type=int, default=None, metavar="N",
+                   help="write the greedy output again from up to N of its closest calls and "
+                        "keep the likeliest (default: the converter's, "
+                        "simulator.outputs.DEFAULT_BRANCHES; 0: greedy alone)")
     if task == "abc2midi":
         p.add_argument("--segment-bars", type=int, default=DEFAULT_SEGMENT_BARS, metavar="N",
                        help="a tune of more than N bars (beside a pickup), or one whose whole "
@@ -166,7 +174,8 @@ def run_music(args: argparse.Namespace) -> int:
         data = src.read_bytes()
     except OSError as e:
         raise UserError(f"cannot read {src}: {e.strerror}") from None
-    conv = MusicConverter.from_pretrained(args.model, args.command, args.device)
+    chosen = {} if args.branches is None else {"branches": args.branches}
+    conv = MusicConverter.from_pretrained(args.model, args.command, args.device, **chosen)
     try:
         if args.command == "abc2midi":
             try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -179,13 +181,20 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
 # Music
 
 
+# samples and their prompts (None: the codec's) -> each one's output (`music_outputs`)
+Outputs = Callable[[list[MusicPair], list[list[int]] | None], list[Output | None]]
+
+
 def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                    batch_size: int, device: str, show_progress: bool,
-                   long: list[MusicPair], segment_bars: int | None) -> dict[str, Any]:
-    """Greedy outputs scored as files; abc2midi also teacher-forced, note by note (on the
-    files whose MIDI has an event stream, which every normalised converter output has). With
-    `segment_bars`, every tune, the `long` ones too (whose pair does not fit the context), is
-    converted as the converter converts it (`convert_tune`), from the same greedy outputs."""
+                   long: list[MusicPair], segment_bars: int | None,
+                   branches: int = 0) -> dict[str, Any]:
+    """Greedy outputs (with `branches`: branched, `music_outputs`) scored as files; abc2midi also
+    teacher-forced, note by note (on the files whose MIDI has an event stream, which every
+    normalised converter output has). With `segment_bars`, every tune, the `long` ones too
+    (whose pair does not fit the context), is converted as the converter converts it
+    (`convert_tune`), from the same outputs."""
+    outputs: Outputs = partial(music_outputs, model, codec, branches=branches)
     tally = MusicTally(codec.task)
     policy = codec.task == "abc2midi" and bool(segment_bars)
     wholes: list[tuple[MusicPair, Output | None]] = []
@@ -207,9 +216,9 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
                       right[start + np.array(n.duration)].all()] for n in spans],
                     bool).reshape(-1, 3))
         if policy:
-            wholes += _whole_outputs(model, codec, batch, segment_bars or 0, prompts)
+            wholes += _whole_outputs(outputs, batch, segment_bars or 0, prompts)
             continue
-        for out, sample in zip(music_outputs(model, codec, batch, prompts), batch):
+        for out, sample in zip(outputs(batch, prompts), batch):
             assert out is not None  # every kept sequence fits the context, its output too
             try:
                 got = output_file(codec, out)
@@ -225,10 +234,10 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
         bar.close()
         return tally.result()
     for i in range(0, len(long), batch_size):
-        wholes += _whole_outputs(model, codec, long[i:i + batch_size], segment_bars or 0)
+        wholes += _whole_outputs(outputs, long[i:i + batch_size], segment_bars or 0)
     counts = Counter[str]()
     for sample, out in wholes:
-        got, how = _converted(model, codec, sample, out, segment_bars or 0)
+        got, how = _converted(outputs, codec, sample, out, segment_bars or 0)
         counts[how] += 1
         tally.add_output(got, sample.midi, got == sample.midi, bool(got))
         bar.update(1)
@@ -238,21 +247,21 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
             "n_retried": counts["retried"], "n_unsupported": counts["unsupported"]}
 
 
-def _whole_outputs(model, codec: MusicCodec, batch: list[MusicPair], bars: int,
+def _whole_outputs(outputs: Outputs, batch: list[MusicPair], bars: int,
                    prompts: list[list[int]] | None = None) -> list[tuple[MusicPair, Output | None]]:
-    """Each tune with its greedy whole output, made in one batch where the converter asks for
-    one (None for a tune it converts in segments first, `plays_more_than`)."""
+    """Each tune with its whole output, made in one batch where the converter asks for one
+    (None for a tune it converts in segments first, `plays_more_than`)."""
     first = [plays_more_than(p.abc, bars) for p in batch]
     asked = [i for i, f in enumerate(first) if not f]
-    outs = music_outputs(model, codec, [batch[i] for i in asked],
-                         None if prompts is None else [prompts[i] for i in asked]) if asked else []
+    outs = outputs([batch[i] for i in asked],
+                   None if prompts is None else [prompts[i] for i in asked]) if asked else []
     whole: dict[int, Output | None] = dict(zip(asked, outs))
     return [(p, whole.get(i)) for i, p in enumerate(batch)]
 
 
-def _converted(model, codec: MusicCodec, sample: MusicPair, out: Output | None,
+def _converted(outputs: Outputs, codec: MusicCodec, sample: MusicPair, out: Output | None,
                bars: int) -> tuple[bytes, str]:
-    """A tune converted as the converter converts it (`convert_tune`), from its greedy whole
+    """A tune converted as the converter converts it (`convert_tune`), from its whole
     output (None: not made yet, or its prompt does not fit), and how: "whole", "segments",
     "retried" (whole first, then in segments) or "unsupported" (no file)."""
     asked: list[str] = []
@@ -260,7 +269,7 @@ def _converted(model, codec: MusicCodec, sample: MusicPair, out: Output | None,
     def whole() -> bytes | None:
         asked.append("whole")
         nonlocal out
-        out = out or music_outputs(model, codec, [sample])[0]
+        out = out or outputs([sample], None)[0]
         try:
             return output_file(codec, out) if out is not None and out.ends else None
         except DecodeError:  # an event stream cut short: no file
@@ -268,7 +277,7 @@ def _converted(model, codec: MusicCodec, sample: MusicPair, out: Output | None,
 
     def segments(texts: list[str]) -> list[bytes | None]:
         asked.append("segments")
-        return _segment_files(model, codec, texts)
+        return _segment_files(outputs, codec, texts)
 
     try:
         got = convert_tune(sample.abc, whole, segments, bars) or b""
@@ -279,11 +288,11 @@ def _converted(model, codec: MusicCodec, sample: MusicPair, out: Output | None,
     return got, "retried" if asked[0] == "whole" else "segments"
 
 
-def _segment_files(model, codec: MusicCodec, texts: list[str]) -> list[bytes | None]:
+def _segment_files(outputs: Outputs, codec: MusicCodec, texts: list[str]) -> list[bytes | None]:
     """The model's MIDI files for segment tunes; None for one whose input or output does not
     fit the context (the facade's rule: simulator/outputs.py)."""
     return [output_file(codec, out) if out is not None and out.ends else None
-            for out in music_outputs(model, codec, [MusicPair(text, b"") for text in texts])]
+            for out in outputs([MusicPair(text, b"") for text in texts], None)]
 
 
 def _abc_as_midi(abc: bytes) -> bytes:
@@ -307,10 +316,11 @@ def _abc_as_midi(abc: bytes) -> bytes:
 def evaluate(model_path: str | Path, data: str | Path, split: str = "test",
              limit: int | None = None, device: str = "cpu", batch_size: int = 16,
              show_progress: bool = True, log: TextIO = sys.stderr,
-             segment_bars: int | None = None) -> dict[str, Any]:
+             segment_bars: int | None = None, branches: int = 0) -> dict[str, Any]:
     """All the metrics (docs/metrics.md) of a checkpoint (a run folder or `trained/NAME`) on a
     corpus split; with `segment_bars`, abc2midi tunes longer than the context are scored too,
-    converted in segments (simulator/long_tunes.py)."""
+    converted in segments (simulator/long_tunes.py); with `branches`, music outputs are
+    branched at their closest calls (simulator/outputs.py)."""
     folder = resolve_model_path(model_path)
     model, meta = load_pretrained(folder, device)
     codec = codec_from_options(meta["codec"])
@@ -320,14 +330,18 @@ def evaluate(model_path: str | Path, data: str | Path, split: str = "test",
             raise UserError(f"--limit must be at least 1; got {limit}")
         rows = rows[:limit]
     result = evaluate_rows(model, codec, rows, f"the {split} split of {data}", device,
-                           batch_size, show_progress, log, segment_bars)
+                           batch_size, show_progress, log, segment_bars, branches)
     return {"model": str(folder), "data": str(data), "split": split, **result}
 
 
 def evaluate_rows(model, codec: Codec, rows: list[dict], what: str, device: str = "cpu",
                   batch_size: int = 16, show_progress: bool = True,
-                  log: TextIO = sys.stderr, segment_bars: int | None = None) -> dict[str, Any]:
+                  log: TextIO = sys.stderr, segment_bars: int | None = None,
+                  branches: int = 0) -> dict[str, Any]:
     """All the metrics of `model` on corpus rows (`what` names them in messages)."""
+    if branches < 0 or (branches and not isinstance(codec, MusicCodec)):
+        raise UserError(f"--branches is for music models, 0 or more; got {branches} for a "
+                        f"{codec.task} model")
     if segment_bars is not None and (segment_bars < 1 or codec.task != "abc2midi"):
         raise UserError(f"--segment-bars is for abc2midi models, at least 1; got {segment_bars} "
                         f"for a {codec.task} model")
@@ -351,7 +365,9 @@ def evaluate_rows(model, codec: Codec, rows: list[dict], what: str, device: str 
         result.update(_cpu_metrics(model, codec, samples, enc, batch_size, device, show_progress))
     else:
         result.update(_music_metrics(model, codec, samples, enc, batch_size, device,
-                                     show_progress, long, segment_bars))
+                                     show_progress, long, segment_bars, branches))
+        if branches:
+            result["branches"] = branches
     return result
 
 
@@ -415,7 +431,9 @@ def format_table(r: dict[str, Any]) -> str:
                          f"{percent(v['byte_accuracy'])} | {percent(v['state_exact'])} | "
                          f"{percent(cp['by_class'][c]['byte_accuracy'])} |")
     else:
-        lines += ["| metric (greedy output) | value |", "| --- | --- |",
+        how = (f"greedy, branched at up to {r['branches']} closest calls" if r.get("branches")
+               else "greedy")
+        lines += [f"| metric ({how} output) | value |", "| --- | --- |",
                   f"| note_f1 | {r['note_f1']:.4f} |"]
         lines += [f"| {k} | {percent(r[k])} |" for k in MUSIC_LEADING if k in r]
         if "segment_bars" in r:

@@ -36,7 +36,7 @@ from simulator.cpu_inputs import InitialState, Program, read_initial_state, read
 from simulator.long_tunes import DEFAULT_SEGMENT_BARS, UnreadableSegment, convert_tune
 from simulator.metrics import valid_midi
 from simulator.midi_events import StreamError
-from simulator.outputs import greedy_ids, music_outputs, output_file
+from simulator.outputs import DEFAULT_BRANCHES, greedy_ids, music_outputs, output_file
 from simulator.traces import Comparison, StepReport, Trace, compare_traces
 
 TRAINED = Path(__file__).resolve().parent.parent / "trained"
@@ -200,14 +200,20 @@ class OutputDidNotEnd(ContextError, ModelOutputError):
 class MusicConverter:
     """An ABC -> MIDI (`trained/abc2midi`) or MIDI -> ABC (`trained/midi2abc`) byte model."""
 
-    def __init__(self, model, codec: MusicCodec, path: Path | None = None):
-        self.model, self.codec, self.path = model, codec, path
+    def __init__(self, model, codec: MusicCodec, path: Path | None = None,
+                 branches: int = DEFAULT_BRANCHES):
+        if branches < 0:
+            raise UserError(f"branches must be 0 or more; got {branches}")
+        self.model, self.codec, self.path, self.branches = model, codec, path, branches
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, task: str | None = None,
-                        device: str = "cpu") -> MusicConverter:
+                        device: str = "cpu", branches: int = DEFAULT_BRANCHES) -> MusicConverter:
         """Load `path` (default `trained/<task>`, task default abc2midi); the direction is the
-        checkpoint's (`task`, when given, must agree)."""
+        checkpoint's (`task`, when given, must agree). `branches`: each greedy output is written
+        again from up to that many of its closest calls (where the runner-up was likeliest),
+        and the likeliest of them is kept (`simulator.outputs.branched_ids`; 0: greedy
+        alone)."""
         if task is not None and task not in ("abc2midi", "midi2abc"):
             raise UserError(f"task must be abc2midi or midi2abc, got {task!r}")
         folder, model, _, codec = _load(path, task or "abc2midi", device)
@@ -215,7 +221,7 @@ class MusicConverter:
             raise UserError(f"{folder} is a {codec.task} model, not a music converter")
         if task is not None and codec.task != task:
             raise UserError(f"{folder} is a {codec.task} model, not {task}")
-        return cls(model, codec, folder)
+        return cls(model, codec, folder, branches)
 
     @property
     def task(self) -> str:
@@ -231,7 +237,8 @@ class MusicConverter:
                             f"(e.g. MusicConverter.from_pretrained(task={task!r}))")
 
     def _convert(self, samples: list[MusicPair]) -> list[bytes | ContextError]:
-        """The model's output files for samples' prompts (greedy, constrained, in one batch); a
+        """The model's output files for samples' prompts (greedy, constrained, in one batch;
+        branched with `branches`); a
         ContextError in place of a file whose input or output does not fit the context."""
         prompts = []
         for sample in samples:
@@ -243,7 +250,8 @@ class MusicConverter:
                 raise UserError(f"the model cannot read this ABC text: {e}") from None
         source = "ABC text" if self.task == "abc2midi" else "MIDI file"
         files: list[bytes | ContextError] = []
-        for prompt, out in zip(prompts, music_outputs(self.model, self.codec, samples, prompts)):
+        outs = music_outputs(self.model, self.codec, samples, prompts, self.branches)
+        for prompt, out in zip(prompts, outs):
             if out is None:
                 files.append(ContextError(
                     f"the {source} takes {len(prompt)} bytes encoded; the model's context is "

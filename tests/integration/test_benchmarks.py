@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from benchmarks import generate, memory, train
+from benchmarks import branches, generate, memory, train
 from benchmarks.results import run_benchmark
 from simulator.model import PRESETS
 
@@ -51,6 +51,14 @@ def test_generate_compare_reports_both_ratios():
     for key in ("cached_bytes_per_s", "recompute_bytes_per_s", "batch32_bytes_per_s",
                 "cached_over_recompute", "cached_over_recompute_end_to_end",
                 "batch32_over_batch1"):
+        assert positive(figures[key]), key
+
+
+def test_branches_compare_times_both_ways(tiny_abc2midi):
+    tune = tiny_abc2midi.rows[0]["abc"]
+    figures = branches.compare(str(tiny_abc2midi.checkpoint), [tune, tune])
+    assert figures["tunes"] == 2 and figures["files_changed"] == 0  # one tune, known by heart
+    for key in ("greedy_s_per_tune", "branched_s_per_tune", "branched_over_greedy_time"):
         assert positive(figures[key]), key
 
 

@@ -96,11 +96,12 @@ def test_cpu_without_a_model_is_one_line(tmp_path):
 def test_music_commands_write_the_converted_files(tiny_abc2midi, tiny_midi2abc, tmp_path):
     row = tiny_abc2midi.rows[0]
     (tmp_path / "in.abc").write_text(row["abc"])
-    code, out, _ = run(["abc2midi", str(tmp_path / "in.abc"), "-o", str(tmp_path / "out.mid"),
-                        "--model", str(tiny_abc2midi.checkpoint)])
-    assert code == 0 and "wrote" in out
-    midi = (tmp_path / "out.mid").read_bytes()
-    assert midi == row["midi"] and mido.MidiFile(file=io.BytesIO(midi)).tracks
+    for branches in ("0", "2"):
+        code, out, _ = run(["abc2midi", str(tmp_path / "in.abc"), "-o", str(tmp_path / "out.mid"),
+                            "--model", str(tiny_abc2midi.checkpoint), "--branches", branches])
+        assert code == 0 and "wrote" in out
+        midi = (tmp_path / "out.mid").read_bytes()
+        assert midi == row["midi"] and mido.MidiFile(file=io.BytesIO(midi)).tracks
     code, _, _ = run(["midi2abc", str(tmp_path / "out.mid"), "-o", str(tmp_path / "back.abc"),
                       "--model", str(tiny_midi2abc.checkpoint)])
     assert code == 0 and (tmp_path / "back.abc").read_text() == row["abc"]
@@ -113,6 +114,9 @@ def test_music_commands_write_the_converted_files(tiny_abc2midi, tiny_midi2abc, 
     code, _, err = run(["abc2midi", str(tmp_path / "in.abc"), "-o", str(tmp_path / "o.mid"),
                         "--model", str(tiny_abc2midi.checkpoint), "--segment-bars", "-1"])
     assert code == 2 and "--segment-bars must be 0 or more" in err
+    code, _, err = run(["abc2midi", str(tmp_path / "in.abc"), "-o", str(tmp_path / "o.mid"),
+                        "--model", str(tiny_abc2midi.checkpoint), "--branches", "-1"])
+    assert code == 2 and "branches must be 0 or more" in err and err.count("\n") == 1
 
 
 def test_invalid_model_output_exits_1_and_writes_nothing(tmp_path):

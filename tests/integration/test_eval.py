@@ -169,7 +169,36 @@ def test_eval_scores_tunes_longer_than_the_context_in_segments(tiny_abc2midi):
         evaluate_rows(model, codec, rows, "three tunes", segment_bars=0)
 
 
-def test_eval_retries_in_segments_a_tune_whose_whole_output_does_not_end(tiny_abc2midi,
+def test_eval_scores_branched_outputs_where_asked(tiny_abc2midi):
+    """--branches: the outputs scored are the converter's with the same branches, and the table
+    says how they were made."""
+    from simulator.facade import ContextError, ModelOutputError, MusicConverter
+
+    model, meta = load_pretrained(tiny_abc2midi.checkpoint)
+    codec = codec_from_options(meta["codec"])
+    rows = tiny_abc2midi.rows
+    r = evaluate_rows(model, codec, rows, "the tunes", segment_bars=4, show_progress=False,
+                      branches=2)
+    assert r["branches"] == 2
+    assert "| metric (greedy, branched at up to 2 closest calls output) |" in format_table(
+        {**r, "split": "test", "data": "x"})
+    conv = MusicConverter(model, codec, branches=2)
+
+    def converted(abc: str) -> bytes:
+        try:
+            return conv.abc_to_midi(abc, 4)
+        except (ContextError, ModelOutputError):
+            return b""
+
+    right = [converted(row["abc"]) == row["midi"] for row in rows]
+    assert r["exact_file"] == pytest.approx(sum(right) / len(rows))
+    with pytest.raises(UserError, match="--branches is for music models, 0 or more"):
+        evaluate_rows(model, codec, rows, "the tunes", branches=-1)
+    with pytest.raises(UserError, match="branches must be 0 or more"):
+        MusicConverter(model, codec, branches=-1)
+
+
+def test_eval_branches_in_segments_a_tune_whose_whole_output_does_not_end(tiny_abc2midi,
                                                                           monkeypatch):
     """As the converter does: with segment_bars, a tune that fits but whose output does not end
     inside the context is converted in segments; without, it is scored as it came out."""
@@ -183,10 +212,10 @@ def test_eval_retries_in_segments_a_tune_whose_whole_output_does_not_end(tiny_ab
     real = ev.music_outputs
     calls = []
 
-    def whole_tunes_never_end(model, codec, samples, prompts=None):
+    def whole_tunes_never_end(model, codec, samples, prompts=None, branches=0):
         calls.append([s.abc for s in samples])
         return [Output(out.ids, False) if s.abc == whole["abc"] and out is not None else out
-                for s, out in zip(samples, real(model, codec, samples, prompts))]
+                for s, out in zip(samples, real(model, codec, samples, prompts, branches))]
 
     monkeypatch.setattr(ev, "music_outputs", whole_tunes_never_end)
     r = evaluate_rows(model, codec, [whole], "one tune", segment_bars=6, show_progress=False)
@@ -202,7 +231,7 @@ def test_eval_retries_in_segments_a_tune_whose_whole_output_does_not_end(tiny_ab
     assert plain["ends"] == 0.0 and "n_retried" not in plain
 
 
-def test_eval_retries_in_segments_a_tune_whose_output_ends_too_soon(tiny_abc2midi, monkeypatch):
+def test_eval_branches_in_segments_a_tune_whose_output_ends_too_soon(tiny_abc2midi, monkeypatch):
     """As the converter does: an output that ends with fewer notes than the tune plays
     (`cut_short`) is replaced by the tune in segments, and a tune longer than the context is
     tried whole first, its output kept where it ends with the notes the tune plays."""

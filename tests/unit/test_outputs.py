@@ -1,10 +1,13 @@
-"""The room rule shared by the facade and the evaluation (simulator/outputs.py)."""
+"""The room rule and the branches shared by the facade and the evaluation (simulator/outputs.py)."""
 
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
+import torch
 
-from simulator.codec import END
+from simulator.codec import END, VOCAB_SIZE
+from simulator.model import PRESETS, ByteModel
 from simulator.outputs import Output, music_outputs, output_room
 
 
@@ -49,3 +52,66 @@ def test_a_prompt_that_leaves_less_than_a_patch_is_not_run():
     outs = music_outputs(model, _Codec(), [64, 97, 96, 112])
     assert [o is None for o in outs] == [False, True, False, True]
     assert model.asked == [48 + 1]  # one batch, sized for the widest room (prompt 64)
+
+
+class _Allowed:
+    """A constraint: the ids 60-79 anywhere, END too at a patch start."""
+
+    def for_generate(self, prompt_len):
+        def allowed(seq):
+            mask = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+            mask[60:80] = True
+            mask[END] = len(seq) % 16 == 0
+            return mask
+        return allowed
+
+
+class _RandomPrompts(_Codec):
+    """Prompts of random bytes (the sample is the seed), output constrained by `_Allowed`."""
+
+    def prompt(self, sample):
+        return torch.randint(0, 256, (32,), generator=torch.Generator().manual_seed(sample)).numpy()
+
+    def constraint(self, sample):
+        return _Allowed()
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    model = ByteModel(replace(PRESETS["tiny"], max_len=128)).double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(3)  # outputs varied, with close calls
+    return model
+
+
+def _logp(model, prompt, out):
+    """The constrained log-probability of `out` after `prompt`, straight from the logits."""
+    ids = torch.tensor(prompt + out + [0] * (-(len(prompt) + len(out)) % 16))
+    with torch.no_grad():
+        logits = model(ids[None])[0]
+    allowed, total = _Allowed().for_generate(len(prompt)), 0.0
+    for t, y in enumerate(out):
+        mask = allowed(prompt + out[:t])
+        if mask.sum() > 1:
+            total += float(logits[len(prompt) + t].masked_fill(~mask, -torch.inf)
+                           .log_softmax(-1)[y])
+    return total
+
+
+def test_branched_outputs_are_likelier_and_keep_to_the_constraint():
+    model, codec = _tiny_model(), _RandomPrompts()
+    samples = list(range(6))
+    prompts = [codec.prompt(s).tolist() for s in samples]
+    greedy = music_outputs(model, codec, samples)
+    branched = music_outputs(model, codec, samples, branches=3)
+    assert music_outputs(model, codec, samples, branches=3) == branched  # deterministic
+    changed = 0
+    for prompt, g, r in zip(prompts, greedy, branched):
+        assert g is not None and r is not None
+        assert all(60 <= y < 80 or y == END for y in r.ids)
+        assert len(r.ids) <= output_room(128, 32, 16) + 1
+        if r.ids != g.ids:
+            changed += 1
+            assert (r.ends, _logp(model, prompt, r.ids)) > (g.ends, _logp(model, prompt, g.ids))
+    assert changed  # the tiny model has close calls that a branch wins
