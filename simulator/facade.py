@@ -237,9 +237,9 @@ class MusicConverter:
                             f"(e.g. MusicConverter.from_pretrained(task={task!r}))")
 
     def _convert(self, samples: list[MusicPair]) -> list[bytes | ContextError]:
-        """The model's output files for samples' prompts (greedy, constrained, in one batch;
-        branched with `branches`); a
-        ContextError in place of a file whose input or output does not fit the context."""
+        """The model's output files for samples' prompts (greedy, constrained, in one batch,
+        then branched); a ContextError in place of a file whose input or output does not fit
+        the context."""
         prompts = []
         for sample in samples:
             try:
