@@ -1,6 +1,6 @@
 """Conversion time with branching: the shipped `trained/abc2midi` converts the same synthetic
-tunes (the M1 rung's generator, `datagen.music.synthetic`, seed 0) as `simulator abc2midi` does,
-one tune at a time, greedy (`branches=0`) and branched at up to three closest calls
+tunes (the M1 and M2 rungs' generator, `datagen.music.synthetic`, seed 0) as `simulator
+abc2midi` does, one tune at a time, greedy (`branches=0`) and branched at up to three closest calls
 (`branches=3`, `simulator.outputs.branched_ids`), the two taken in turn tune by tune so that
 both see the same load. Figures: seconds per tune each way, their ratio, and how many of the
 files the branching changed (whether a change is right is `simulator eval --branches`'s
@@ -47,8 +47,10 @@ def compare(model: str | None, tunes: list[str], device: str = "cpu") -> dict:
 
 
 def measure(quick: bool, device: str) -> dict:
-    return compare(None, [synthetic_tune(0, i, LADDER["M1"]) for i in range(10 if quick else 60)],
-                   device)
+    """M1's short tunes, and M2's (the full generator: most are converted in 4-bar segments)."""
+    n = 10 if quick else 40
+    return {rung: compare(None, [synthetic_tune(0, i, LADDER[rung]) for i in range(n)], device)
+            for rung in ("M1", "M2")}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -26,7 +26,7 @@ from simulator.codec import END, VOCAB_SIZE, Codec, MusicCodec, MusicPair, gener
 BRANCH_FLOOR = 0.1
 # The converter's branches (`MusicConverter`, `simulator abc2midi`): on the default abc2midi
 # of 2026-12-05, 3 branches took M2's note_f1 from 0.941 to 0.947 and M1's from 0.9889 to
-# 0.9896 for 1.3x the time per tune (docs/music.md, "Branching at close calls").
+# 0.9896 for 1.3x (M1) to 1.7x (M2) the time per tune (docs/music.md, thirty-ninth session).
 DEFAULT_BRANCHES = 3
 
 
