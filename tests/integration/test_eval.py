@@ -198,7 +198,7 @@ def test_eval_scores_branched_outputs_where_asked(tiny_abc2midi):
         MusicConverter(model, codec, branches=-1)
 
 
-def test_eval_branches_in_segments_a_tune_whose_whole_output_does_not_end(tiny_abc2midi,
+def test_eval_retries_in_segments_a_tune_whose_whole_output_does_not_end(tiny_abc2midi,
                                                                           monkeypatch):
     """As the converter does: with segment_bars, a tune that fits but whose output does not end
     inside the context is converted in segments; without, it is scored as it came out."""
@@ -231,7 +231,7 @@ def test_eval_branches_in_segments_a_tune_whose_whole_output_does_not_end(tiny_a
     assert plain["ends"] == 0.0 and "n_retried" not in plain
 
 
-def test_eval_branches_in_segments_a_tune_whose_output_ends_too_soon(tiny_abc2midi, monkeypatch):
+def test_eval_retries_in_segments_a_tune_whose_output_ends_too_soon(tiny_abc2midi, monkeypatch):
     """As the converter does: an output that ends with fewer notes than the tune plays
     (`cut_short`) is replaced by the tune in segments, and a tune longer than the context is
     tried whole first, its output kept where it ends with the notes the tune plays."""
