@@ -33,6 +33,7 @@ from simulator.codec import (
     generation_constraint,
 )
 from simulator.data import EncodedSplit, encode_rows, load_rows
+from simulator.generate import eval_mode
 from simulator.long_tunes import UnreadableSegment, convert_tune, plays_more_than
 from simulator.metrics import (
     CpuTally,
@@ -67,20 +68,18 @@ def split_loss(model, split: EncodedSplit, batch_size: int, device: str, d=None)
     Under DDP (`d` with world > 1) each rank takes every world-th sequence and the sums are
     all-reduced, so every rank returns the same number.
     """
-    was_training = model.training
-    model.eval()
     rank, world = (d.rank, d.world) if d is not None else (0, 1)
     sums = torch.zeros(2, dtype=torch.float64, device=device)
-    for seqs in _batches(split, max(1, batch_size), np.arange(rank, len(split), world)):
-        ids_np, mask_np = split.batch(seqs)
-        ids, mask = torch.from_numpy(ids_np).to(device), torch.from_numpy(mask_np).to(device)
-        with _autocast(device):
-            logits = model(ids)  # (B, T, V)
-        sums[0] += F.cross_entropy(logits[mask].float(), ids[mask], reduction="sum").double()
-        sums[1] += mask.sum()
+    with eval_mode(model):
+        for seqs in _batches(split, max(1, batch_size), np.arange(rank, len(split), world)):
+            ids_np, mask_np = split.batch(seqs)
+            ids, mask = torch.from_numpy(ids_np).to(device), torch.from_numpy(mask_np).to(device)
+            with _autocast(device):
+                logits = model(ids)  # (B, T, V)
+            sums[0] += F.cross_entropy(logits[mask].float(), ids[mask], reduction="sum").double()
+            sums[1] += mask.sum()
     if d is not None:
         d.all_sum(sums)
-    model.train(was_training)
     return float(sums[0] / sums[1])
 
 
@@ -431,9 +430,9 @@ def format_table(r: dict[str, Any]) -> str:
                          f"{percent(v['byte_accuracy'])} | {percent(v['state_exact'])} | "
                          f"{percent(cp['by_class'][c]['byte_accuracy'])} |")
     else:
-        how = (f"greedy, branched at up to {r['branches']} closest calls" if r.get("branches")
-               else "greedy")
-        lines += [f"| metric ({how} output) | value |", "| --- | --- |",
+        how = (f"greedy output, branched at up to {r['branches']} closest calls"
+               if r.get("branches") else "greedy output")
+        lines += [f"| metric ({how}) | value |", "| --- | --- |",
                   f"| note_f1 | {r['note_f1']:.4f} |"]
         lines += [f"| {k} | {percent(r[k])} |" for k in MUSIC_LEADING if k in r]
         if "segment_bars" in r:

@@ -5,7 +5,8 @@ point beside `forward`; this module holds the decoders it drives.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import torch
@@ -15,6 +16,17 @@ from simulator.blocks import Positions
 
 if TYPE_CHECKING:
     from simulator.model import ByteModel
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode (no dropout) inside the block, back in its own mode after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
 
 
 @torch.no_grad()
@@ -65,9 +77,7 @@ def generate(
     active = list(range(len(prompts)))
     if max_new <= 0 or not active:
         return outs
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         decoder = (
             _CachedDecoder(model, prompts) if use_cache else _RecomputeDecoder(model, prompts)
         )
@@ -91,8 +101,6 @@ def generate(
                 decoder.select(keep)
                 ids, active = ids[keep], [active[i] for i in keep]
             decoder.advance(ids)
-    finally:
-        model.train(was_training)
     return outs
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from simulator.codec import END, VOCAB_SIZE, Codec, MusicCodec, MusicPair, generation_constraint
+from simulator.generate import eval_mode
 
 # A greedy output branches only where the runner-up had at least this probability (given
 # the constraint): below it, the runner-up's output is seldom the likelier one.
@@ -94,12 +95,8 @@ def _scored(model, codec: Codec, samples: Sequence[Any], prompts: Sequence[list[
     ids = torch.zeros(len(outs), width, dtype=torch.long, device=model.head.weight.device)
     for b, (p, o) in enumerate(zip(prompts, outs)):
         ids[b, :lengths[b]] = torch.tensor(p + o)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         logits = model(ids).float().cpu()  # (B, width, V)
-    finally:
-        model.train(was_training)
     scored = []
     for b, (sample, prompt, out) in enumerate(zip(samples, prompts, outs)):
         if not out:

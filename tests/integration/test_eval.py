@@ -180,7 +180,7 @@ def test_eval_scores_branched_outputs_where_asked(tiny_abc2midi):
     r = evaluate_rows(model, codec, rows, "the tunes", segment_bars=4, show_progress=False,
                       branches=2)
     assert r["branches"] == 2
-    assert "| metric (greedy, branched at up to 2 closest calls output) |" in format_table(
+    assert "| metric (greedy output, branched at up to 2 closest calls) |" in format_table(
         {**r, "split": "test", "data": "x"})
     conv = MusicConverter(model, codec, branches=2)
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from simulator.generate import _CachedDecoder
+from simulator.generate import _CachedDecoder, eval_mode
 from simulator.model import PRESETS, ByteModel
 
 CONFIGS = [("tiny", 0), ("tiny", 20), ("tiny3", 0), ("tiny3", 6), ("tiny3", 40), ("tiny-flat", 0),
@@ -177,3 +177,14 @@ def test_generate_contract():
         model.generate([[300] * 16], 3)
     with pytest.raises(ValueError, match="permits no id"):
         model.generate([[1] * 16], 3, allowed=lambda b, s: torch.zeros(258, dtype=torch.bool))
+    assert model.training  # also after an error inside it
+
+
+def test_eval_mode_restores_the_mode_it_found():
+    model = make("tiny")
+    for training in (True, False):
+        model.train(training)
+        with pytest.raises(RuntimeError), eval_mode(model):
+            assert not model.training and not model.levels[0].training
+            raise RuntimeError
+        assert model.training is training
