@@ -14,10 +14,10 @@ still plays the first chord (most tunes open on their key's chord) and then gues
 
 import collections
 
-from bytesim_common.cli import OneLineErrorParser, cli_entry
+from _tunes import converter_and_tunes, tunes_parser
+
+from bytesim_common.cli import cli_entry
 from bytesim_common.errors import UserError
-from datagen.corpus import read_table
-from simulator.facade import MusicConverter
 from simulator.metrics import Notes, midi_notes, notes_f1
 
 
@@ -42,17 +42,9 @@ def beats_right(predicted: Notes, reference: Notes) -> list[bool]:
 
 @cli_entry("examples/abc_accompaniment.py")
 def main(argv: list[str] | None = None) -> None:
-    p = OneLineErrorParser(description=__doc__.split("\n")[0])
-    p.add_argument("corpus", help="a music corpus folder (datagen music)")
-    p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
-    p.add_argument("-n", type=int, default=100, help="tunes with guitar chords (default 100)")
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
-    p.add_argument("--fast", action="store_true", help="3 tunes")
-    args = p.parse_args(argv)
+    args = tunes_parser(__doc__, 100, "tunes with guitar chords").parse_args(argv)
 
-    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
-    rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()
-    rows = [r for r in rows if '"' in r["abc"].split("\nK:", 1)[-1]][:3 if args.fast else args.n]
+    conv, rows = converter_and_tunes(args, keep=lambda abc: '"' in abc.split("\nK:", 1)[-1])
     melody_f1, accompaniment_f1, entirely, first, later = [], [], 0, [], []
     no_file = 0
     for row in rows:

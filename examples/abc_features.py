@@ -15,10 +15,10 @@ the body's marks) and "all tunes" set the scale.
 import collections
 import re
 
-from bytesim_common.cli import OneLineErrorParser, cli_entry
+from _tunes import converter_and_tunes, tunes_parser
+
+from bytesim_common.cli import cli_entry
 from bytesim_common.errors import UserError
-from datagen.corpus import read_table
-from simulator.facade import MusicConverter
 from simulator.metrics import notes_exact
 
 # The body's marks besides guitar chords, searched for with the guitar chords' text taken out.
@@ -53,19 +53,12 @@ def features(abc: str) -> list[str]:
 
 @cli_entry("examples/abc_features.py")
 def main(argv: list[str] | None = None) -> None:
-    p = OneLineErrorParser(description=__doc__.split("\n")[0])
-    p.add_argument("corpus", help="a music corpus folder (datagen music)")
-    p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
-    p.add_argument("-n", type=int, default=200, help="test tunes (default 200)")
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
-    p.add_argument("--fast", action="store_true", help="3 tunes")
-    args = p.parse_args(argv)
+    args = tunes_parser(__doc__, 200).parse_args(argv)
 
-    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
-    rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()
+    conv, rows = converter_and_tunes(args)
     tunes: collections.Counter[str] = collections.Counter()
     right: collections.Counter[str] = collections.Counter()
-    for row in rows[:3 if args.fast else args.n]:
+    for row in rows:
         try:
             ok = notes_exact(conv.abc_to_midi(row["abc"]), row["midi"])
         except UserError:  # no MIDI file, or a bar that does not fit the context

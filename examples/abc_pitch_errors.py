@@ -19,11 +19,11 @@ count differs from the reference (listed with a count; `simulator eval` says how
 
 import collections
 
-from bytesim_common.cli import OneLineErrorParser, cli_entry
+from _tunes import converter_and_tunes, tunes_parser
+
+from bytesim_common.cli import cli_entry
 from bytesim_common.errors import UserError
-from datagen.corpus import read_table
 from datagen.music.abc_notes import plain_notes
-from simulator.facade import MusicConverter
 from simulator.metrics import midi_notes
 
 
@@ -39,20 +39,13 @@ def note_kinds(abc: str) -> list[tuple[str, bool, int]] | None:
 
 @cli_entry("examples/abc_pitch_errors.py")
 def main(argv: list[str] | None = None) -> None:
-    p = OneLineErrorParser(description=__doc__.split("\n")[0])
-    p.add_argument("corpus", help="a music corpus folder (datagen music)")
-    p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
-    p.add_argument("-n", type=int, default=150, help="test tunes (default 150)")
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
-    p.add_argument("--fast", action="store_true", help="3 tunes")
-    args = p.parse_args(argv)
+    args = tunes_parser(__doc__, 150).parse_args(argv)
 
-    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
-    rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()
+    conv, rows = converter_and_tunes(args)
     wrong: collections.Counter[str] = collections.Counter()
     total: collections.Counter[str] = collections.Counter()
     skipped: collections.Counter[str] = collections.Counter()
-    for row in rows[:3 if args.fast else args.n]:
+    for row in rows:
         abc = row["abc"]
         kinds = note_kinds(abc)
         if kinds is None:

@@ -16,10 +16,10 @@ default since: 0 wrong and one note_f1 on every row of M1's first 100; docs/musi
 
 import re
 
-from bytesim_common.cli import OneLineErrorParser, cli_entry
+from _tunes import converter_and_tunes, tunes_parser
+
+from bytesim_common.cli import cli_entry
 from bytesim_common.errors import UserError
-from datagen.corpus import read_table
-from simulator.facade import MusicConverter
 from simulator.metrics import MusicTally
 
 AFTER = ["", " 2", " 3", " 6", " 9", " 12", " Reel"]  # "": the titles as they are
@@ -33,19 +33,12 @@ def retitled(abc: str, after: str) -> str:
 
 @cli_entry("examples/abc_titles.py")
 def main(argv: list[str] | None = None) -> None:
-    p = OneLineErrorParser(description=__doc__.split("\n")[0])
-    p.add_argument("corpus", help="a music corpus folder (datagen music)")
-    p.add_argument("--model", default=None, help="checkpoint (default: trained/abc2midi)")
-    p.add_argument("-n", type=int, default=100, help="test tunes (default 100)")
-    p.add_argument("--split", choices=("train", "valid", "test"), default="test")
+    p = tunes_parser(__doc__, 100)
     p.add_argument("--after", nargs="+", default=AFTER, metavar="TEXT",
                    help="texts to put after the titles (default: %(default)s)")
-    p.add_argument("--fast", action="store_true", help="3 tunes")
     args = p.parse_args(argv)
 
-    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
-    rows = read_table(args.corpus, split=args.split, columns=["abc", "midi"]).to_pylist()
-    rows = rows[:3 if args.fast else args.n]
+    conv, rows = converter_and_tunes(args)
     if not rows:
         raise UserError(f"{args.corpus} has no {args.split} tunes")
     print(f"{'after the title':16s} {'tunes':>5s} {'meta wrong':>10s} {'note_f1':>8s}")

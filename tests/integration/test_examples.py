@@ -9,7 +9,8 @@ import sys
 import pytest
 from helpers import ROOT
 
-EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("*.py"))
+# A file whose name starts with "_" is a helper the examples share, not an example.
+EXAMPLES = sorted(p.name for p in (ROOT / "examples").glob("[!_]*.py"))
 
 
 def _run(script: str, *args: str) -> str:
@@ -26,7 +27,11 @@ def _load(script: str):
     spec = importlib.util.spec_from_file_location(script.removesuffix(".py"),
                                                   ROOT / "examples" / script)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, str(ROOT / "examples"))  # as `python examples/...` finds their helpers
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "examples"))
     return module
 
 
