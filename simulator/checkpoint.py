@@ -218,6 +218,12 @@ def _check_tensors(model: torch.nn.Module, tensors: dict[str, torch.Tensor], whe
                             f"makes {tuple(want[name].shape)} (weights from another preset?)")
 
 
+def weights_id(meta: dict[str, Any]) -> str:
+    """A short name for a checkpoint's weights (from its `config.json`): a hash of the sha256
+    of its weights files, as model cards and mined corpora cite them."""
+    return hashlib.sha256(json.dumps(meta["files"], sort_keys=True).encode()).hexdigest()[:16]
+
+
 def load_pretrained(path: Path | str, device: str | torch.device = "cpu"):
     """(model, meta): the `ByteModel` saved in `path` (in eval mode) and its `config.json`."""
     from simulator.model import ByteModel

@@ -1,4 +1,4 @@
-"""The `simulator` command: train, eval, export, cpu, abc2midi, midi2abc.
+"""The `simulator` command: train, eval, probe, export, mine, cpu, abc2midi, midi2abc.
 
 Each subcommand is an `add_<name>(sub)` that builds its parser and a `run_<name>(args)` that
 does the work; `COMMANDS` maps the name to the runner. A new subcommand (e.g. `cpu`) is one
@@ -117,6 +117,32 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_mine(sub) -> None:
+    p = sub.add_parser("mine", help="the train rows a model gets wrong, as a corpus of their own")
+    p.add_argument("--model", required=True, help="a run folder or trained/NAME")
+    p.add_argument("--data", required=True, help="corpus folder whose train split is mined")
+    p.add_argument("--out", required=True, help="folder for the mined corpus")
+    p.add_argument("--easy-per-hard", type=float, default=1.0, metavar="R",
+                   help="also keep R times as many of the rows the model gets right, drawn "
+                        "at random (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of that draw")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run_mine(args: argparse.Namespace) -> int:
+    from simulator.distributed import pick_device
+    from simulator.mine import mine
+
+    manifest = mine(args.model, args.data, args.out, args.easy_per_hard, args.seed,
+                    args.batch_size, pick_device(args.device), show_progress=not args.quiet)
+    a = manifest["args"]
+    print(f"{a['hard']} of {a['rows_read']} train rows wrong teacher-forced, kept with "
+          f"{a['easy']} right ones -> {args.out}")
+    return 0
+
+
 def add_cpu(sub) -> None:
     p = sub.add_parser("cpu", help="predict a program's register trace beside Unicorn's")
     p.add_argument("program", help="assembly text (a .s file or a string), machine code (.bin), "
@@ -195,7 +221,7 @@ def run_music(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": run_train, "eval": run_eval, "probe": run_probe, "export": run_export,
-            "cpu": run_cpu,
+            "mine": run_mine, "cpu": run_cpu,
             "abc2midi": run_music, "midi2abc": run_music}
 
 
@@ -206,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval(sub)
     add_probe(sub)
     add_export(sub)
+    add_mine(sub)
     add_cpu(sub)
     _add_music(sub, "abc2midi", "ABC", "MIDI")
     _add_music(sub, "midi2abc", "MIDI", "ABC")

@@ -50,11 +50,12 @@ if TYPE_CHECKING:
     from simulator.traces import Steps
 
 
-def _autocast(device: str):
+def gpu_autocast(device: str):
+    """bf16 autocast on a GPU; nothing on a CPU."""
     return torch.autocast("cuda", torch.bfloat16, enabled=str(device).startswith("cuda"))
 
 
-def _batches(split: EncodedSplit, batch_size: int, seqs: np.ndarray | None = None):
+def batches_by_length(split: EncodedSplit, batch_size: int, seqs: np.ndarray | None = None):
     """Sequence indices in batches of similar length (less padding), in a fixed order."""
     seqs = np.arange(len(split)) if seqs is None else seqs
     order = seqs[np.argsort(split.lengths[seqs], kind="stable")]
@@ -71,10 +72,10 @@ def split_loss(model, split: EncodedSplit, batch_size: int, device: str, d=None)
     rank, world = (d.rank, d.world) if d is not None else (0, 1)
     sums = torch.zeros(2, dtype=torch.float64, device=device)
     with eval_mode(model):
-        for seqs in _batches(split, max(1, batch_size), np.arange(rank, len(split), world)):
+        for seqs in batches_by_length(split, max(1, batch_size), np.arange(rank, len(split), world)):
             ids_np, mask_np = split.batch(seqs)
             ids, mask = torch.from_numpy(ids_np).to(device), torch.from_numpy(mask_np).to(device)
-            with _autocast(device):
+            with gpu_autocast(device):
                 logits = model(ids)  # (B, T, V)
             sums[0] += F.cross_entropy(logits[mask].float(), ids[mask], reduction="sum").double()
             sums[1] += mask.sum()
@@ -87,7 +88,7 @@ def split_loss(model, split: EncodedSplit, batch_size: int, device: str, d=None)
 def _argmax(model, split: EncodedSplit, seqs: np.ndarray, device: str) -> list[np.ndarray]:
     """Teacher-forced greedy predictions, one (length,) array per sequence of `seqs`."""
     ids_np, _ = split.batch(seqs)
-    with _autocast(device):
+    with gpu_autocast(device):
         logits = model(torch.from_numpy(ids_np).to(device))  # (B, T, V)
     pred = logits.argmax(-1).cpu().numpy()
     return [pred[i, : split.lengths[s]] for i, s in enumerate(seqs)]
@@ -137,7 +138,7 @@ def _cpu_metrics(model, codec: CpuCodec, samples: list, split: EncodedSplit, bat
                for mode in ("teacher_forced", "free_running", "copy_previous")}
     one_step = {mode: StepTally(prof.register_bytes)
                 for mode in ("model", "copy_previous", "pc_advance")}
-    batches = _batches(split, batch_size)
+    batches = batches_by_length(split, batch_size)
     bar = progress_bar(len(samples), "eval cpu", "traces", show_progress)
     for seqs in batches:
         batch = [samples[s] for s in seqs]
@@ -198,7 +199,7 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
     policy = codec.task == "abc2midi" and bool(segment_bars)
     wholes: list[tuple[MusicPair, Output | None]] = []
     bar = progress_bar(len(samples) + len(long), f"eval {codec.task}", "files", show_progress)
-    for seqs in _batches(split, batch_size):
+    for seqs in batches_by_length(split, batch_size):
         batch = [samples[s] for s in seqs]
         prompts = [codec.prompt(p).tolist() for p in batch]
         starts = [len(p) for p in prompts]

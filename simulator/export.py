@@ -8,7 +8,6 @@ exported are the mean of the run's and those of other checkpoints of the same mo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shlex
 import time
@@ -28,6 +27,7 @@ from simulator.checkpoint import (
     load_run_state,
     resolve_model_path,
     save_pretrained,
+    weights_id,
 )
 from simulator.evaluate import format_table
 
@@ -99,8 +99,7 @@ def average_weights(model: torch.nn.Module, meta: dict[str, Any],
         weights = other_model.state_dict()
         for k in sums:
             sums[k] += weights[k].double()
-        files = hashlib.sha256(json.dumps(other_meta["files"], sort_keys=True).encode())
-        shown.append(f"`{_shown(other)}` (weights {files.hexdigest()[:16]})")
+        shown.append(f"`{_shown(other)}` (weights {weights_id(other_meta)})")
     model.load_state_dict({k: (sums[k] / (1 + len(others))).to(v.dtype) if k in sums else v
                            for k, v in own.items()})
     return shown
