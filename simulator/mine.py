@@ -13,6 +13,7 @@ of its weights) and the counts.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +59,8 @@ def mine(model_path: str | Path, data: str | Path, out: str | Path, easy_per_har
          show_progress: bool = True) -> dict[str, Any]:
     """Write the mined corpus of `model_path` on `data`'s train split to `out`; return its
     manifest."""
-    if easy_per_hard < 0:
-        raise UserError(f"--easy-per-hard must be >= 0; got {easy_per_hard}")
+    if not math.isfinite(easy_per_hard) or easy_per_hard < 0:
+        raise UserError(f"--easy-per-hard must be a number >= 0; got {easy_per_hard}")
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1; got {batch_size}")
     folder = resolve_model_path(model_path)
@@ -73,6 +74,9 @@ def mine(model_path: str | Path, data: str | Path, out: str | Path, easy_per_har
         raise UserError(f"{data} has no train rows to mine")
     split = encode_rows(train.select(COLUMNS[codec.task]).to_pylist(), codec,
                         int(meta["model"]["max_len"]))
+    if len(split) == 0:
+        raise UserError(f"none of the {train.num_rows} train rows of {data} fits {folder}'s "
+                        "context: nothing to mine")
     wrong = wrong_bytes(model, split, batch_size, device, show_progress)
     if not wrong.any():
         raise UserError(f"{folder} gets every one of the {len(split)} train rows of {data} "

@@ -71,6 +71,15 @@ def test_mine_keeps_the_rows_the_model_gets_wrong(tiny_abc2midi, known_and_alter
 
 def test_mine_refuses_with_one_line(tiny_abc2midi, known_and_altered, tmp_path):
     model = str(tiny_abc2midi.checkpoint)
+    rows = read_table(tiny_abc2midi.corpus).to_pylist()
+    too_long = [{**r, "abc": r["abc"] + "%" * 5000} if r["split"] == "train" else r for r in rows]
+    write_corpus(tmp_path / "long", CorpusJob(kind="music", args={"test": "long"},
+                                              n_rows=len(too_long), schema=SCHEMAS["music"],
+                                              make_rows=lambda a, b: RowBatch(too_long[a:b])),
+                 show_progress=False)
+    code, _, err = in_process(main, ["mine", "--model", model, "--data", str(tmp_path / "long"),
+                                     "--out", str(tmp_path / "none"), "--quiet"])
+    assert_one_line_error(code, err, "fits", "context: nothing to mine")
     code, _, err = in_process(main, ["mine", "--model", model, "--data",
                                      str(tiny_abc2midi.corpus), "--out", str(tmp_path / "a"),
                                      "--quiet"])
@@ -78,4 +87,8 @@ def test_mine_refuses_with_one_line(tiny_abc2midi, known_and_altered, tmp_path):
     code, _, err = in_process(main, ["mine", "--model", model, "--data",
                                      str(known_and_altered[0]), "--out", str(tmp_path / "b"),
                                      "--easy-per-hard", "-1"])
-    assert_one_line_error(code, err, "--easy-per-hard must be >= 0")
+    assert_one_line_error(code, err, "--easy-per-hard must be a number >= 0")
+    code, _, err = in_process(main, ["mine", "--model", model, "--data",
+                                     str(known_and_altered[0]), "--out", str(tmp_path / "c"),
+                                     "--easy-per-hard", "nan"])
+    assert_one_line_error(code, err, "--easy-per-hard must be a number >= 0")
