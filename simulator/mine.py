@@ -83,22 +83,22 @@ def mine(model_path: str | Path, data: str | Path, out: str | Path, easy_per_har
                         "right teacher-forced: nothing to mine")
     about = {"mined_from": source["args"], "source_rows": source["counts"]["rows"],
              "model_weights": weights_id(meta)}
-    return write_mined(out, table, split.rows, wrong, about, kind, easy_per_hard, seed)
+    others = table.filter(pc.not_equal(table["split"], "train"))
+    return write_mined(out, train, others, split.rows, wrong, about, kind, easy_per_hard, seed)
 
 
-def write_mined(out: str | Path, table: pa.Table, rows_read: np.ndarray, wrong: np.ndarray,
-                about: dict[str, Any], kind: str, easy_per_hard: float, seed: int) -> dict[str, Any]:
-    """Write the corpus of the train rows `rows_read[wrong > 0]` of `table` (a whole corpus,
-    its `split` column included), `easy_per_hard` times as many of the rows `rows_read[wrong ==
-    0]` drawn with `seed`, and every valid and test row of `table`; `about` (what was mined,
-    by what) goes into its manifest's args. Returns the manifest."""
-    train = table.filter(pc.equal(table["split"], "train"))
+def write_mined(out: str | Path, train: pa.Table, others: pa.Table, rows_read: np.ndarray,
+                wrong: np.ndarray, about: dict[str, Any], kind: str, easy_per_hard: float,
+                seed: int) -> dict[str, Any]:
+    """Write the corpus of the rows `rows_read[wrong > 0]` of `train` (a corpus's train rows),
+    `easy_per_hard` times as many of the rows `rows_read[wrong == 0]` drawn with `seed`, and
+    every row of `others` (its valid and test rows); `about` (what was mined, by what) goes
+    into its manifest's args. Returns the manifest."""
     hard, easy = rows_read[wrong > 0], rows_read[wrong == 0]
     n_easy = min(len(easy), round(easy_per_hard * len(hard)))
     drawn = np.random.default_rng(seed).choice(easy, n_easy, replace=False)
     keep = np.sort(np.concatenate([hard, drawn]))
-    rows = (train.take(pa.array(keep, pa.int64())).to_pylist()
-            + table.filter(pc.not_equal(table["split"], "train")).to_pylist())
+    rows = train.take(pa.array(keep, pa.int64())).to_pylist() + others.to_pylist()
     args = {**about, "easy_per_hard": easy_per_hard, "seed": seed, "rows_read": len(rows_read),
             "hard": len(hard), "easy": n_easy}
     job = CorpusJob(kind=kind, args=args, n_rows=len(rows), schema=SCHEMAS[kind],

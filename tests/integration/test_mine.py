@@ -26,6 +26,14 @@ def _transposed(midi: bytes, semitones: int) -> bytes:
     return out.getvalue()
 
 
+def _corpus(out, rows: list[dict], args: dict) -> None:
+    """Write `rows` as a music corpus in `out`."""
+    write_corpus(out, CorpusJob(kind="music", args=args, n_rows=len(rows),
+                                schema=SCHEMAS["music"],
+                                make_rows=lambda a, b: RowBatch(rows[a:b])),
+                 show_progress=False)
+
+
 @pytest.fixture(scope="module")
 def known_and_altered(tiny_abc2midi, tmp_path_factory):
     """A corpus whose train split holds the tune the tiny model knows by heart and the same
@@ -36,10 +44,7 @@ def known_and_altered(tiny_abc2midi, tmp_path_factory):
     altered = [{**r, "id": r["id"] + "/up2", "midi": _transposed(r["midi"], 2)} for r in known]
     mixed = known + altered + [r for r in rows if r["split"] != "train"]
     out = tmp_path_factory.mktemp("mine") / "corpus"
-    write_corpus(out, CorpusJob(kind="music", args={"test": "mine"}, n_rows=len(mixed),
-                                schema=SCHEMAS["music"],
-                                make_rows=lambda a, b: RowBatch(mixed[a:b])),
-                 show_progress=False)
+    _corpus(out, mixed, {"test": "mine"})
     return out, known, altered, [r for r in rows if r["split"] != "train"]
 
 
@@ -73,10 +78,7 @@ def test_mine_refuses_with_one_line(tiny_abc2midi, known_and_altered, tmp_path):
     model = str(tiny_abc2midi.checkpoint)
     rows = read_table(tiny_abc2midi.corpus).to_pylist()
     too_long = [{**r, "abc": r["abc"] + "%" * 5000} if r["split"] == "train" else r for r in rows]
-    write_corpus(tmp_path / "long", CorpusJob(kind="music", args={"test": "long"},
-                                              n_rows=len(too_long), schema=SCHEMAS["music"],
-                                              make_rows=lambda a, b: RowBatch(too_long[a:b])),
-                 show_progress=False)
+    _corpus(tmp_path / "long", too_long, {"test": "long"})
     code, _, err = in_process(main, ["mine", "--model", model, "--data", str(tmp_path / "long"),
                                      "--out", str(tmp_path / "none"), "--quiet"])
     assert_one_line_error(code, err, "fits", "context: nothing to mine")
