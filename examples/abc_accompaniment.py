@@ -8,11 +8,16 @@ of a split (default: test) that write guitar chords, converted as a user convert
 (`MusicConverter.abc_to_midi`), this prints the note_f1 of the melody (the notes on the channel
 of the reference's first note) and of the accompaniment (every other note), and how many of the
 accompaniment's beats (the notes abc2midi starts at one time) the model plays exactly: the
-tune's first beat apart from the later ones. A model that has not learnt to read the symbols
-still plays the first chord (most tunes open on their key's chord) and then guesses.
+tune's first beat apart from the later ones, and by the bar of its eight-bar phrase (the bar's
+number in the tune, from 0, modulo 8; a pickup bar shifts the count). A model that has not
+learnt to read the symbols still plays the first chord (most tunes open on their key's chord)
+and then guesses; one that guesses the end of a four-bar segment (the tonic) misses the fourth
+bar of a longer part, whose chord is V.
 """
 
 import collections
+import re
+from fractions import Fraction
 
 from _tunes import converter_and_tunes, tunes_parser
 
@@ -27,9 +32,9 @@ def split_tracks(notes: Notes, melody_channel: int) -> tuple[Notes, Notes]:
             [n for n in notes if n[0] != melody_channel])
 
 
-def beats_right(predicted: Notes, reference: Notes) -> list[bool]:
-    """For each onset of the reference's accompaniment, in time order: does the prediction start
-    exactly the same notes there?"""
+def beats_right(predicted: Notes, reference: Notes) -> list[tuple[float, bool]]:
+    """For each onset of the reference's accompaniment, in time order: the onset, and whether the
+    prediction starts exactly the same notes there."""
     def by_onset(notes: Notes) -> dict[float, collections.Counter]:
         out: dict[float, collections.Counter] = collections.defaultdict(collections.Counter)
         for n in notes:
@@ -37,7 +42,14 @@ def beats_right(predicted: Notes, reference: Notes) -> list[bool]:
         return out
 
     got, want = by_onset(predicted), by_onset(reference)
-    return [got.get(onset) == want[onset] for onset in sorted(want)]
+    return [(onset, got.get(onset) == want[onset]) for onset in sorted(want)]
+
+
+def bar_length(abc: str) -> Fraction:
+    """A bar of the tune's meter (`M:`), in quarter notes (`C` and `C|`: 4; none: 4/4)."""
+    meter = re.search(r"^M:\s*(\S+)", abc, re.MULTILINE)
+    text = meter.group(1) if meter else "4/4"
+    return Fraction(4) if text in ("C", "C|") else Fraction(text) * 4
 
 
 @cli_entry("examples/abc_accompaniment.py")
@@ -47,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     conv, rows = converter_and_tunes(args, keep=lambda abc: '"' in abc.split("\nK:", 1)[-1])
     melody_f1, accompaniment_f1, entirely, first, later = [], [], 0, [], []
     no_file = 0
+    by_bar: collections.Counter[tuple[int, bool]] = collections.Counter()
     for row in rows:
         try:
             out = conv.abc_to_midi(row["abc"])
@@ -61,8 +74,11 @@ def main(argv: list[str] | None = None) -> None:
         accompaniment_f1.append(notes_f1(acc, ref_acc))
         entirely += accompaniment_f1[-1] == 1.0
         right = beats_right(acc, ref_acc)
-        first += right[:1]
-        later += right[1:]
+        first += [ok for _, ok in right[:1]]
+        later += [ok for _, ok in right[1:]]
+        bar = bar_length(row["abc"])
+        by_bar.update((int(Fraction(onset).limit_denominator(96) // bar) % 8, ok)
+                      for onset, ok in right)
     print(f"tunes with guitar chords: {len(melody_f1)} (left out, no MIDI file: {no_file})")
     if not melody_f1:
         return
@@ -71,6 +87,9 @@ def main(argv: list[str] | None = None) -> None:
           f"{entirely}")
     print(f"accompaniment beats right: the first {sum(first)} of {len(first)}, later ones "
           f"{sum(later)} of {len(later)} ({100 * sum(later) / max(1, len(later)):.1f}%)")
+    print("by the bar of the eight-bar phrase: " + "  ".join(
+        f"{b + 1}: {by_bar[b, True]}/{by_bar[b, True] + by_bar[b, False]}" for b in range(8)
+        if by_bar[b, True] + by_bar[b, False]))
 
 
 if __name__ == "__main__":

@@ -128,13 +128,17 @@ class SynthOptions:
     #                        where no repeat or ending mark comes between (and not in a
     #                        tune with `bare_line_ends`)
     slurred_triplets: float = 0.0  # a triplet is slurred, `((3cde)` or `(3(cde)`
+    half_cadences: float = 0.0  # a part of 4 bars is written as the first four bars of an
+    #                             8-bar part, the segment the converter cuts from one: its last
+    #                             bar keeps the progression's chord (V) and a bar's plain notes,
+    #                             not the tonic held, and it has no repeat
 
     # Options added after corpora were made with every option in their arguments: in a
     # corpus's arguments only where set, so that a corpus made (or half made) before one of
     # them resumes unchanged.
     RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars", "bare_line_ends",
                          "wide_meters", "free_chords", "staccato", "grace_runs", "grace_anywhere",
-                         "bar_ties", "slurred_triplets")
+                         "bar_ties", "slurred_triplets", "half_cadences")
 
     def recorded(self) -> dict[str, float]:
         """The options as a corpus's arguments record them."""
@@ -423,9 +427,11 @@ class _Tune:
         free = self.gchords and self.chance(self.opt.free_chords)
         repeat = rng.random() < self.opt.repeats
         endings = repeat and rng.random() < self.opt.endings
+        closes = not (n_bars == 4 and self.chance(self.opt.half_cadences))  # on the tonic
+        repeat, endings = repeat and closes, endings and closes
         bars: list[list[str]] = []
         for b in range(n_bars + (1 if endings else 0)):
-            last = b >= n_bars - 1
+            last = closes and b >= n_bars - 1
             degree = rng.randrange(7) if free else 0 if last else progression[b % 4]
             root = degree if self.gchords else None
             # a tie over the bar line before, where no ending mark comes between (nor a line

@@ -113,6 +113,16 @@ def test_abc_accompaniment(tiny_abc2midi):
     out = _run("abc_accompaniment.py", str(tiny_abc2midi.corpus), "--split", "train",
                "--model", str(tiny_abc2midi.checkpoint))
     assert out.startswith("tunes with guitar chords: ")
+    if "accompaniment beats right" in out:  # the tunes have guitar chords
+        assert "by the bar of the eight-bar phrase: 1: " in out
+
+
+def test_abc_accompaniment_bar_length():
+    """A bar in quarter notes, from the tune's meter."""
+    mod = _load("abc_accompaniment.py")
+    assert [mod.bar_length(f"X:1\nM:{m}\nK:C\n") for m in ("6/8", "C", "C|", "3/4", "2/2")] == \
+        [3, 4, 4, 3, 4]
+    assert mod.bar_length("X:1\nK:C\nC |]\n") == 4
 
 
 def test_abc_features(tiny_abc2midi):
@@ -164,7 +174,8 @@ def test_abc_accompaniment_beats():
            (1, 50, 2.0, 1.0), (2, 62, 3.0, 1.0), (2, 66, 3.0, 1.0)]  # one too many
     (ref_mel, ref_acc), (mel, acc) = mod.split_tracks(ref, 0), mod.split_tracks(got, 0)
     assert ref_mel == mel == [(0, 69, 0.0, 1.0)] and len(ref_acc) == 5
-    assert mod.beats_right(acc, ref_acc) == [True, False, True, False]
+    assert mod.beats_right(acc, ref_acc) == [(0.0, True), (1.0, False), (2.0, True),
+                                             (3.0, False)]
     precision = recall = 4 / 5  # note_f1, the metric the script prints, of the same notes
     assert mod.notes_f1(acc, ref_acc) == 2 * precision * recall / (precision + recall)
     assert mod.notes_f1([], []) == 1.0

@@ -335,6 +335,31 @@ def test_free_chords_are_read_not_guessed(tmp_path):
 
 
 @needs_abc2midi
+def test_half_cadences_end_a_short_part_as_an_eight_bar_part_s_first_half(tmp_path):
+    """`half_cadences`: a part of 4 bars ends on its progression's fourth chord, not the tonic,
+    and has no repeat, as the converter's first segment of an 8-bar part; at 0, the default,
+    tunes are as before; abc2midi converts them without a complaint."""
+    assert _bodies(SynthOptions.parse("half_cadences=0"), 5) == _bodies(SynthOptions(), 5)
+    short = SynthOptions.parse("gchords=1,short_parts=1,parts=0,pickups=0,wide_meters=0")
+
+    def last_chords(opt):  # the last bar's chord of each tune, against its key's tonic
+        tunes = [synthetic_tune(13, i, opt) for i in range(40)]
+        return [(re.findall(r'"([A-G][#b]?)[^"]*"', t.split("\nK:", 1)[1])[-1],
+                 re.search(r"^K:([A-G][#b]?)", t, re.MULTILINE).group(1), t) for t in tunes
+                if '"' in t.split("\nK:", 1)[1]]
+
+    assert all(chord == tonic for chord, tonic, _ in last_chords(short))
+    half = last_chords(SynthOptions.parse("half_cadences=1", short))
+    assert len(half) == 40 and all(chord != tonic for chord, tonic, _ in half)  # on V
+    assert not any("|:" in t or ":|" in t for *_, t in half)
+    long_parts = SynthOptions.parse("half_cadences=1,short_parts=0", short)
+    assert any(abc.count("|") > 6 for abc in (synthetic_tune(13, i, long_parts)
+                                                for i in range(10)))  # 8-bar parts stay
+    for i in range(6):
+        assert _abc2midi_complaints(half[i][2], tmp_path) == []
+
+
+@needs_abc2midi
 def test_real_tunes_marks_staccato_graces_bar_ties_slurred_triplets(tmp_path):
     """The marks music21's tunes write that change what abc2midi plays: at 0, the default,
     tunes are as before; set, each appears, abc2midi converts them without a complaint, and a
