@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
-from simulator.facade import ModelOutputError, MusicConverter, midi_summary
+from simulator.demo import show_abc_to_midi
+from simulator.facade import MusicConverter
 
 TUNE = """\
 X:1
@@ -32,17 +33,8 @@ def main(argv: list[str] | None = None) -> None:
         abc = Path(args.tune).read_text(encoding="utf-8") if args.tune else TUNE
     except (OSError, UnicodeDecodeError) as e:
         raise UserError(f"cannot read {args.tune}: {getattr(e, 'strerror', None) or e}") from None
-    conv = MusicConverter.from_pretrained(args.model, task="abc2midi")
-    reference = conv.reference_abc_to_midi(abc)
-    print(f"reference MIDI ({len(reference)} bytes):\n{midi_summary(reference)}")
-    try:
-        midi = conv.abc_to_midi(abc)
-    except ModelOutputError as e:
-        print(f"model: {e} (first bytes: {e.raw[:32].hex()})")
-        return
-    print(f"model MIDI ({len(midi)} bytes, "
-          f"{'identical' if midi == reference else 'differs'}):\n{midi_summary(midi)}")
-    if args.output:
+    midi = show_abc_to_midi(MusicConverter.from_pretrained(args.model, task="abc2midi"), abc)
+    if midi is not None and args.output:
         Path(args.output).write_bytes(midi)
         print(f"wrote {args.output}")
 

@@ -60,15 +60,22 @@ def demo_music(path: str | None) -> None:
     conv = MusicConverter.from_pretrained(path, task="abc2midi")
     print(f"== ABC -> MIDI with {display_path(conv.path)} vs the reference converter ==")
     print(EXAMPLE_TUNE)
-    reference = conv.reference_abc_to_midi(EXAMPLE_TUNE)
+    show_abc_to_midi(conv, EXAMPLE_TUNE)
+
+
+def show_abc_to_midi(conv: MusicConverter, abc: str) -> bytes | None:
+    """Print the reference converter's MIDI file for `abc` and the model's, their notes listed;
+    return the model's file (None where the model made none, which is printed too)."""
+    reference = conv.reference_abc_to_midi(abc)
     print(f"reference ({len(reference)} bytes):\n{midi_summary(reference)}")
     try:
-        predicted = conv.abc_to_midi(EXAMPLE_TUNE)
+        predicted = conv.abc_to_midi(abc)
     except ModelOutputError as e:
         print(f"model: {e}")
-        return
+        return None
     same = "byte-identical to the reference" if predicted == reference else "differs"
     print(f"model ({len(predicted)} bytes, {same}):\n{midi_summary(predicted)}")
+    return predicted
 
 
 def main(argv: list[str] | None = None) -> None:
