@@ -45,6 +45,13 @@ def beats_right(predicted: Notes, reference: Notes) -> list[tuple[float, bool]]:
     return [(onset, got.get(onset) == want[onset]) for onset in sorted(want)]
 
 
+def beats_by_bar(right: list[tuple[float, bool]], bar: Fraction) -> collections.Counter:
+    """(bar of the eight-bar phrase, 0-7; right or not) -> beats, from `beats_right`'s
+    (onset, right) pairs and the bar's length, both in quarter notes."""
+    return collections.Counter((int(Fraction(onset).limit_denominator(96) // bar) % 8, ok)
+                               for onset, ok in right)
+
+
 def bar_length(abc: str) -> Fraction:
     """A bar of the tune's meter (`M:`), in quarter notes (`C` and `C|`: 4; none: 4/4)."""
     meter = re.search(r"^M:\s*(\S+)", abc, re.MULTILINE)
@@ -76,9 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         right = beats_right(acc, ref_acc)
         first += [ok for _, ok in right[:1]]
         later += [ok for _, ok in right[1:]]
-        bar = bar_length(row["abc"])
-        by_bar.update((int(Fraction(onset).limit_denominator(96) // bar) % 8, ok)
-                      for onset, ok in right)
+        by_bar.update(beats_by_bar(right, bar_length(row["abc"])))
     print(f"tunes with guitar chords: {len(melody_f1)} (left out, no MIDI file: {no_file})")
     if not melody_f1:
         return
