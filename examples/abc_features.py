@@ -35,6 +35,7 @@ MARKS = {
     "accidentals": r"[_^=]",
     "octave marks": r"[,']",
     "rests": r"z",
+    "rest runs": r"z[\d/]*\s*\|?\s*z",  # a rest, then (over a space or bar line) another
     "note lengths": r"[A-Ga-gz][,']*[\d/]",
 }
 

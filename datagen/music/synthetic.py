@@ -74,6 +74,8 @@ class SynthOptions:
     #                       letter unmarked, so the accidental carries to it (abc2midi carries it
     #                       to that letter in every octave until the bar line)
     rests: float = 0.05  # a note is a rest
+    rest_runs: float = 0.0  # a note after a rest is a rest too (`z2 z4`, `z2 | z`): the MIDI
+    #                         file has one wait for the run, the sum of its rests
     chords: float = 0.05  # a note is a chord [ceg]
     ties: float = 0.05  # a note is tied to the next
     slurs: float = 0.08  # a beat's notes are slurred
@@ -138,7 +140,7 @@ class SynthOptions:
     # them resumes unchanged.
     RECORDED_WHEN_SET = ("plain_lengths", "phrase_lines", "beamed_bars", "bare_line_ends",
                          "wide_meters", "free_chords", "staccato", "grace_runs", "grace_anywhere",
-                         "bar_ties", "slurred_triplets", "half_cadences")
+                         "bar_ties", "slurred_triplets", "half_cadences", "rest_runs")
 
     def recorded(self) -> dict[str, float]:
         """The options as a corpus's arguments record them."""
@@ -229,6 +231,7 @@ class _Tune:
         self.pitch = self.home
         self.gchords = rng.random() < opt.gchords and self.meter not in NO_GCHORD_METERS
         self.tie_text: str | None = None  # pitch text of the last note, for a tie
+        self.after_rest = False  # the last note was a rest
         self.tie_out: str | None = None  # pitch text of the last bar's last note, for a tie
         self.altered: list[int] = []  # pitches given an accidental in the bar so far
         self.plain_lengths = self.chance(opt.plain_lengths)
@@ -290,7 +293,10 @@ class _Tune:
         rng, opt = self.rng, self.opt
         lt = self.length(length)
         self.tie_text = None
-        if not plain and rng.random() < opt.rests:
+        rest = not plain and (rng.random() < opt.rests
+                              or (self.after_rest and self.chance(opt.rest_runs)))
+        self.after_rest = rest
+        if rest:
             return "z" + lt
         if not plain and self.altered and self.chance(opt.carried):
             return self.carried_note(lt)
@@ -412,7 +418,7 @@ class _Tune:
                 b += 1
         self.tie_out = None if end_beats else self.tie_text
         if end_beats:
-            self.pitch = self.home
+            self.pitch, self.after_rest = self.home, False
             groups.append(self.note_name(self.home)
                           + self.length(self.beat * end_beats))
         return groups

@@ -41,14 +41,15 @@ def test_every_example_is_in_the_readme():
                         "abc_titles.py", "compare_own_program.py",
                         "convert_tune.py", "demo_variants.py",
                         "predict_program.py", "register_moves.py", "train_tiny.py",
-                        "uniform_shifts.py"]
+                        "uniform_shifts.py", "worst_tunes.py"]
     assert all(f"examples/{name}" in readme for name in EXAMPLES)
 
 
 @pytest.mark.parametrize("script, arg", [
     ("abc_titles.py", "no-such-corpus"), ("abc_features.py", "no-such-corpus"),
     ("abc_pitch_errors.py", "no-such-corpus"), ("abc_accompaniment.py", "no-such-corpus"),
-    ("convert_tune.py", "no-such-tune.abc"), ("compare_own_program.py", "no-such-program.s")])
+    ("worst_tunes.py", "no-such-corpus"), ("convert_tune.py", "no-such-tune.abc"),
+    ("compare_own_program.py", "no-such-program.s")])
 def test_an_example_given_bad_input_says_so_in_one_line(script, arg, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "examples" / script), str(tmp_path / arg)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
@@ -166,6 +167,43 @@ def test_abc_features_of_a_tune():
                                      "ties", "broken rhythm", "repeats", "rests", "note lengths"]
     assert script.features("X:1\nT:t\nK:C\nC D E F |]\n") == ["M:(none)", "L:(default)",
                                                                   "no marks"]
+    assert "rest runs" in script.features("X:1\nT:t\nK:C\nC z2 | z D |]\n")
+    assert "rest runs" not in script.features("X:1\nT:t\nK:C\nC z D z |]\n")
+
+
+def test_worst_tunes(tiny_abc2midi):
+    """The lowest tunes first, each with its first error; the last line sums what is lost."""
+    lines = _run("worst_tunes.py", str(tiny_abc2midi.corpus), "--split", "train",
+                 "--model", str(tiny_abc2midi.checkpoint), "--show", "2").splitlines()
+    n = int(lines[-1].split()[0])  # the first 3 tunes of the split, or all it has
+    tunes = [line for line in lines if line.startswith("tune ")]
+    assert 1 <= n <= 3 and len(tunes) == min(n, 2) and len(lines) == 2 * len(tunes) + 1
+    f1s = [float(line.split("note_f1 ")[1].split(",")[0]) for line in tunes]
+    assert f1s == sorted(f1s) and all(0 <= f <= 1 for f in f1s)
+    assert all("first error" in line for line in tunes)
+    assert "note_f1 lost: " in lines[-1]
+
+
+def test_worst_tunes_first_difference():
+    """The first note where the model's file and abc2midi's differ, or none."""
+    import io
+
+    import mido
+
+    def midi(second_onset: int) -> bytes:  # two quarter notes, the second at this tick
+        track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
+                                mido.Message("note_off", note=60, time=480),
+                                mido.Message("note_on", note=62, velocity=80,
+                                             time=second_onset - 480),
+                                mido.Message("note_off", note=62, time=480)])
+        out = io.BytesIO()
+        mido.MidiFile(tracks=[track], ticks_per_beat=480).save(file=out)
+        return out.getvalue()
+
+    script = _load("worst_tunes.py")
+    assert script.first_difference(midi(480), midi(480)) == "none"
+    assert script.first_difference(midi(720), midi(480)) == \
+        "note 1: model (0, 62, 1.5, 1.0) | abc2midi (0, 62, 1.0, 1.0)"
 
 
 def test_abc_accompaniment_beats():

@@ -360,6 +360,25 @@ def test_half_cadences_end_a_short_part_as_an_eight_bar_part_s_first_half(tmp_pa
 
 
 @needs_abc2midi
+def test_rest_runs_follow_a_rest_with_another(tmp_path):
+    """`rest_runs`: a note after a rest is a rest too, so runs of rests (`z2 z4`, `z2 | z`) are
+    common; at 0, the default, tunes are as before; abc2midi converts them without a
+    complaint."""
+    assert _bodies(SynthOptions.parse("rest_runs=0"), 5) == _bodies(SynthOptions(), 5)
+    run = re.compile(r"z[\d/]*\s*\|?\s*z")  # a rest, then (over a space or bar line) another
+
+    def runs(opt):
+        return sum(len(run.findall(synthetic_tune(14, i, opt).split("\nK:", 1)[1]))
+                   for i in range(40))
+
+    base = SynthOptions.parse("rests=0.1")
+    with_runs = SynthOptions.parse("rest_runs=0.6", base)
+    assert runs(with_runs) >= 3 * max(runs(base), 1)
+    for i in range(4):
+        assert _abc2midi_complaints(synthetic_tune(14, i, with_runs), tmp_path) == []
+
+
+@needs_abc2midi
 def test_real_tunes_marks_staccato_graces_bar_ties_slurred_triplets(tmp_path):
     """The marks music21's tunes write that change what abc2midi plays: at 0, the default,
     tunes are as before; set, each appears, abc2midi converts them without a complaint, and a
