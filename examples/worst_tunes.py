@@ -6,7 +6,7 @@ Converts the first N tunes of a split of a music corpus (default: test) with the
 `simulator abc2midi` does (3 branches; a tune of more than 4 bars in segments), scores each
 one's note_f1 against abc2midi's MIDI, and prints the SHOW lowest: the tune's index in the
 split, its note_f1, where it first goes wrong (`simulator.metrics.first_error`), the first note
-that differs (the model's and abc2midi's: channel, pitch, onset and length in beats) and the
+that differs in time order (the model's and abc2midi's: channel, pitch, onset and length in beats) and the
 tune's features (`abc_features.py`). The last line sums what is lost: the tunes' worth of
 note_f1 (the sum of 1 - note_f1) and how much of it the shown tunes lose. One wrong length
 early in a tune moves every later note, so a few tunes often lose most of a split's note_f1.
@@ -17,18 +17,17 @@ from abc_features import features
 
 from bytesim_common.cli import cli_entry
 from bytesim_common.errors import UserError
-from simulator.metrics import first_error, midi_notes, note_f1
+from simulator.metrics import first_difference, midi_notes, notes_f1, notes_first_error
 
 
-def first_difference(predicted: bytes, reference: bytes) -> str:
-    """The first note where the two files differ, in time order: `model ... | abc2midi ...`."""
-    got, want = midi_notes(predicted), midi_notes(reference)
-    for k in range(max(len(got), len(want))):
-        a = got[k] if k < len(got) else None
-        b = want[k] if k < len(want) else None
-        if a != b:
-            return f"note {k}: model {a or 'none'} | abc2midi {b or 'none'}"
-    return "none"
+def describe(got: list, want: list) -> str:
+    """The first note where the model's notes and abc2midi's differ, in time order
+    (`simulator.metrics.first_difference`): `note K: model ... | abc2midi ...`."""
+    difference = first_difference(got, want)
+    if difference is None:
+        return "none"
+    k, a, b = difference
+    return f"note {k}: model {a or 'none'} | abc2midi {b or 'none'}"
 
 
 @cli_entry("examples/worst_tunes.py")
@@ -45,8 +44,9 @@ def main(argv: list[str] | None = None) -> None:
         except UserError as e:  # no MIDI file, or a bar that does not fit the context
             scored.append((0.0, i, "no file", str(e), features(row["abc"])))
             continue
-        scored.append((note_f1(midi, row["midi"]), i, first_error(midi, row["midi"]) or "none",
-                       first_difference(midi, row["midi"]), features(row["abc"])))
+        got, want = midi_notes(midi), midi_notes(row["midi"])  # each file read once
+        scored.append((notes_f1(got, want), i, notes_first_error(got, want) or "none",
+                       describe(got, want), features(row["abc"])))
     scored.sort(key=lambda s: (s[0], s[1]))
     shown = scored[:args.show]
     for f1, i, error, difference, marks in shown:

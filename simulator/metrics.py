@@ -160,7 +160,8 @@ def valid_midi(data: bytes) -> bool:
     return _readable(data) is not None
 
 
-Notes = list[tuple[int, int, float, float]]  # (channel, pitch, onset, duration)
+Note = tuple[int, int, float, float]  # (channel, pitch, onset, duration)
+Notes = list[Note]
 
 
 def _read(data: bytes):
@@ -253,11 +254,11 @@ def first_error(predicted: bytes, reference: bytes) -> str | None:
     "repeated_note": that of the previous one (behind); "wrong_pitch": another pitch;
     "wrong_timing": the right pitch at a wrong onset or duration (or channel); "missing" / "extra":
     one list is a prefix of the other; "unreadable": not a MIDI file."""
-    return _first_error(_readable_notes(predicted), midi_notes(reference))
+    return notes_first_error(_readable_notes(predicted), midi_notes(reference))
 
 
 # The three above on notes already read (None: an unreadable prediction), so that a tally reads
-# each file once.
+# each file once; and the notes where two lists first differ.
 
 def notes_f1(predicted: Notes | None, reference: Notes) -> float:
     """`note_f1` of notes already read (as `midi_notes` gives them; None: unreadable)."""
@@ -277,11 +278,11 @@ def _exact(predicted: Notes | None, reference: Notes) -> bool:
     return predicted is not None and Counter(predicted) == Counter(reference)
 
 
-def _first_error(predicted: Notes | None, reference: Notes) -> str | None:
+def notes_first_error(predicted: Notes | None, reference: Notes) -> str | None:
+    """`first_error` of notes already read (None: unreadable)."""
     if predicted is None:
         return "unreadable"
-    pred, ref = sorted(predicted, key=_time_order), sorted(reference, key=_time_order)
-    i = next((k for k, (p, r) in enumerate(zip(pred, ref)) if p != r), min(len(pred), len(ref)))
+    pred, ref, i = _first_departure(predicted, reference)
     if i == len(pred) == len(ref):
         return None
     if i == len(pred) or i == len(ref):
@@ -297,7 +298,26 @@ def _first_error(predicted: Notes | None, reference: Notes) -> str | None:
     return "wrong_pitch"
 
 
-def _time_order(note: tuple[int, int, float, float]) -> tuple[float, int, int, float]:
+def first_difference(predicted: Notes, reference: Notes) -> tuple[int, Note | None,
+                                                                   Note | None] | None:
+    """Where two lists of notes first differ, both taken in time order (as `first_error` takes
+    them): the index and the note of each list there (None past the end of the shorter one);
+    None where they hold the same notes."""
+    pred, ref, i = _first_departure(predicted, reference)
+    if i == len(pred) == len(ref):
+        return None
+    return i, pred[i] if i < len(pred) else None, ref[i] if i < len(ref) else None
+
+
+def _first_departure(predicted: Notes, reference: Notes) -> tuple[Notes, Notes, int]:
+    """Both lists in time order, and the first index where they differ (the shorter one's
+    length where it is the start of the other)."""
+    pred, ref = sorted(predicted, key=_time_order), sorted(reference, key=_time_order)
+    i = next((k for k, (p, r) in enumerate(zip(pred, ref)) if p != r), min(len(pred), len(ref)))
+    return pred, ref, i
+
+
+def _time_order(note: Note) -> tuple[float, int, int, float]:
     """Onset first; the rest of the note breaks ties, so that files with the same notes (as
     note_f1 and notes_exact count them) list them in the same order."""
     channel, pitch, onset, duration = note
@@ -331,7 +351,7 @@ class MusicTally:
         self.files["meta_exact"].append(pred_mid is not None
                                         and _meta(pred_mid) == _meta(ref_mid))
         self.files["exact_file"].append(exact_file)
-        self.first_errors[_first_error(pred, ref)] += 1
+        self.first_errors[notes_first_error(pred, ref)] += 1
 
     def add_teacher_forced(self, right: np.ndarray) -> None:
         """One file's notes under teacher forcing: right (n_notes, 3) bool for pitch, onset and

@@ -20,8 +20,10 @@ from simulator.metrics import (
     CpuTally,
     MusicTally,
     StepTally,
+    first_difference,
     first_error,
     midi_meta,
+    midi_notes,
     note_f1,
     notes_exact,
     state_matches,
@@ -425,6 +427,27 @@ def test_first_error_says_how_an_output_first_departs_from_the_reference():
     assert first_error(_midi([(60, 480), (62, 480), (62, 480), (64, 480), (65, 480), (67, 480)]),
                        ref) == "extra"
     assert first_error(b"garbage", ref) == "unreadable"
+
+
+def test_first_difference_names_the_first_notes_that_differ_in_time_order():
+    """The index and the two notes where two files' notes first differ, taken by onset (not in
+    the order the file lists them: here a second track's note starts first); None where equal,
+    and None for the note past the end of the shorter list."""
+    ref = midi_notes(_midi([(60, 480), (62, 480)]))
+    assert first_difference(ref, ref) is None
+    assert first_difference(midi_notes(_midi([(60, 480), (62, 960)])), ref) == \
+        (1, (0, 62, 1.0, 2.0), (0, 62, 1.0, 1.0))
+    assert first_difference(ref[:1], ref) == (1, None, (0, 62, 1.0, 1.0))
+    mid = mido.MidiFile(ticks_per_beat=480)
+    mid.tracks += [mido.MidiTrack([mido.Message("note_on", note=64, velocity=64, time=480),
+                                   mido.Message("note_off", note=64, time=480)]),
+                   mido.MidiTrack([mido.Message("note_on", note=48, velocity=64),
+                                   mido.Message("note_off", note=48, time=480)])]
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    two_tracks = midi_notes(buf.getvalue())
+    assert two_tracks[0][1] == 64  # the file lists the later note first
+    assert first_difference(two_tracks, ref) == (0, (0, 48, 0.0, 1.0), (0, 60, 0.0, 1.0))
 
 
 def test_first_error_finds_no_error_where_the_same_notes_come_in_another_order():

@@ -184,26 +184,14 @@ def test_worst_tunes(tiny_abc2midi):
     assert "note_f1 lost: " in lines[-1]
 
 
-def test_worst_tunes_first_difference():
-    """The first note where the model's file and abc2midi's differ, or none."""
-    import io
-
-    import mido
-
-    def midi(second_onset: int) -> bytes:  # two quarter notes, the second at this tick
-        track = mido.MidiTrack([mido.Message("note_on", note=60, velocity=80, time=0),
-                                mido.Message("note_off", note=60, time=480),
-                                mido.Message("note_on", note=62, velocity=80,
-                                             time=second_onset - 480),
-                                mido.Message("note_off", note=62, time=480)])
-        out = io.BytesIO()
-        mido.MidiFile(tracks=[track], ticks_per_beat=480).save(file=out)
-        return out.getvalue()
-
+def test_worst_tunes_describes_the_first_difference():
+    """The first note where the model's notes and abc2midi's differ, or none."""
     script = _load("worst_tunes.py")
-    assert script.first_difference(midi(480), midi(480)) == "none"
-    assert script.first_difference(midi(720), midi(480)) == \
+    ref = [(0, 60, 0.0, 1.0), (0, 62, 1.0, 1.0)]
+    assert script.describe(ref, ref) == "none"
+    assert script.describe([(0, 60, 0.0, 1.0), (0, 62, 1.5, 1.0)], ref) == \
         "note 1: model (0, 62, 1.5, 1.0) | abc2midi (0, 62, 1.0, 1.0)"
+    assert script.describe(ref[:1], ref) == "note 1: model none | abc2midi (0, 62, 1.0, 1.0)"
 
 
 def test_abc_accompaniment_beats():
