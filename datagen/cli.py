@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "--synth-mix then changes that rung's mix")
     music.add_argument("--quiet", action="store_true", help="no progress output")
 
+    merge = sub.add_parser("merge", help="one corpus holding the rows of several")
+    merge.add_argument("corpora", nargs="+", help="complete corpora of one kind, in order")
+    merge.add_argument("--out", required=True, help="corpus folder (created; resumed if present)")
+    merge.add_argument("--quiet", action="store_true", help="no progress output")
+
     exp = sub.add_parser("export-bgpt", help="write a corpus in bGPT's file layout")
     exp.add_argument("corpus")
     exp.add_argument("out")
@@ -98,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         from datagen.music.build import build_music_corpus
 
         build_music_corpus(args)
+    elif args.command == "merge":
+        from datagen.merge import merge_corpora
+
+        manifest = merge_corpora(args.out, args.corpora, show_progress=not args.quiet)
+        print(f"{manifest['counts']['rows']} rows of {len(args.corpora)} corpora -> {args.out}")
     elif args.command == "export-bgpt":
         from datagen.export_bgpt import export_bgpt
 

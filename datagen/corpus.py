@@ -17,6 +17,7 @@ and the columns to tally in the manifest. This module does the rest:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -206,6 +207,20 @@ def _write_shard(out: Path, job: CorpusJob, s: int, batches: list[RowBatch]) -> 
         "failures": dict(sorted(Counter(f["kind"] for f in failures).items())),
         "failure_examples": failures[:MAX_FAILURE_EXAMPLES],
     })
+
+
+def rows_slice(rows: list[dict[str, Any]], start: int, stop: int) -> RowBatch:
+    """`make_rows` of a corpus whose rows are already made (bind `rows` with a partial)."""
+    return RowBatch(rows[start:stop])
+
+
+def write_rows(out: Path | str, kind: str, args: dict[str, Any], rows: list[dict[str, Any]],
+               show_progress: bool = False) -> dict:
+    """Write `rows` (made already, e.g. taken from other corpora) as a corpus of `kind` whose
+    manifest records `args`; return the manifest."""
+    job = CorpusJob(kind=kind, args=args, n_rows=len(rows), schema=SCHEMAS[kind],
+                    make_rows=functools.partial(rows_slice, rows))
+    return write_corpus(out, job, show_progress=show_progress)
 
 
 def write_corpus(out: Path | str, job: CorpusJob, workers: int = 1,

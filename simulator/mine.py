@@ -12,7 +12,6 @@ of its weights) and the counts.
 
 from __future__ import annotations
 
-import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -24,8 +23,7 @@ import torch
 
 from bytesim_common.errors import UserError
 from bytesim_common.progress import progress_bar
-from datagen.corpus import CorpusJob, RowBatch, read_manifest, read_table, write_corpus
-from datagen.schemas import SCHEMAS
+from datagen.corpus import read_manifest, read_table, write_rows
 from simulator.checkpoint import load_pretrained, resolve_model_path, weights_id
 from simulator.codec import codec_from_options
 from simulator.data import COLUMNS, KIND, encode_rows
@@ -48,10 +46,6 @@ def wrong_bytes(model, split, batch_size: int, device: str = "cpu",
         bar.update(len(seqs))
     bar.close()
     return wrong
-
-
-def _rows(rows: list[dict[str, Any]], start: int, stop: int) -> RowBatch:
-    return RowBatch(rows[start:stop])
 
 
 def mine(model_path: str | Path, data: str | Path, out: str | Path, easy_per_hard: float = 1.0,
@@ -101,6 +95,4 @@ def write_mined(out: str | Path, train: pa.Table, others: pa.Table, rows_read: n
     rows = train.take(pa.array(keep, pa.int64())).to_pylist() + others.to_pylist()
     args = {**about, "easy_per_hard": easy_per_hard, "seed": seed, "rows_read": len(rows_read),
             "hard": len(hard), "easy": n_easy}
-    job = CorpusJob(kind=kind, args=args, n_rows=len(rows), schema=SCHEMAS[kind],
-                    make_rows=functools.partial(_rows, rows))
-    return write_corpus(out, job, show_progress=False)
+    return write_rows(out, kind, args, rows)
