@@ -19,6 +19,7 @@ from _tunes import converter_and_tunes, tunes_parser
 
 from bytesim_common.cli import cli_entry
 from bytesim_common.errors import UserError
+from datagen.music.synthetic import REST_RUN
 from simulator.metrics import notes_exact
 
 # The body's marks besides guitar chords, searched for with the guitar chords' text taken out.
@@ -35,7 +36,7 @@ MARKS = {
     "accidentals": r"[_^=]",
     "octave marks": r"[,']",
     "rests": r"z",
-    "rest runs": r"z[\d/]*\s*\|?\s*z",  # a rest, then (over a space or bar line) another
+    "rest runs": REST_RUN,
     "note lengths": r"[A-Ga-gz][,']*[\d/]",
 }
 

@@ -57,6 +57,10 @@ COMPOUND_BEATS = [[F(1, 3)] * 3, [F(2, 3), F(1, 3)], [F(1)], [F(1, 6), F(1, 6), 
 PROGRESSIONS = [[0, 3, 4, 4], [0, 5, 3, 4], [0, 4, 5, 4], [0, 3, 0, 4], [0, 1, 4, 4]]
 
 
+# A run of rests in ABC text, what `rest_runs` makes common: a rest, then (over a space or a bar
+# line) another. For tallies of tunes (`examples/abc_features.py`) and the option's test.
+REST_RUN = r"z[\d/]*\s*\|?\s*z"
+
 @dataclass(frozen=True)
 class SynthOptions:
     """The mix of features: per-tune or per-event probabilities (`--synth-mix name=p,...`)."""

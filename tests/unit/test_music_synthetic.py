@@ -15,6 +15,7 @@ from datagen.music.synthetic import (
     KEYS,
     LADDER,
     METERS,
+    REST_RUN,
     WIDE_METERS,
     SynthOptions,
     synthetic_tune,
@@ -365,7 +366,7 @@ def test_rest_runs_follow_a_rest_with_another(tmp_path):
     common; at 0, the default, tunes are as before; abc2midi converts them without a
     complaint."""
     assert _bodies(SynthOptions.parse("rest_runs=0"), 5) == _bodies(SynthOptions(), 5)
-    run = re.compile(r"z[\d/]*\s*\|?\s*z")  # a rest, then (over a space or bar line) another
+    run = re.compile(REST_RUN)
 
     def runs(opt):
         return sum(len(run.findall(synthetic_tune(14, i, opt).split("\nK:", 1)[1]))
