@@ -209,7 +209,7 @@ def _write_shard(out: Path, job: CorpusJob, s: int, batches: list[RowBatch]) -> 
     })
 
 
-def rows_slice(rows: list[dict[str, Any]], start: int, stop: int) -> RowBatch:
+def _rows_slice(rows: list[dict[str, Any]], start: int, stop: int) -> RowBatch:
     """`make_rows` of a corpus whose rows are already made (bind `rows` with a partial)."""
     return RowBatch(rows[start:stop])
 
@@ -219,7 +219,7 @@ def write_rows(out: Path | str, kind: str, args: dict[str, Any], rows: list[dict
     """Write `rows` (made already, e.g. taken from other corpora) as a corpus of `kind` whose
     manifest records `args`; return the manifest."""
     job = CorpusJob(kind=kind, args=args, n_rows=len(rows), schema=SCHEMAS[kind],
-                    make_rows=functools.partial(rows_slice, rows))
+                    make_rows=functools.partial(_rows_slice, rows))
     return write_corpus(out, job, show_progress=show_progress)
 
 

@@ -61,6 +61,7 @@ PROGRESSIONS = [[0, 3, 4, 4], [0, 5, 3, 4], [0, 4, 5, 4], [0, 3, 0, 4], [0, 1, 4
 # line) another. For tallies of tunes (`examples/abc_features.py`) and the option's test.
 REST_RUN = r"z[\d/]*\s*\|?\s*z"
 
+
 @dataclass(frozen=True)
 class SynthOptions:
     """The mix of features: per-tune or per-event probabilities (`--synth-mix name=p,...`)."""
