@@ -1,7 +1,8 @@
 """Conversion time with branching: the shipped `trained/abc2midi` converts the same synthetic
 tunes (the M1 and M2 rungs' generator, `datagen.music.synthetic`, seed 0) as `simulator
 abc2midi` does, one tune at a time, greedy (`branches=0`) and branched at up to three closest calls
-(`branches=3`, `simulator.outputs.branched_ids`), the two taken in turn tune by tune so that
+(`branches=3`, `simulator.outputs.branched_ids`; where no output passes the tune's test of its
+length and notes, at up to 16 more), the two taken in turn tune by tune so that
 both see the same load. Figures: seconds per tune each way, their ratio, and how many of the
 files the branching changed (whether a change is right is `simulator eval --branches`'s
 business, docs/music.md).

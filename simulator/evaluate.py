@@ -44,7 +44,7 @@ from simulator.metrics import (
     state_matches,
 )
 from simulator.midi_events import StreamError
-from simulator.outputs import Output, greedy_ids, music_outputs, output_file
+from simulator.outputs import Output, fits_its_tune, greedy_ids, music_outputs, output_file
 
 if TYPE_CHECKING:
     from simulator.traces import Steps
@@ -194,7 +194,8 @@ def _music_metrics(model, codec: MusicCodec, samples: list, split: EncodedSplit,
     normalised converter output has). With `segment_bars`, every tune, the `long` ones too
     (whose pair does not fit the context), is converted as the converter converts it
     (`convert_tune`), from the same outputs."""
-    outputs: Outputs = partial(music_outputs, model, codec, branches=branches)
+    outputs: Outputs = partial(music_outputs, model, codec, branches=branches,
+                               check=fits_its_tune(codec))
     tally = MusicTally(codec.task)
     policy = codec.task == "abc2midi" and bool(segment_bars)
     wholes: list[tuple[MusicPair, Output | None]] = []

@@ -36,7 +36,13 @@ from simulator.cpu_inputs import InitialState, Program, read_initial_state, read
 from simulator.long_tunes import DEFAULT_SEGMENT_BARS, UnreadableSegment, convert_tune
 from simulator.metrics import valid_midi
 from simulator.midi_events import StreamError
-from simulator.outputs import DEFAULT_BRANCHES, greedy_ids, music_outputs, output_file
+from simulator.outputs import (
+    DEFAULT_BRANCHES,
+    fits_its_tune,
+    greedy_ids,
+    music_outputs,
+    output_file,
+)
 from simulator.traces import Comparison, StepReport, Trace, compare_traces
 
 TRAINED = Path(__file__).resolve().parent.parent / "trained"
@@ -250,7 +256,8 @@ class MusicConverter:
                 raise UserError(f"the model cannot read this ABC text: {e}") from None
         source = "ABC text" if self.task == "abc2midi" else "MIDI file"
         files: list[bytes | ContextError] = []
-        outs = music_outputs(self.model, self.codec, samples, prompts, self.branches)
+        outs = music_outputs(self.model, self.codec, samples, prompts, self.branches,
+                             fits_its_tune(self.codec))
         for prompt, out in zip(prompts, outs):
             if out is None:
                 files.append(ContextError(

@@ -23,6 +23,7 @@ import io
 from collections.abc import Callable
 
 from datagen.music.segments import Segment, Unsupported, play_segments
+from simulator.abc_length import body_ticks
 from simulator.abc_slots import fewest_notes_played
 from simulator.metrics import MIDI_ERRORS, midi_notes
 
@@ -86,6 +87,28 @@ def cut_short(abc: str, midi: bytes) -> bool:
         return len(midi_notes(midi)) < least
     except MIDI_ERRORS:
         return True
+
+
+def wrong_length(abc: str, midi: bytes) -> bool:
+    """Whether a MIDI file converted from `abc` plays longer or shorter than the tune's notes and
+    rests add up to (`body_ticks`, over the bars as the tune plays them): its end of track less
+    TAIL is not there, or it cannot be read. False where the ABC's length cannot be read."""
+    import mido
+
+    try:
+        lengths = [body_ticks(segment.text) for segment in play_segments(abc, WHOLE_PARTS)]
+    except Unsupported:
+        return False
+    total = 0
+    for length in lengths:
+        if length is None:
+            return False
+        total += length
+    try:
+        mid = mido.MidiFile(file=io.BytesIO(midi))
+    except MIDI_ERRORS:
+        return True
+    return max(sum(msg.time for msg in track) for track in mid.tracks) - TAIL != total
 
 
 def convert_in_segments(abc: str, convert: Callable[[list[str]], list[bytes | None]],

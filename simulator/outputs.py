@@ -7,20 +7,32 @@ the facade and `simulator eval` share, so that the evaluation scores what a user
   its END stands where the whole end patch still fits the context (as in training, where every
   sequence ends with a whole end patch); a prompt that leaves less than a patch of room is not run.
   With `branches`, the greedy output is then written again from its closest calls
-  (`branched_ids`), and the likeliest output is kept.
+  (`branched_ids`), and the likeliest output is kept; with a `check` as well (the converter's
+  test of an output against its tune, `fits_its_tune`: the MIDI file plays as long as the ABC),
+  one that passes it before one that does not, and an output that fails it is written again
+  from more of its calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from simulator.codec import END, VOCAB_SIZE, Codec, MusicCodec, MusicPair, generation_constraint
+from simulator.codec import (
+    END,
+    VOCAB_SIZE,
+    Codec,
+    DecodeError,
+    MusicCodec,
+    MusicPair,
+    generation_constraint,
+)
 from simulator.generate import eval_mode
+from simulator.long_tunes import cut_short, wrong_length
 
 # A greedy output branches only where the runner-up had at least this probability (given
 # the constraint): below it, the runner-up's output is seldom the likelier one.
@@ -29,6 +41,11 @@ BRANCH_FLOOR = 0.1
 # of 2026-12-05, 3 branches took M2's note_f1 from 0.941 to 0.947 and M1's from 0.9889 to
 # 0.9896 for 1.3x (M1) to 1.7x (M2) the time per tune (docs/music.md, thirty-ninth session).
 DEFAULT_BRANCHES = 3
+# Where no output so far passes the converter's check, the greedy output is written again from up
+# to CHECK_BRANCHES more of its calls, down to a runner-up probability of CHECK_FLOOR
+# (docs/music.md, forty-sixth session).
+CHECK_BRANCHES = 16
+CHECK_FLOOR = 0.01
 
 
 def greedy_ids(model, codec: Codec, samples: Sequence[Any], max_new: int,
@@ -48,17 +65,21 @@ class Output:
     ends: bool
 
 
+# a converter's test of a sample's whole output (its ids, with END): whether it may be right
+Check = Callable[[Any, list[int]], bool]
+
+
 def output_room(context: int, prompt_len: int, align: int) -> int:
     """The output ids before the end patch that fit the context after a prompt."""
     return context - prompt_len - align
 
 
 def music_outputs(model, codec: MusicCodec, samples: Sequence[MusicPair],
-                  prompts: Sequence[list[int]] | None = None,
-                  branches: int = 0) -> list[Output | None]:
+                  prompts: Sequence[list[int]] | None = None, branches: int = 0,
+                  check: Check | None = None) -> list[Output | None]:
     """Each sample's greedy output in one batch; None where the prompt leaves no room. With
-    `branches`, each output is written again from up to that many of its closest calls
-    (`branched_ids`)."""
+    `branches`, each output is written again from up to that many of its closest calls, and
+    from more where none passes `check` (`branched_ids`)."""
     prompts = [codec.prompt(s).tolist() for s in samples] if prompts is None else prompts
     rooms = [output_room(model.config.max_len, len(p), codec.align) for p in prompts]
     fits = [i for i, room in enumerate(rooms) if room >= codec.align]
@@ -69,7 +90,8 @@ def music_outputs(model, codec: MusicCodec, samples: Sequence[MusicPair],
         outs = greedy_ids(model, codec, chosen, max(limits), chosen_prompts)
         outs = [out[:limit] for out, limit in zip(outs, limits)]
         if branches:
-            outs = branched_ids(model, codec, chosen, chosen_prompts, outs, limits, branches)
+            outs = branched_ids(model, codec, chosen, chosen_prompts, outs, limits, branches,
+                                check)
         for i, out in zip(fits, outs):
             outputs[i] = Output(out, END in out)
     return outputs
@@ -78,11 +100,11 @@ def music_outputs(model, codec: MusicCodec, samples: Sequence[MusicPair],
 @dataclass(frozen=True)
 class _Scored:
     """An output's log-probability under the constrained model (the sum over the ids it chose
-    where the constraint left more than one), and its branch points, closest calls first:
-    (position, runner-up id) where the runner-up's probability was at least BRANCH_FLOOR."""
+    where the constraint left more than one), and its close calls, closest first: (position,
+    runner-up id, the runner-up's probability) where that was at least CHECK_FLOOR."""
 
     logp: float
-    branch_points: list[tuple[int, int]]
+    close_calls: list[tuple[int, int, float]]
 
 
 @torch.no_grad()
@@ -114,29 +136,58 @@ def _scored(model, codec: Codec, samples: Sequence[Any], prompts: Sequence[list[
         free = mask.sum(-1) > 1  # positions where the output had a choice
         others = logp.scatter(-1, chosen, float("-inf"))
         runner_up_p, runner_up = others.max(-1)
-        close = (free & (runner_up_p.exp() >= BRANCH_FLOOR)).nonzero().flatten().tolist()
+        runner_up_p = runner_up_p.exp()
+        close = (free & (runner_up_p >= CHECK_FLOOR)).nonzero().flatten().tolist()
         close.sort(key=lambda t: -float(runner_up_p[t]))
         scored.append(_Scored(float(logp.gather(-1, chosen)[free].sum()),
-                              [(t, int(runner_up[t])) for t in close]))
+                              [(t, int(runner_up[t]), float(runner_up_p[t])) for t in close]))
     return scored
 
 
 def branched_ids(model, codec: Codec, samples: Sequence[Any], prompts: Sequence[list[int]],
-                outs: Sequence[list[int]], limits: Sequence[int], branches: int) -> list[list[int]]:
+                 outs: Sequence[list[int]], limits: Sequence[int], branches: int,
+                 check: Check | None = None) -> list[list[int]]:
     """Greedy outputs written again from their closest calls: at each of up to `branches`
     positions where the runner-up was likeliest (and at least BRANCH_FLOOR likely), the output
-    takes the runner-up instead and goes on greedily (all of them in one batch). Each sample
-    keeps the likeliest of its outputs under the constrained model (an output that ends before
-    one that does not); `limits` cut each sample's outputs, as the room rule does."""
+    takes the runner-up instead and goes on greedily (all of them in one batch). With `check`,
+    a sample none of whose outputs passes it is written again so from up to CHECK_BRANCHES more
+    of its greedy output's calls (down to CHECK_FLOOR), in a second batch. Each sample keeps its
+    likeliest output under the constrained model, one that ends before one that does not, and
+    then one that passes `check` before one that does not; `limits` cut each sample's outputs,
+    as the room rule does."""
     scored = _scored(model, codec, samples, prompts, outs)
+
+    def ranked(b: int, out: list[int], logp: float) -> tuple[bool, bool, float]:
+        ends = END in out
+        return ends, ends and (check is None or check(samples[b], out)), logp
+
+    best = [(ranked(b, out, s.logp), out) for b, (out, s) in enumerate(zip(outs, scored))]
+    first = [[(t, y) for t, y, p in s.close_calls if p >= BRANCH_FLOOR][:branches]
+             for s in scored]
+    for b, out, logp in _branch_outputs(model, codec, samples, prompts, outs, limits, first):
+        best[b] = max(best[b], (ranked(b, out, logp), out), key=lambda pair: pair[0])
+    if check is not None:
+        again = [[] if best[b][0][1] else
+                 [(t, y) for t, y, _ in s.close_calls if (t, y) not in first[b]][:CHECK_BRANCHES]
+                 for b, s in enumerate(scored)]
+        for b, out, logp in _branch_outputs(model, codec, samples, prompts, outs, limits, again):
+            best[b] = max(best[b], (ranked(b, out, logp), out), key=lambda pair: pair[0])
+    return [out for _, out in best]
+
+
+def _branch_outputs(model, codec: Codec, samples: Sequence[Any], prompts: Sequence[list[int]],
+                    outs: Sequence[list[int]], limits: Sequence[int],
+                    points: Sequence[list[tuple[int, int]]]) -> list[tuple[int, list[int], float]]:
+    """The outputs that take the runner-up at each of `points` (per sample: position, runner-up
+    id) and go on greedily, all in one batch: (sample, output, its log-probability) for each."""
     unit = model.config.patch_sizes[0]
     jobs = []  # (sample, where the new prompt stops, the ids forced after it)
-    for b, s in enumerate(scored):
-        for t, runner_up in s.branch_points[:branches]:
+    for b, sample_points in enumerate(points):
+        for t, runner_up in sample_points:
             cut = (len(prompts[b]) + t) // unit * unit - len(prompts[b])  # a whole patch
             jobs.append((b, cut, outs[b][cut:t] + [runner_up]))
     if not jobs:
-        return list(outs)
+        return []
     starts = [prompts[b] + outs[b][:cut] for b, cut, _ in jobs]
     constraint = generation_constraint([codec.constraint(samples[b]) for b, _, _ in jobs],
                                        [len(prompts[b]) for b, _, _ in jobs])
@@ -153,13 +204,29 @@ def branched_ids(model, codec: Codec, samples: Sequence[Any], prompts: Sequence[
     tries = [(outs[b][:cut] + more)[:limits[b]] for (b, cut, _), more in zip(jobs, new)]
     tried = _scored(model, codec, [samples[b] for b, _, _ in jobs],
                     [prompts[b] for b, _, _ in jobs], tries)
-    best = [(END in out, s.logp, out) for out, s in zip(outs, scored)]
-    for (b, _, _), out, s in zip(jobs, tries, tried):
-        if (END in out, s.logp) > best[b][:2]:
-            best[b] = (END in out, s.logp, out)
-    return [out for _, _, out in best]
+    return [(b, out, s.logp) for (b, _, _), out, s in zip(jobs, tries, tried)]
 
 
 def output_file(codec: MusicCodec, output: Output) -> bytes:
     """The file an output's ids stand for (DecodeError where an event stream is cut short)."""
     return codec.output_file(codec.target_bytes(np.array(output.ids, np.int64)))
+
+
+def fits_its_tune(codec: MusicCodec) -> Check:
+    """A conversion's test of an output against its input, the tune: the MIDI file plays as long
+    as the ABC's notes and rests add up to, and at least as many notes as the ABC plays
+    (`simulator.long_tunes`: `wrong_length`, `cut_short`). For abc2midi the output is the MIDI
+    file, for midi2abc the ABC text."""
+
+    def check(sample: MusicPair, ids: list[int]) -> bool:
+        try:
+            file = output_file(codec, Output(ids, True))
+        except DecodeError:
+            return False
+        if codec.task == "abc2midi":
+            abc, midi = sample.abc, file
+        else:
+            abc, midi = file.decode("utf-8", "surrogateescape"), sample.midi
+        return not wrong_length(abc, midi) and not cut_short(abc, midi)
+
+    return check

@@ -214,10 +214,11 @@ def test_eval_retries_in_segments_a_tune_whose_whole_output_does_not_end(tiny_ab
     real = ev.music_outputs
     calls = []
 
-    def whole_tunes_never_end(model, codec, samples, prompts=None, branches=0):
+    def whole_tunes_never_end(model, codec, samples, prompts=None, branches=0, check=None):
         calls.append([s.abc for s in samples])
+        outs = real(model, codec, samples, prompts, branches, check)
         return [Output(out.ids, False) if s.abc == whole["abc"] and out is not None else out
-                for s, out in zip(samples, real(model, codec, samples, prompts, branches))]
+                for s, out in zip(samples, outs)]
 
     monkeypatch.setattr(ev, "music_outputs", whole_tunes_never_end)
     r = evaluate_rows(model, codec, [whole], "one tune", segment_bars=6, show_progress=False)

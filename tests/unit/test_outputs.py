@@ -115,3 +115,30 @@ def test_branched_outputs_are_likelier_and_keep_to_the_constraint():
             changed += 1
             assert (r.ends, _logp(model, prompt, r.ids)) > (g.ends, _logp(model, prompt, g.ids))
     assert changed  # the tiny model has close calls that a branch wins
+
+
+def test_a_check_prefers_outputs_that_pass_it_and_branches_further_for_the_others():
+    """With a converter's check, a sample keeps an output that passes it over a likelier one that
+    does not; where none passes (an output that does not end never does), the greedy output is
+    written again from more of its calls and the likeliest of all is kept."""
+    model, codec = _tiny_model(), _RandomPrompts()
+    samples = list(range(6))
+    prompts = [codec.prompt(s).tolist() for s in samples]
+    greedy = music_outputs(model, codec, samples)
+    branched = music_outputs(model, codec, samples, branches=3)
+    passing = music_outputs(model, codec, samples, branches=3, check=lambda sample, ids: True)
+    failing = music_outputs(model, codec, samples, branches=3, check=lambda sample, ids: False)
+    assert any(b is not None and not b.ends for b in branched)  # the second round is tried
+    for prompt, b, p, f in zip(prompts, branched, passing, failing):
+        assert b is not None and p is not None and f is not None
+        if b.ends:
+            assert p == b  # it passes: nothing more is tried
+        assert (f.ends, _logp(model, prompt, f.ids)) >= (b.ends, _logp(model, prompt, b.ids))
+    assert failing != branched  # the further calls found likelier outputs
+    # a check that only the greedy output fails: an output that ends and differs from it is kept
+    fails_greedy = {s: g.ids for s, g in zip(samples, greedy) if g is not None}
+    checked = music_outputs(model, codec, samples, branches=3,
+                            check=lambda sample, ids: ids != fails_greedy[sample])
+    for c, g in zip(checked, greedy):
+        assert c is not None and g is not None
+        assert c.ids != g.ids or not c.ends
