@@ -57,8 +57,9 @@ def add_eval(sub) -> None:
                         "leave those out and score the rest whole)")
     p.add_argument("--branches", type=int, default=0, metavar="N",
                    help="music: write each greedy output again from up to N of its closest "
-                        "calls and keep the likeliest, as `simulator abc2midi --branches N` "
-                        "does (default 0: greedy alone, unlike the converter)")
+                        "calls and keep the likeliest that passes the tune's test (more calls "
+                        "where none does), as `simulator abc2midi --branches N` does (default "
+                        "0: greedy alone, untested, unlike the converter)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     p.add_argument("--quiet", action="store_true")
 
@@ -180,8 +181,9 @@ def _add_music(sub, task: str, source: str, target: str) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--branches", type=int, default=None, metavar="N",
                    help="write the greedy output again from up to N of its closest calls and "
-                        "keep the likeliest (default: the converter's, "
-                        "simulator.outputs.DEFAULT_BRANCHES; 0: greedy alone)")
+                        "keep the likeliest that plays as long as the tune (more calls where "
+                        "none does; default: the converter's, "
+                        "simulator.outputs.DEFAULT_BRANCHES; 0: greedy alone, untested)")
     if task == "abc2midi":
         p.add_argument("--segment-bars", type=int, default=DEFAULT_SEGMENT_BARS, metavar="N",
                        help="a tune of more than N bars (beside a pickup), or one whose whole "
