@@ -12,6 +12,7 @@ at TICKS_PER_BEAT a quarter note (abc2midi's division):
 - tuplets (`(3abc`, `(3:2:3`; the ABC standard's default q), and broken rhythm (`a>b`: 3/2 and
   1/2 of each note's own length, `>>` 7/4 and 1/4);
 - whole-bar rests (`Z`, `Z4`), a bar of the meter each;
+- twice the length of a note under a fermata (`H`, `!fermata!`), as abc2midi holds it;
 - nothing for guitar chords and annotations (`"Am"`), decorations (`!trill!`, `+f+`), grace
   notes (`{g}`: abc2midi takes their time from the note after them), ties, slurs, bar lines,
   ending marks and field lines that do not change lengths (`P:`, `w:`).
@@ -32,7 +33,8 @@ from fractions import Fraction
 TICKS_PER_BEAT = 480  # abc2midi's MIDI division (ticks a quarter note)
 
 _TOKEN = re.compile(r"""
-    (?P<skip>"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\{[^}]*\}|\[[A-Za-z]:[^\]]*\]|%[^\n]*)
+    (?P<fermata>H|!fermata!)
+  | (?P<skip>"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\{[^}]*\}|\[[A-Za-z]:[^\]]*\]|%[^\n]*)
   | (?P<tuplet>\((?P<p>[2-9])(?::(?P<q>\d*))?(?::(?P<r>\d*))?)
   | (?P<chord>\[(?P<inner>[^\]|\d:][^\]]*)\](?P<chord_length>\d*(?:/+\d*)*))
   | (?P<note>[_^=]*[A-Ga-gzx][,']*(?P<length>\d*(?:/+\d*)*))
@@ -96,7 +98,11 @@ def body_ticks(abc: str) -> int | None:
     total = last = Fraction(0)
     tuplet_left, tuplet_factor = 0, Fraction(1)
     next_factor = Fraction(1)  # the second note of a broken-rhythm pair
+    held = 1  # 2 for the note after a fermata
     for m in _TOKEN.finditer(body):
+        if m.group("fermata"):
+            held = 2
+            continue
         if m.group("skip"):
             continue
         if m.group("tuplet"):
@@ -125,8 +131,8 @@ def body_ticks(abc: str) -> int | None:
         if tuplet_left:
             last *= tuplet_factor
             tuplet_left -= 1
-        last *= next_factor
-        next_factor = Fraction(1)
+        last *= next_factor * held
+        next_factor, held = Fraction(1), 1
         total += last
     ticks = total * 4 * TICKS_PER_BEAT
     return int(ticks) if ticks.denominator == 1 else None

@@ -21,6 +21,7 @@ EIGHTH = TICKS_PER_BEAT // 2
     ("[CEG]2 [C2E2]3 |", 2 + 6),  # a chord: its first note's length times the chord's
     ('"Am"{ga}!trill!c2 +f+d (e-e) |1 f :|2 g |]', 2 + 1 + 1 + 1 + 1 + 1),
     ("Z2 | C |", 16 + 1),  # whole-bar rests: a bar of the meter each
+    ("HC2 !fermata!D C |", 4 + 2 + 1),  # abc2midi holds a note under a fermata twice as long
     ("CD\nP:B\nw: la la\nEF |", 4),  # field lines take no time
 ])
 def test_written_lengths_add_up(body, eighths):
