@@ -151,10 +151,10 @@ def branched_ids(model, codec: Codec, samples: Sequence[Any], prompts: Sequence[
     positions where the runner-up was likeliest (and at least BRANCH_FLOOR likely), the output
     takes the runner-up instead and goes on greedily (all of them in one batch). With `check`,
     a sample none of whose outputs passes it is written again so from up to CHECK_BRANCHES more
-    of its greedy output's calls (down to CHECK_FLOOR), in a second batch. Each sample keeps its
-    likeliest output under the constrained model, one that ends before one that does not, and
-    then one that passes `check` before one that does not; `limits` cut each sample's outputs,
-    as the room rule does."""
+    of its greedy output's calls (down to CHECK_FLOOR), in a second batch. Each sample keeps, of
+    its outputs, one that ends before one that does not, then one that passes `check` before one
+    that does not, then the likeliest under the constrained model (a tie keeps the greedy one);
+    `limits` cut each sample's outputs, as the room rule does."""
     scored = _scored(model, codec, samples, prompts, outs)
 
     def ranked(b: int, out: list[int], logp: float) -> tuple[bool, bool, float]:
