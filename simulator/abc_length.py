@@ -49,10 +49,8 @@ _UNFOLLOWED = re.compile(r"^[LMV]:|\[[LMV]:|&", re.MULTILINE)
 def _multiplier(text: str) -> Fraction:
     """A length mark as a multiple of the unit length: '' 1, '3' 3, '/' 1/2, '//' 1/4,
     '/4' 1/4, '3/2' 3/2."""
-    number, _, rest = text.partition("/")
+    number = text.split("/", 1)[0]
     value = Fraction(int(number)) if number else Fraction(1)
-    if not rest and "/" not in text:
-        return value
     for slashes, digits in re.findall(r"(/+)(\d*)", text[len(number):]):
         value /= int(digits) * 2 ** (len(slashes) - 1) if digits else 2 ** len(slashes)
     return value

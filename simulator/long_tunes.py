@@ -19,6 +19,7 @@ with fewer notes than the tune plays at the least (`cut_short`).
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 
@@ -73,15 +74,23 @@ def plays_more_than(abc: str, bars: int) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=256)
+def _played(abc: str) -> tuple[str, ...] | None:
+    """The tune's text as it plays, repeats and parts written out (`play_segments`, whole
+    parts), or None where it cannot be cut into segments. Kept for the last tunes asked: the
+    converter tests each of a tune's branched outputs against it."""
+    try:
+        return tuple(segment.text for segment in play_segments(abc, WHOLE_PARTS))
+    except Unsupported:
+        return None
+
+
 def cut_short(abc: str, midi: bytes) -> bool:
     """Whether a MIDI file converted from `abc` holds fewer notes than the tune plays at the
     least, or cannot be read: the output ended before the tune did. The notes are counted
     (`fewest_notes_played`) over the bars as the tune plays them, repeats and parts written
     out, where the tune can be cut into segments, and over its body as written otherwise."""
-    try:
-        played = [segment.text for segment in play_segments(abc, WHOLE_PARTS)]
-    except Unsupported:
-        played = [abc]
+    played = _played(abc) or (abc,)
     least = sum(fewest_notes_played(text.encode("utf-8", "surrogateescape")) for text in played)
     try:
         return len(midi_notes(midi)) < least
@@ -92,15 +101,15 @@ def cut_short(abc: str, midi: bytes) -> bool:
 def wrong_length(abc: str, midi: bytes) -> bool:
     """Whether a MIDI file converted from `abc` plays longer or shorter than the tune's notes and
     rests add up to (`body_ticks`, over the bars as the tune plays them): its end of track less
-    TAIL is not there, or it cannot be read. False where the ABC's length cannot be read."""
+    TAIL is not there, or it cannot be read. False where the ABC's length cannot be read (or the
+    tune cannot be cut into segments)."""
     import mido
 
-    try:
-        lengths = [body_ticks(segment.text) for segment in play_segments(abc, WHOLE_PARTS)]
-    except Unsupported:
+    played = _played(abc)
+    if played is None:
         return False
     total = 0
-    for length in lengths:
+    for length in map(body_ticks, played):
         if length is None:
             return False
         total += length
