@@ -30,9 +30,11 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
+from datagen.music.abc_header import bar_length, default_unit
+
 TICKS_PER_BEAT = 480  # abc2midi's MIDI division (ticks a quarter note)
 
-_TOKEN = re.compile(r"""
+TOKEN = re.compile(r"""
     (?P<fermata>H|!fermata!)
   | (?P<skip>"[^"]*"|![^!\n]*!|\+[^+\n]*\+|\{[^}]*\}|\[[A-Za-z]:[^\]]*\]|%[^\n]*)
   | (?P<tuplet>\((?P<p>[2-9])(?::(?P<q>\d*))?(?::(?P<r>\d*))?)
@@ -43,7 +45,7 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 _FIRST_NOTE = re.compile(r"[_^=]*[A-Ga-g][,']*(\d*(?:/+\d*)*)")
 _FIELD_LINE = re.compile(r"^[A-Za-z]:")
-_UNFOLLOWED = re.compile(r"^[LMV]:|\[[LMV]:|&", re.MULTILINE)
+UNFOLLOWED = re.compile(r"^[LMV]:|\[[LMV]:|&", re.MULTILINE)
 
 
 def _multiplier(text: str) -> Fraction:
@@ -56,24 +58,18 @@ def _multiplier(text: str) -> Fraction:
     return value
 
 
-def _field(header: str, letter: str) -> str | None:
+def field(header: str, letter: str) -> str | None:
+    """The value of a header's `letter:` field (without a comment), or None."""
     m = re.search(rf"^{letter}:[ \t]*([^\n%]*)", header, re.MULTILINE)
     return m.group(1).strip() if m else None
 
 
-def _meter(header: str) -> Fraction | None:
-    """The bar's length in whole notes (C and C| 4/4); None for no meter or `M:none`."""
-    text = _field(header, "M")
-    if text in ("C", "C|"):
-        return Fraction(1)
-    m = re.fullmatch(r"(\d+)/(\d+)", text or "")
-    return Fraction(int(m.group(1)), int(m.group(2))) if m else None
-
-
-def _unit(header: str, meter: Fraction | None) -> Fraction | None:
-    text = _field(header, "L")
+def unit_length(header: str, meter: Fraction | None) -> Fraction | None:
+    """The header's unit length (`L:`, else the default of the meter's bar), or None where
+    `L:` is not a fraction."""
+    text = field(header, "L")
     if text is None:
-        return Fraction(1, 16) if meter is not None and meter < Fraction(3, 4) else Fraction(1, 8)
+        return default_unit(meter)
     m = re.fullmatch(r"(\d+)/(\d+)", text)
     return Fraction(int(m.group(1)), int(m.group(2))) if m else None
 
@@ -85,19 +81,32 @@ def body_ticks(abc: str) -> int | None:
     if not found or "\n" not in rest:
         return None
     body = rest.split("\n", 1)[1]
-    if _UNFOLLOWED.search(body) or re.search(r"^V:", header, re.MULTILINE):
+    if UNFOLLOWED.search(body) or re.search(r"^V:", header, re.MULTILINE):
         return None
-    meter = _meter(header)
-    unit = _unit(header, meter)
+    meter = bar_length(field(header, "M"))
+    unit = unit_length(header, meter)
     if unit is None:
         return None
-    compound = meter is not None and meter.numerator % 3 == 0 and meter.numerator > 3
     body = "\n".join(line for line in body.split("\n") if not _FIELD_LINE.match(line))
+    times = timeline(body, meter, unit)
+    if times is None:
+        return None
+    ticks = (times[-1][1] if times else 0) * 4 * TICKS_PER_BEAT
+    return int(ticks) if ticks.denominator == 1 else None
+
+
+def timeline(body: str, meter: Fraction | None, unit: Fraction) -> list[tuple[int, Fraction]] | None:
+    """Where each note, rest or chord of `body` ends (its index in the text, after its length
+    mark) and how long the body has played there, in whole notes; None where a whole-bar rest
+    has no meter to fill. The first note of a broken-rhythm pair is listed at its written
+    length: the time is right after the pair."""
+    compound = meter is not None and meter.numerator % 3 == 0 and meter.numerator > 3
     total = last = Fraction(0)
+    times: list[tuple[int, Fraction]] = []
     tuplet_left, tuplet_factor = 0, Fraction(1)
     next_factor = Fraction(1)  # the second note of a broken-rhythm pair
     held = 1  # 2 for the note after a fermata
-    for m in _TOKEN.finditer(body):
+    for m in TOKEN.finditer(body):
         if m.group("fermata"):
             held = 2
             continue
@@ -118,6 +127,7 @@ def body_ticks(abc: str) -> int | None:
             if meter is None:
                 return None
             total += int(m.group("bars") or 1) * meter
+            times.append((m.end(), total))
             continue
         if m.group("chord"):
             first_note = _FIRST_NOTE.search(m.group("inner"))
@@ -132,5 +142,5 @@ def body_ticks(abc: str) -> int | None:
         last *= next_factor * held
         next_factor, held = Fraction(1), 1
         total += last
-    ticks = total * 4 * TICKS_PER_BEAT
-    return int(ticks) if ticks.denominator == 1 else None
+        times.append((m.end(), total))
+    return times

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from bytesim_common.cli import OneLineErrorParser, cli_entry
 from bytesim_common.errors import UserError
+from simulator.abc_beats import ABC_BODIES
 from simulator.long_tunes import DEFAULT_SEGMENT_BARS
 
 
@@ -108,12 +109,15 @@ def add_export(sub) -> None:
     p.add_argument("--average-with", nargs="+", default=None, metavar="CHECKPOINT",
                    help="export the mean of the run's weights and these checkpoints' (of the "
                         "same model and codec: e.g. the checkpoint the run started from)")
+    p.add_argument("--abc-body", default=None, choices=list(ABC_BODIES),
+                   help="abc2midi: read the ABC prompt's body as written or grouped by beats "
+                        "(docs/formats.md), whatever the run read it as")
 
 
 def run_export(args: argparse.Namespace) -> int:
     from simulator.export import export_run
 
-    export_run(args.run, args.dest, args.eval_json, args.average_with)
+    export_run(args.run, args.dest, args.eval_json, args.average_with, args.abc_body)
     print(f"exported {args.run} -> {args.dest}")
     return 0
 

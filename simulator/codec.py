@@ -25,6 +25,7 @@ import torch
 
 from bytesim_common.layout import round_up, terminated_length
 from datagen.music.abc_header import canonical_header
+from simulator.abc_beats import ABC_BODIES, beat_spaced
 from simulator.abc_slots import ABC_LAYOUTS, fill_due, slot_abc, unslot_abc
 from simulator.abc_slots import FILL as SLOT_FILL
 from simulator.midi_events import (
@@ -1079,10 +1080,14 @@ class MusicCodec(Codec):
     `header`: the ABC's header in canonical form ("canonical"), or that without its `X:` and
     `T:` lines ("untitled", abc2midi only: a midi2abc target must name its tune;
     `datagen.music.abc_header`).
+
+    `body`: the ABC's body as it is written ("as-written"), or with its notes grouped by beats
+    as the synthetic generator writes them ("beats", abc2midi only: abc2midi plays both the
+    same; `simulator.abc_beats`).
     """
 
     def __init__(self, task: str, align: int = 16, midi: str = "file", abc: str = "text",
-                 header: str = "canonical"):
+                 header: str = "canonical", body: str = "as-written"):
         super().__init__(align)
         if task not in ("abc2midi", "midi2abc"):
             raise ValueError(f"unknown music task {task!r}")
@@ -1095,15 +1100,22 @@ class MusicCodec(Codec):
         if header == "untitled" and task == "midi2abc":
             raise ValueError("an untitled ABC header is for abc2midi's prompt: the ABC that "
                              "midi2abc writes must start with its X: and T: lines")
-        self.task, self.midi, self.abc, self.header = task, midi, abc, header
+        if body not in ABC_BODIES:
+            raise ValueError(f"unknown ABC body {body!r} (known: {', '.join(ABC_BODIES)})")
+        if body == "beats" and task == "midi2abc":
+            raise ValueError("an ABC body grouped by beats is for abc2midi's prompt: midi2abc "
+                             "writes the ABC it learnt")
+        self.task, self.midi, self.abc, self.header, self.body = task, midi, abc, header, body
         self.slotted_target = abc != "text" and task == "midi2abc"  # midi2abc writes slots
 
     def options(self) -> dict[str, Any]:
-        """The "file", "text" and "canonical" layouts are left out, so that checkpoints from
-        before the options and new ones with the same layouts have the same options."""
+        """The "file", "text", "canonical" and "as-written" layouts are left out, so that
+        checkpoints from before the options and new ones with the same layouts have the same
+        options."""
         return {**super().options(), **({"midi": self.midi} if self.midi != "file" else {}),
                 **({"abc": self.abc} if self.abc != "text" else {}),
-                **({"header": self.header} if self.header != "canonical" else {})}
+                **({"header": self.header} if self.header != "canonical" else {}),
+                **({"body": self.body} if self.body != "as-written" else {})}
 
     def sample_from_row(self, row: dict[str, Any]) -> MusicPair:
         return MusicPair(row["abc"], bytes(row["midi"]))
@@ -1119,9 +1131,11 @@ class MusicCodec(Codec):
 
     def abc_content(self, abc: str) -> bytes:
         """The bytes the sequence holds for ABC text, its header in canonical form, untitled
-        if the codec's header is (`datagen.music.abc_header`; ValueError if the layout
-        cannot)."""
+        if the codec's header is (`datagen.music.abc_header`), its body grouped by beats if the
+        codec's body is (`simulator.abc_beats`; ValueError if the layout cannot)."""
         titled = self.header == "canonical"
+        if self.body == "beats":
+            abc = beat_spaced(abc)
         text = canonical_header(abc, titled).encode("utf-8", "surrogateescape")
         if self.abc == "text":
             return text
@@ -1212,7 +1226,8 @@ class MusicCodec(Codec):
 
 def make_codec(task: str, align: int = 16, ir_word: str = "none",
                profile: str | None = None, midi: str = "file", layout: str = "states",
-               abc: str = "text", prompt: str = "full", header: str = "canonical") -> Codec:
+               abc: str = "text", prompt: str = "full", header: str = "canonical",
+               body: str = "as-written") -> Codec:
     """A task's codec; for the CPU, a commit-record `layout` (RECORD_LAYOUTS) takes no ir_word
     and may leave the program and state_0 out of its `prompt` (RECORD_PROMPTS)."""
     if task == "cpu":
@@ -1228,7 +1243,7 @@ def make_codec(task: str, align: int = 16, ir_word: str = "none",
         if prompt != "full":
             raise ValueError(f"a {prompt!r} prompt is for the cpu task's commit records; a "
                              f"{task} prompt is its whole input")
-        return MusicCodec(task, align, midi, abc, header)
+        return MusicCodec(task, align, midi, abc, header, body)
     raise ValueError(f"unknown task {task!r} (known: {', '.join(TASKS)})")
 
 

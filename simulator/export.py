@@ -29,12 +29,14 @@ from simulator.checkpoint import (
     save_pretrained,
     weights_id,
 )
+from simulator.codec import codec_from_options
 from simulator.evaluate import format_table
 
 REPO = Path(__file__).resolve().parents[1]
 # codec options in which averaged checkpoints may differ (the export keeps the run's): the ABC
-# header, canonical or untitled, only decides which lines of the prompt are read
-SOUP_FREE_CODEC = ("header",)
+# header, canonical or untitled, only decides which lines of the prompt are read, and the ABC
+# body, as written or grouped by beats, only where its spaces fall
+SOUP_FREE_CODEC = ("header", "body")
 
 
 def _shown(path: Path | str) -> str:
@@ -77,7 +79,7 @@ def _sequences_note(summary: dict[str, Any], info: dict[str, Any]) -> str:
 
 def _soup_part(options: dict[str, Any]) -> dict[str, Any]:
     """A checkpoint's model config or codec options as averaging compares them: without the
-    ABC header (SOUP_FREE_CODEC), which only decides which lines of the prompt are read."""
+    ABC header and body (SOUP_FREE_CODEC), which only decide how the prompt is read."""
     return {k: v for k, v in options.items() if k not in SOUP_FREE_CODEC}
 
 
@@ -106,14 +108,21 @@ def average_weights(model: torch.nn.Module, meta: dict[str, Any],
 
 
 def export_run(run: Path | str, dest: Path | str, eval_json: Path | str | None = None,
-               average_with: list[Path | str] | None = None) -> Path:
+               average_with: list[Path | str] | None = None, abc_body: str | None = None) -> Path:
     """Write `dest/` = config.json + weights + README.md (model card) from a run's checkpoint,
-    its weights averaged with those of the checkpoints `average_with` where given."""
+    its weights averaged with those of the checkpoints `average_with` where given, and its ABC
+    prompt's body read as `abc_body` where given (the run's otherwise: a SOUP_FREE_CODEC option,
+    which only decides how a prompt is read)."""
     run, dest = Path(run), Path(dest)
     folder = latest_checkpoint(run) if (run / LATEST).exists() else None
     if folder is None:
         raise UserError(f"{run} is not a run folder with a checkpoint (no {LATEST})")
     model, meta = load_pretrained(folder)
+    if abc_body is not None:
+        try:
+            meta["codec"] = codec_from_options({**meta["codec"], "body": abc_body}).options()
+        except ValueError as e:
+            raise UserError(f"--abc-body: {e}") from None
     averaged = average_weights(model, meta, average_with) if average_with else []
     info = json.loads((run / "run.json").read_text()) if (run / "run.json").exists() else {}
     summary = json.loads((run / "summary.json").read_text()) \

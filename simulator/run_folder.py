@@ -32,17 +32,18 @@ IDENTITY = ("task", "data", "preset", "steps", "seed", "batch_size", "lr", "grad
             "schedule", "warmup", "max_len", "weight_decay", "clip", "ir_word", "bit_embed",
             "local_window", "sort_window", "curriculum", "scheduled_sampling", "init_from",
             "midi_codec", "cpu_layout", "bit_head", "aux_targets", "aux_weight", "abc_layout",
-            "ema", "record_prompt", "abc_header")
+            "ema", "record_prompt", "abc_header", "abc_body")
 # IDENTITY keys added later, with what runs from before them did (for ir_word and midi_codec,
 # not today's default); another task's option is recorded with this value too.
 ADDED_LATER = {"midi_codec": "file", "ir_word": "none", "cpu_layout": "states", "bit_head": None,
                "aux_targets": "none", "aux_weight": 1.0, "abc_layout": "text", "ema": 0.0,
-               "record_prompt": "full", "abc_header": "canonical"}
+               "record_prompt": "full", "abc_header": "canonical", "abc_body": "as-written"}
 # options that only one kind of task reads (the others record ADDED_LATER's value)
 TASK_OPTIONS = {"ir_word": ("cpu",), "cpu_layout": ("cpu",), "record_prompt": ("cpu",),
                 "aux_targets": ("cpu",), "aux_weight": ("cpu",),
                 "midi_codec": ("abc2midi", "midi2abc"), "abc_layout": ("abc2midi", "midi2abc"),
-                "abc_header": ("abc2midi", "midi2abc")}  # midi2abc refuses "untitled"
+                "abc_header": ("abc2midi", "midi2abc"),  # midi2abc refuses "untitled"
+                "abc_body": ("abc2midi", "midi2abc")}  # and "beats"
 SCHEDULE = ("steps", "warmup", "schedule", "decay_frac", "lr")  # shape only the lr per step
 
 

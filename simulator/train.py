@@ -58,8 +58,8 @@ from simulator.train_args import CONFIG_OVERRIDES, TrainArgs, check_args
 # --init-from may change these (an auxiliary head that differs is drawn afresh)
 FREE_ON_INIT = ("checkpoint_activations", "max_len", "local_window", "aux_outputs")
 # ... and these codec options: the CPU profile (a ladder), what comes before the records, the
-# ABC's and the MIDI's layouts and the ABC's header
-CODEC_FREE_ON_INIT = ("profile", "abc", "midi", "prompt", "header")
+# ABC's and the MIDI's layouts and the ABC's header and body
+CODEC_FREE_ON_INIT = ("profile", "abc", "midi", "prompt", "header", "body")
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainArgs, device: str) -> torch.optim.AdamW:
@@ -97,7 +97,7 @@ def initial_weights(path: str, config, codec_options: dict[str, Any]):
     """--init-from: the model saved in `path` (a checkpoint or a run folder), which must have
     this run's shape and codec layout; the CPU profile may differ (a ladder from rv32e-mini
     to rv32e: the model knows nothing of state sizes), and so may the ABC's and the MIDI's
-    layouts and the ABC's header (no weight depends on them) and `FREE_ON_INIT`: the context
+    layouts and the ABC's header and body (no weight depends on them) and `FREE_ON_INIT`: the context
     (positions are rotary) and the byte level's window (a bigger state needs a longer reach);
     no weight's shape depends on them. A preset with more blocks at some level than the checkpoint (and its shape
     otherwise) grows it deeper: the new blocks start as identities (`ByteModel.reshaped`)."""
@@ -211,7 +211,7 @@ def _config_and_codec(args: TrainArgs):
         codec = make_codec(args.task, align=align, ir_word=args.ir_word,
                            profile=profile, midi=args.midi_codec, layout=args.cpu_layout,
                            abc=args.abc_layout, prompt=args.record_prompt,
-                           header=args.abc_header)
+                           header=args.abc_header, body=args.abc_body)
         if args.task == "cpu":
             codec.block(profile)  # a layout the profile cannot have fails here, in one line
     except ValueError as e:

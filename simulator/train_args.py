@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from bytesim_common.cli import option
 from bytesim_common.errors import UserError
+from simulator.abc_beats import ABC_BODIES
 from simulator.abc_slots import ABC_LAYOUTS
 from simulator.codec import (
     ABC_HEADERS,
@@ -118,6 +119,11 @@ class TrainArgs:
                              "(canonical, the default) or without its X: and T: lines "
                              "(untitled), so that the tune's number and title, which do not "
                              "change abc2midi's file, are not read (docs/formats.md)")
+    abc_body: str = option("as-written", choices=list(ABC_BODIES),
+                           help="abc2midi: the ABC prompt's body as it is written (as-written, "
+                           "the default) or with its notes grouped by beats as the synthetic "
+                           "generator writes them (beats: abc2midi plays both the same; "
+                           "docs/formats.md)")
     aux_targets: str = option("none", choices=list(AUX_TARGETS),
                               help="cpu: also train an auxiliary head against intermediate "
                               "results: none (default) or mul-sums (commit records: the column "
@@ -162,6 +168,8 @@ def check_args(args: TrainArgs, d: Dist) -> None:
         raise UserError(f"--abc-layout takes {', '.join(ABC_LAYOUTS)}; got {args.abc_layout!r}")
     if args.abc_header not in ABC_HEADERS:
         raise UserError(f"--abc-header takes {', '.join(ABC_HEADERS)}; got {args.abc_header!r}")
+    if args.abc_body not in ABC_BODIES:
+        raise UserError(f"--abc-body takes {', '.join(ABC_BODIES)}; got {args.abc_body!r}")
     for name in ("steps", "batch_size", "grad_accum", "save_every", "eval_every", "sort_window"):
         if getattr(args, name) < 1:
             raise UserError(f"--{name.replace('_', '-')} must be at least 1")

@@ -28,6 +28,7 @@ a model that reads them can take a number at a title's end for a meter (docs/mus
 from __future__ import annotations
 
 import re
+from fractions import Fraction
 
 # Information fields that carry text only: area, book, composer, discography, file, group,
 # history, notes, origin, rhythm, source, transcription.
@@ -76,3 +77,18 @@ def _kept(letter: str, value: str, title_kept: bool) -> bool:
     if letter == "I":
         return value[:1].isalpha()
     return letter not in TEXT_FIELDS
+
+
+def bar_length(meter: str | None) -> Fraction | None:
+    """The bar of a meter (an `M:` field's value) in whole notes: `3/4` 3/4, `C` and `C|` 1;
+    None for `none`, no meter or one that is not a fraction."""
+    if meter in ("C", "C|"):
+        return Fraction(1)
+    m = re.fullmatch(r"(\d+)/(\d+)", meter or "")
+    return Fraction(int(m.group(1)), int(m.group(2))) if m else None
+
+
+def default_unit(bar: Fraction | None) -> Fraction:
+    """The unit length of a tune without an `L:` field: 1/16 under a bar shorter than 3/4, else
+    1/8 (the ABC standard)."""
+    return Fraction(1, 16) if bar is not None and bar < Fraction(3, 4) else Fraction(1, 8)

@@ -187,6 +187,21 @@ def test_a_soup_may_mix_abc_headers_and_keeps_the_runs(tiny_abc2midi, tmp_path):
         export_run(tiny_abc2midi.run, tmp_path / "mixed", average_with=[tmp_path / "slots"])
 
 
+def test_export_can_read_the_abc_body_grouped_by_beats(tiny_abc2midi, tmp_path):
+    """`--abc-body beats`: the same weights, the codec's body option set (it only decides how a
+    prompt is read); a soup may mix bodies, and an unknown body is refused in one line."""
+    from simulator.export import export_run
+
+    out = export_run(tiny_abc2midi.run, tmp_path / "beats", abc_body="beats")
+    (model, meta), (own, own_meta) = load_pretrained(out), load_pretrained(tiny_abc2midi.checkpoint)
+    assert meta["codec"] == {**own_meta["codec"], "body": "beats"}
+    for k, v in own.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    assert export_run(tiny_abc2midi.run, tmp_path / "mean", average_with=[out])
+    with pytest.raises(UserError, match="--abc-body"):
+        export_run(tiny_abc2midi.run, tmp_path / "bad", abc_body="sideways")
+
+
 def test_a_tensor_over_the_shard_cap_is_split_and_joined(tmp_path):
     """No shard holds more than the cap: a bigger tensor (tiny's 1 MB top-level embedding
     against a 200 kB cap) is stored as row parts and comes back whole."""

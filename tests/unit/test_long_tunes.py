@@ -41,17 +41,55 @@ def test_guitar_chord_sounding_at_a_cut_opens_the_next_segment():
     assert bodies(HEAD + '"G"A B | c d | "D7"e f | g a | b c |]\n', 2) == [
         '"G"A B | c d', '"D7"e f | g a', '"D7"b c']
     assert bodies(HEAD + '"G"A B | "^text"c d |]\n', 1) == ['"G"A B', '"G""^text"c d']
+    # abc2midi reads a chord only where the text starts with a note's letter
+    assert bodies(HEAD + '"G"A B | "segno"c "4"d | e f |]\n', 1)[2] == '"G"e f'
 
 
 def test_a_tie_over_a_cut_keeps_its_bars_together():
     assert bodies(HEAD + "A B | c d- | d e | f g |]\n", 2) == ["A B | c d- | d e", "f g"]
 
 
+def test_a_repeat_without_a_start_goes_back_to_a_double_bar_after_a_repeat():
+    """As abc2midi plays it: a double bar starts a repeat only after an earlier one has ended."""
+    assert bodies(HEAD + "C D || E F :|\n", 8) == ["C D | E F | C D | E F"]
+    assert bodies(HEAD + "|: C D :| E F || G A :| B c |]\n", 8) == [
+        "C D | C D | E F | G A | G A | B c"]
+    assert bodies(HEAD + "|: C D || E F :| G A |]\n", 8) == ["C D | E F | C D | E F | G A"]
+
+
+def test_fields_the_body_changes_head_the_segments_after_them():
+    abc = HEAD + "A B | c d |]\nK:G\nf g | [L:1/16] a b |]\n"
+    assert [(s.header, s.bars) for s in play_segments(abc, 4)] == [
+        (HEAD, ("A B", "c d")), (HEAD.replace("K:C", "K:G"), ("f g",)),
+        (HEAD.replace("L:1/8", "L:1/16").replace("K:C", "K:G"), ("a b",))]
+    # a new meter keeps the unit length the header's meter gave (1/16 under 2/4)
+    no_unit = "X:1\nT:t\nM:2/4\nK:C\nC D |\nM:3/4 % waltz\nE F G |]\n"
+    assert play_segments(no_unit, 4)[1].header == "X:1\nT:t\nM:3/4\nL:1/16\nK:C\n"
+
+
+def test_voices_are_cut_at_the_same_bars():
+    abc = HEAD + "[V:1] A B | c d :|\n[V:2] C D | E F :|\n"
+    segments = play_segments(abc, 2)
+    assert [s.voices for s in segments] == [(("A B", "c d"), ("C D", "E F"))] * 2
+    assert segments[0].text == HEAD + "V:1\nA B | c d |]\nV:2\nC D | E F |]\n"
+    assert play_segments(HEAD + "V:1\nA B |\nV:2\nC D |\n", 4)[0].names == ("1", "2")
+
+
+def test_text_layout_and_old_line_breaks_are_not_played():
+    abc = (HEAD.replace("K:C", "P:AB % a da capo\nK:C") + "%%MIDI transpose -12\nP:A\n"
+           "%%vskip 10\nA !B |]\nw: la la\nP:B\nT:Second\nN:a note\nc d |]\n")
+    segments = play_segments(abc, 4)
+    assert [s.bars for s in segments] == [("A B",), ("c d",)]
+    assert segments[0].header == HEAD.replace("K:C", "%%MIDI transpose -12\nK:C")
+
+
 @pytest.mark.parametrize("abc", [
-    HEAD + "V:1\nA B |]\n",
-    HEAD + "A B | [K:G] c d |]\n",
+    HEAD + "[V:1] A B | c d |]\n[V:2] C D |]\n",
+    HEAD + "[V:1] A B |]\nK:G\nc d |]\n[V:2] C D | E F |]\n",
+    HEAD + "A [K:G] B | c d |]\n",
+    HEAD + "A B | [V:2] c d |]\n",
     HEAD + "|: A B |1 c d :|2 e f :|3 g a |]\n",
-    HEAD + "A B |]\nw: la la\n",
+    HEAD + "A B |]\n%%MIDI program 2\nc d |]\n",
     HEAD.replace("K:C", "P:(AB)2\nK:C") + "P:A\nA B |]\nP:B\nc d |]\n",
     HEAD.replace("K:C", "P:AC\nK:C") + "P:A\nA B |]\n",
     "X:1\nT:no key\nA B |]\n",
@@ -126,9 +164,14 @@ def test_a_segment_that_does_not_fit_is_cut_in_half_and_each_distinct_one_conver
     # then its halves [AB cd ef] and [ga- ab], then [AB cd] and ["G"ef]
     assert asked == [1, 2, 2]
     assert sum(m.time for m in midi.tracks[0]) == 10 * 480 + TAIL
-    assert Segment(HEAD, ("A B", "c d")).halves() == [Segment(HEAD, ("A B",)),
-                                                       Segment(HEAD, ("c d",))]
-    assert Segment(HEAD, ("A B-", "B d")).halves() == [Segment(HEAD, ("A B-", "B d"))]
+    assert Segment(HEAD, (("A B", "c d"),)).halves() == [Segment(HEAD, (("A B",),)),
+                                                          Segment(HEAD, (("c d",),))]
+    tied = Segment(HEAD, (("A B", "c d"), ("C D-", "D E")), ("1", "2"))
+    assert tied.halves() == [tied]  # a tie in either voice
+    # one bar over several lines (a tune without bar lines): at the line break nearest the middle
+    assert Segment(HEAD, (("A B\nc d\ne f",),)).halves() == [Segment(HEAD, (("A B\nc d",),)),
+                                                            Segment(HEAD, (("e f",),))]
+    assert Segment(HEAD, (("A B-\nB d",),)).halves() == [Segment(HEAD, (("A B-\nB d",),))]
     with pytest.raises(Unsupported, match="does not fit the model's context"):
         convert_in_segments(abc, lambda texts: [None] * len(texts), 4)
 
@@ -148,6 +191,35 @@ def test_segments_converted_by_abc2midi_join_into_the_whole_tunes_file():
 
 
 @needs_abc2midi
+@pytest.mark.parametrize("abc", [
+    HEAD + "|: CDEF GABc :| cBAG FEDC || DEFG ABcd | dcBA GFED :|\n",  # back to the double bar
+    HEAD + "CDEF GABc | cBAG FEDC |]\nK:G\nDEFG ABcd | [L:1/16] dcBA GFED dcBA GFED |]\n",
+    "X:1\nT:t\nM:2/4\nK:C\nCDEF GABc | cBAG FEDC |\nM:3/4\nCDEF GABc cBAG | FEDC CDEF GABc |]\n",
+    HEAD + "[V:1] CDEF GABc | cBAG FEDC :|\n[V:2] C,8 | G,8 :|\n",
+    HEAD.replace("K:C", "%%MIDI transpose -12\nK:C") + "%%vskip 4\nCDEF !GABc | cBAG FEDC |\n"
+    "w: la la\nN:a note\nDEFG ABcd | dcBA GFED |]\n",
+])
+def test_fields_voices_and_text_lines_play_in_segments_as_in_the_whole_tune(abc):
+    """abc2midi on each segment, joined, plays the notes abc2midi plays from the whole tune."""
+    from simulator.facade import MusicConverter
+
+    convert = MusicConverter.reference_abc_to_midi
+    joined = join_midi([convert(s.text) for s in play_segments(abc, 2)])
+    assert midi_notes(joined) == midi_notes(convert(abc))
+
+
+@needs_abc2midi
+def test_a_tune_without_bar_lines_is_halved_at_line_breaks_as_abc2midi_plays_it():
+    from simulator.facade import MusicConverter
+
+    convert = MusicConverter.reference_abc_to_midi
+    abc = HEAD.replace("K:C", "%%MIDI nobarlines\nK:C") + "CDEF GABc ^cBAG FEDC\n" * 6
+    joined = convert_in_segments(abc, lambda texts: [
+        convert(t) if len(t) < 120 else None for t in texts], 4)  # two lines at most
+    assert midi_notes(joined) == midi_notes(convert(abc))
+
+
+@needs_abc2midi
 def test_an_output_with_fewer_notes_than_the_tune_plays_is_cut_short():
     """Counted as the tune plays, where it can be cut into segments."""
     from simulator.facade import MusicConverter
@@ -159,8 +231,8 @@ def test_an_output_with_fewer_notes_than_the_tune_plays_is_cut_short():
     assert cut_short(tune, b"MThd junk")
     repeated = HEAD + "|: CDEF GABc :| cBAG FEDC |]\n"  # the notes as played: the repeat
     assert cut_short(repeated, convert(tune)) and not cut_short(repeated, convert(repeated))
-    voices = repeated.replace("K:C", "V:1\nK:C")  # cannot be cut: the body as written
-    assert not cut_short(voices, convert(tune))
+    uncut = repeated.replace(":| ", ":|\n%%MIDI program 2\n")  # cannot be cut: as written
+    assert not cut_short(uncut, convert(tune))
 
 
 def test_the_policy_converts_long_tunes_in_segments_and_short_ones_whole(monkeypatch):
