@@ -158,8 +158,9 @@ def test_eval_scores_tunes_longer_than_the_context_in_segments(tiny_abc2midi):
     fits = tiny_abc2midi.rows[0]
     long = {"abc": "X:1\nT:long\nM:4/4\nL:1/8\nK:C\n" + "CDEF GABc | cBAG FEDC |\n" * 30,
             "midi": fits["midi"]}
-    voices = {"abc": long["abc"].replace("K:C", "V:1\nK:C"), "midi": fits["midi"]}
-    rows = [fits, long, voices]
+    # a MIDI directive after the first notes: it cannot be cut (datagen.music.segments)
+    uncut = {"abc": long["abc"] + "%%MIDI program 2\nCDEF GABc |\n", "midi": fits["midi"]}
+    rows = [fits, long, uncut]
     r = evaluate_rows(model, codec, rows, "three tunes", segment_bars=4, show_progress=False)
     assert (r["n"], r["n_too_long"], r["n_segmented"], r["n_unsupported"]) == (1, 2, 1, 1)
     assert r["ends"] <= 2 / 3 and r["notes_exact"] <= 1 / 3  # the cut-less tune: no output

@@ -210,7 +210,7 @@ def test_a_tune_longer_than_the_context_is_converted_in_segments(tmp_path, monke
     with pytest.raises(OutputDidNotEnd, match="did not end"):  # a ModelOutputError: exit 1
         conv.abc_to_midi(tune, segment_bars=None)
     with pytest.raises(ContextError, match="cannot be converted in segments: a segment cannot "
-                                           "carry the inline field"):
+                                           "carry 'K:D' inside a bar"):
         conv.abc_to_midi(tune.replace("A4", "[K:D] A4"))
 
 
