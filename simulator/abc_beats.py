@@ -11,8 +11,10 @@ written with other beams as it reads its own.
 The beat is the generator's for the meter (a quarter note in 2/4, 3/4, 4/4 and C; a half note
 in C|, 2/2, 3/2 and 4/2; a dotted quarter in 3/8, 6/8, 9/8 and 12/8; a dotted half in 6/4), and
 a beat ends where the notes since the bar line add up to a whole number of beats
-(`simulator.abc_length.timeline`). Bar lines are written with a space on each side, line breaks
-are kept, and nothing inside quotes, decorations, grace notes or chords changes. Field lines
+(`simulator.abc_length.timeline`). Bar lines are written with a space on each side; a line
+that ends inside a bar goes on with the next one (the generator ends its lines at bar lines, and
+abc2midi plays a line break as nothing); nothing inside quotes, decorations, grace notes or
+chords changes. Field lines
 (a part's `P:`) and comment lines are kept as they are; a tune in another meter, or one whose
 body changes its unit length, meter or voice, is returned as it is.
 """
@@ -54,10 +56,13 @@ def beat_spaced(abc: str) -> str:
 def _spaced_body(body: str, beat: Fraction, meter: Fraction, unit: Fraction) -> str | None:
     lines: list[str] = []
     played = Fraction(0)  # since the last bar line (a bar may go on over a line break)
+    open_bar = False  # the line before ended inside a bar: this one goes on with it
     for line in body.split("\n"):
         if line.startswith("%") or _FIELD_LINE.match(line):  # a part's label, a comment
             lines.append(line)
+            open_bar = False
             continue
+        line = line.rstrip().removesuffix("\\")  # a line continued
         pieces: list[str] = []
         at = 0
         for bar in [*_BAR.finditer(line), None]:
@@ -69,8 +74,13 @@ def _spaced_body(body: str, beat: Fraction, meter: Fraction, unit: Fraction) -> 
             if bar:
                 pieces.append(bar.group())
                 played, at = Fraction(0), bar.end()
-        lead = line[:len(line) - len(line.lstrip())]  # a phrase's line may open with " | "
-        lines.append(lead + " ".join(pieces).replace("|: ", "|:"))  # a repeat opens on its notes
+        text = " ".join(pieces).replace("|: ", "|:")  # a repeat opens on its notes
+        if open_bar and lines:
+            lines[-1] += " " + text
+        else:
+            lead = line[:len(line) - len(line.lstrip())]  # a phrase's line may open with " | "
+            lines.append(lead + text)
+        open_bar = bool(pieces) and not _BAR.fullmatch(pieces[-1])
     return "\n".join(lines)
 
 

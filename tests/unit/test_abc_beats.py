@@ -18,6 +18,7 @@ HEAD = "X:1\nT:t\nM:4/4\nL:1/8\nK:G\n"
     (HEAD.replace("4/4", "C|"), "GABc dedB|g4 f4|]", "GABc dedB | g4 f4 |]"),  # half-note beats
     (HEAD, "G A B c d e f g|]", "GA Bc de fg |]"),  # spaces inside a beat go
     (HEAD, 'G "D7"A B c|\nP:B\nd4 d4|]', 'G"D7"A Bc |\nP:B\nd4 d4 |]'),  # a part's label stays
+    (HEAD, "G2 | A2B2 c4\nd4 | e8 \\\n| f8 |]", "G2 | A2 B2 c4 d4 | e8 | f8 |]"),  # a bar goes on
 ])
 def test_notes_are_grouped_by_the_beats_of_the_meter(head, body, spaced):
     assert beat_spaced(head + body + "\n") == head + spaced + "\n"
@@ -37,7 +38,7 @@ def test_a_beamed_generator_tune_comes_out_as_the_generator_spaces_it():
     """The same tune with `beamed_bars` and without it: beat_spaced gives the spaced one back;
     and it leaves the spaced one as it is."""
     mix = ("beamed_bars={},bar_ties=0.5,triplets=0.3,broken=0.3,meters=1,units=1,pickups=0.5,"
-           "phrase_lines=0.5,bare_line_ends=0.5,grace=0.3,chords=0.3,gchords=0.7,parts=0.5,"
+           "grace=0.3,chords=0.3,gchords=0.7,parts=0.5,"
            "endings=0.5,rest_runs=0.5,wide_meters=0.5")
     for i in range(30):
         beamed = synthetic_tune(5, i, SynthOptions.parse(mix.format(1), LADDER["M2"]))
