@@ -1,8 +1,8 @@
 """An ABC tune's body with its notes grouped by beats, as the synthetic generator writes them.
 
 A space between two notes only says where a beam breaks on the page: abc2midi plays `GABc dedB`
-and `GA Bc de dB` the same (docs/music.md, forty-seventh session: the same file for every tune
-of music21's corpus that this spacing reads). The generator writes one group of notes per beat,
+and `GA Bc de dB` the same (docs/music.md, forty-seventh session: the same file for every one
+of music21's validation and test tunes this spacing changes). The generator writes one group of notes per beat,
 a space where a beat ends and none inside one, and a model trained on its tunes reads a group
 as a beat: it plays `GABc` written in 4/4 as four sixteenths (forty-third session).
 `beat_spaced(abc)` writes the body in the generator's way, so that such a model reads a tune
@@ -14,9 +14,8 @@ a beat ends where the notes since the bar line add up to a whole number of beats
 (`simulator.abc_length.timeline`). Bar lines are written with a space on each side; a line
 that ends inside a bar goes on with the next one (the generator ends its lines at bar lines, and
 abc2midi plays a line break as nothing); nothing inside quotes, decorations, grace notes or
-chords changes. Field lines
-(a part's `P:`) and comment lines are kept as they are; a tune in another meter, or one whose
-body changes its unit length, meter or voice, is returned as it is.
+chords changes. Field lines (a part's `P:`) and comment lines are kept as they are; a tune in
+another meter, or one whose body changes its unit length, meter or voice, is returned as it is.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ ABC_BODIES = ("as-written", "beats")  # how a codec reads an ABC prompt's body (
 # A bar line, with the ending that may follow it (`|1`, `:|2`, `[2`).
 _BAR = re.compile(r"(?::*\|[|\]:]*|:*\[\||::+)(?:\[?\d+(?:[,-]\d+)*)?|\[\d+(?:[,-]\d+)*")
 _FIELD_LINE = re.compile(r"^[A-Za-z]:")
+_BEATS = {meter: beat for meter, (_, beat, _) in {**METERS, **WIDE_METERS}.items()}
 _SUFFIX = "-)"  # what closes a note: a tie, the end of a slur
 
 
@@ -42,18 +42,19 @@ def beat_spaced(abc: str) -> str:
         return abc
     key_line, body = rest.split("\n", 1)
     meter_text = field(header, "M")
-    beat_of = {m: beat for m, (_, beat, _) in {**METERS, **WIDE_METERS}.items()}
-    if meter_text not in beat_of or UNFOLLOWED.search(body):
+    if meter_text not in _BEATS or UNFOLLOWED.search(body):
         return abc
     meter = bar_length(meter_text)
     unit = unit_length(header, meter)
     if meter is None or unit is None:
         return abc
-    spaced = _spaced_body(body, beat_of[meter_text], meter, unit)
+    spaced = _spaced_body(body, _BEATS[meter_text], meter, unit)
     return abc if spaced is None else f"{header}\nK:{key_line}\n{spaced}"
 
 
 def _spaced_body(body: str, beat: Fraction, meter: Fraction, unit: Fraction) -> str | None:
+    """The body's lines with their notes grouped by beats, a line that ends inside a bar joined
+    to the next; None where a bar cannot be read."""
     lines: list[str] = []
     played = Fraction(0)  # since the last bar line (a bar may go on over a line break)
     open_bar = False  # the line before ended inside a bar: this one goes on with it
