@@ -24,13 +24,13 @@ import re
 from fractions import Fraction
 
 from datagen.music.abc_header import bar_length
+from datagen.music.segments import BAR_LINE, FIELD_LINE
 from datagen.music.synthetic import METERS, WIDE_METERS
 from simulator.abc_length import TOKEN, UNFOLLOWED, field, timeline, unit_length
 
 ABC_BODIES = ("as-written", "beats")  # how a codec reads an ABC prompt's body (simulator.codec)
-# A bar line, with the ending that may follow it (`|1`, `:|2`, `[2`).
-_BAR = re.compile(r"(?::*\|[|\]:]*|:*\[\||::+)(?:\[?\d+(?:[,-]\d+)*)?|\[\d+(?:[,-]\d+)*")
-_FIELD_LINE = re.compile(r"^[A-Za-z]:")
+# A bar line (the segmenter's), with the ending that may follow it (`|1`, `:|2`, `[2`).
+_BAR = re.compile(rf"(?:{BAR_LINE.pattern})(?:\[?\d+(?:[,-]\d+)*)?|\[\d+(?:[,-]\d+)*")
 _BEATS = {meter: beat for meter, (_, beat, _) in {**METERS, **WIDE_METERS}.items()}
 _SUFFIX = "-)"  # what closes a note: a tie, the end of a slur
 
@@ -59,7 +59,7 @@ def _spaced_body(body: str, beat: Fraction, meter: Fraction, unit: Fraction) -> 
     played = Fraction(0)  # since the last bar line (a bar may go on over a line break)
     open_bar = False  # the line before ended inside a bar: this one goes on with it
     for line in body.split("\n"):
-        if line.startswith("%") or _FIELD_LINE.match(line):  # a part's label, a comment
+        if line.startswith("%") or FIELD_LINE.match(line):  # a part's label, a comment
             lines.append(line)
             open_bar = False
             continue

@@ -31,6 +31,7 @@ import re
 from fractions import Fraction
 
 from datagen.music.abc_header import bar_length, default_unit
+from datagen.music.segments import FIELD_LINE
 
 TICKS_PER_BEAT = 480  # abc2midi's MIDI division (ticks a quarter note)
 
@@ -44,7 +45,6 @@ TOKEN = re.compile(r"""
   | (?P<broken>[<>]+)
 """, re.VERBOSE)
 _FIRST_NOTE = re.compile(r"[_^=]*[A-Ga-g][,']*(\d*(?:/+\d*)*)")
-_FIELD_LINE = re.compile(r"^[A-Za-z]:")
 UNFOLLOWED = re.compile(r"^[LMV]:|\[[LMV]:|&", re.MULTILINE)
 
 
@@ -87,7 +87,7 @@ def body_ticks(abc: str) -> int | None:
     unit = unit_length(header, meter)
     if unit is None:
         return None
-    body = "\n".join(line for line in body.split("\n") if not _FIELD_LINE.match(line))
+    body = "\n".join(line for line in body.split("\n") if not FIELD_LINE.match(line))
     times = timeline(body, meter, unit)
     if times is None:
         return None

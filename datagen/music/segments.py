@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from datagen.music.abc_header import TEXT_FIELDS, bar_length, canonical_header, default_unit
 
-_FIELD_LINE = re.compile(r"^[A-Za-z]:")
+FIELD_LINE = re.compile(r"^[A-Za-z]:")  # a field on a line of its own (`K:D`, `w:`)
 _HEADER_ORDER = re.compile(r"^P:\s*([A-Za-z0-9.\s]*)$")
 _VOICE = re.compile(r"^(?:\[V:\s*([^\]\s]+)[^\]]*\]|V:\s*(\S+).*$)")  # `[V:1] ...` or `V:1 ...`
 _TEXT_LINES = {f"{letter}:" for letter in (TEXT_FIELDS - {"R"}) | {"T", "W", "w"}}
@@ -189,7 +189,7 @@ def _split_tune(abc: str) -> tuple[str, list[str], dict[str, list[list[str]]], t
                 parts[label][voice].append(line[switch.end():])
         elif not line.strip():
             continue
-        elif _FIELD_LINE.match(line) and line[0] not in CARRIED_FIELDS:
+        elif FIELD_LINE.match(line) and line[0] not in CARRIED_FIELDS:
             raise Unsupported(f"a segment cannot carry the body line {line[:20]!r}")
         else:
             parts[label].setdefault(voice, []).append(line)
@@ -219,7 +219,7 @@ def _expand_order(line: str) -> list[str]:
     return order
 
 
-_BAR = re.compile(r":*\|[|\]:]*|:*\[\||::+")  # |, ||, |], [|, |:, :|, ::, :|:, :|]
+BAR_LINE = re.compile(r":*\|[|\]:]*|:*\[\||::+")  # |, ||, |], [|, |:, :|, ::, :|:, :|]
 _ENDING = re.compile(r"\[?(\d+)")
 
 
@@ -245,7 +245,7 @@ def _scan(lines: list[str], header: str) -> tuple[list[_Written | _Mark], str]:
         header = _with_field(header, field)
 
     for line in lines:
-        if _FIELD_LINE.match(line):  # K:, L:, M: or Q: (_split_tune refuses the others)
+        if FIELD_LINE.match(line):  # K:, L:, M: or Q: (_split_tune refuses the others)
             change(line)
             continue
         i, n = 0, len(line)
@@ -268,7 +268,7 @@ def _scan(lines: list[str], header: str) -> tuple[list[_Written | _Mark], str]:
                 change(f"{field.group(1)}:{field.group(2)}")
                 i = field.end()
                 continue
-            m = _BAR.match(line, i) if c in "|:[" else None
+            m = BAR_LINE.match(line, i) if c in "|:[" else None
             if m is not None:
                 close()
                 token = m.group()
